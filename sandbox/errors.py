@@ -1,0 +1,71 @@
+"""The vendor's errors as exceptions: each carries its HTTP status and the ASP.NET Web API message."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class VendorError(Exception):
+    """An error the vendor would answer with; rendered in one place, in the negotiated format."""
+
+    status = 500
+    message = "An error has occurred."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        model_state: Mapping[str, Sequence[str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.message
+        self.model_state = dict(model_state or {})
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+    def body(self) -> dict:
+        """The error document: ASP.NET's HttpError shape."""
+        body: dict = {"Message": self.message}
+        if self.model_state:
+            body["ModelState"] = {key: list(messages) for key, messages in self.model_state.items()}
+        return body
+
+
+class BadRequest(VendorError):
+    status = 400
+    message = "The request is invalid."
+
+
+class NotFound(VendorError):
+    status = 404
+    message = "No HTTP resource was found that matches the request URI."
+
+
+class MethodNotAllowed(VendorError):
+    status = 405
+    message = "The requested resource does not support this http method."
+
+
+class NotAcceptable(VendorError):
+    status = 406
+    message = "The requested media type is not supported by this resource."
+
+
+class Conflict(VendorError):
+    status = 409
+    message = "The request could not be completed due to a conflict with the current state of the target resource."
+
+
+class PayloadTooLarge(VendorError):
+    status = 413
+    message = "The request entity is too large."
+
+
+class UnsupportedMediaType(VendorError):
+    status = 415
+    message = "The request entity's media type is not supported for this resource."
+
+
+def invalid(path: str, message: str) -> BadRequest:
+    """A 400 with one ModelState entry."""
+    return BadRequest(model_state={path: [message]})

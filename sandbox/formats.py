@@ -1,0 +1,288 @@
+"""The wire: JSON and XML bodies in and out, and content negotiation.
+
+This is the only module that touches dicttoxml and defusedxml. XML is read and written under the
+guidance of the marshmallow schemas (see ``schemas``): a schema says which elements are collections,
+what one entry is called, and in which order the vendor writes elements.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+
+import dicttoxml
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+from marshmallow import Schema, fields
+from werkzeug.datastructures import MIMEAccept
+
+from .errors import BadRequest, NotAcceptable, UnsupportedMediaType, invalid
+
+JSON_TYPES = ("application/json", "text/json", "application/json-patch+json")
+XML_TYPES = ("application/xml", "text/xml")
+MEDIA_TYPES = JSON_TYPES + XML_TYPES
+NAMESPACE = "http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models"
+INSTANCE_NAMESPACE = "http://www.w3.org/2001/XMLSchema-instance"
+NIL = f"{{{INSTANCE_NAMESPACE}}}nil"
+CHARSETS = ("utf-8", "utf8", "us-ascii")
+
+# dicttoxml logs every step of every call at INFO.
+logging.getLogger("dicttoxml").setLevel(logging.WARNING)
+
+
+@dataclass
+class Body:
+    """A request body read off the wire: its data, and the fields the vendor would ignore."""
+
+    data: Any
+    ignored: list[str] = field(default_factory=list)
+
+
+def is_xml(media_type: str | None) -> bool:
+    """Whether a media type (as negotiated or sent) is one of the XML ones."""
+    return media_type in XML_TYPES
+
+
+def read_body(
+    raw: bytes, mimetype: str, charset: str | None, schema: Schema, root: str, max_depth: int
+) -> Body:
+    """Parse a request body of a supported media type into data shaped as the JSON samples."""
+    if mimetype not in MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"The request entity's media type '{mimetype}' is not supported for this resource."
+            if mimetype
+            else "The request contains an entity body but no Content-Type header. The inferred "
+            "media type 'application/octet-stream' is not supported for this resource."
+        )
+    if charset and charset.lower() not in CHARSETS:
+        raise UnsupportedMediaType(f"The charset '{charset}' is not supported; send UTF-8.")
+    if not raw.strip():
+        raise invalid("body", "A non-empty request body is required.")
+    if is_xml(mimetype):
+        return _read_xml(raw, schema, root, max_depth)
+    return _read_json(raw, schema, max_depth)
+
+
+def _read_json(raw: bytes, schema: Schema, max_depth: int) -> Body:
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as error:
+        raise invalid("body", f"The body is not valid UTF-8: {error.reason}.") from None
+    except json.JSONDecodeError as error:
+        raise invalid("body", f"The body is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise _too_deep(max_depth) from None
+    if _json_depth(data) > max_depth:
+        raise _too_deep(max_depth)
+    return Body(data, list(_ignored_json(data, schema, "")))
+
+
+def _reject_constant(name: str) -> None:
+    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
+
+
+def _too_deep(max_depth: int) -> BadRequest:
+    return invalid("body", f"The body is nested more than {max_depth} levels deep.")
+
+
+def _json_depth(data: Any) -> int:
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value)
+    return deepest
+
+
+def _ignored_json(data: Any, schema: Schema, path: str) -> Iterable[str]:
+    """Paths of the fields in ``data`` that ``schema`` does not know (the vendor ignores them)."""
+    if not isinstance(data, Mapping):
+        return
+    for key, value in data.items():
+        here = f"{path}.{key}" if path else key
+        known = schema.fields.get(key)
+        if known is None:
+            yield _ignored(here, key in getattr(schema, "read_only", ()))
+        elif isinstance(known, fields.Nested):
+            yield from _ignored_json(value, known.schema, here)
+        elif isinstance(known, fields.List) and isinstance(value, list):
+            for index, entry in enumerate(value):
+                yield from _ignored_json(entry, known.inner.schema, f"{here}[{index}]")
+
+
+def _ignored(path: str, read_only: bool = False) -> str:
+    return f"ignored {'read-only' if read_only else 'unknown'} field '{path}'"
+
+
+def _read_xml(raw: bytes, schema: Schema, root: str, max_depth: int) -> Body:
+    try:
+        element = fromstring(raw, forbid_dtd=True)
+    except DefusedXmlException as error:
+        raise invalid("body", f"DTDs and entity declarations are not allowed: {error}.") from None
+    except (ParseError, ValueError) as error:
+        raise invalid("body", f"The body is not well-formed XML: {error}.") from None
+    if _xml_depth(element) > max_depth:
+        raise _too_deep(max_depth)
+    if element.tag != f"{{{NAMESPACE}}}{root}":
+        namespace, _, name = element.tag[1:].rpartition("}")
+        raise invalid(
+            "body",
+            f"Expecting element '{root}' from namespace '{NAMESPACE}'. "
+            f"Encountered element '{name}' from namespace '{namespace}'.",
+        )
+    body = Body(None)
+    body.data = _xml_object(element, schema, "", body.ignored)
+    return body
+
+
+def _xml_depth(root: Element) -> int:
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in element)
+    return deepest
+
+
+def _local_name(element: Element) -> str:
+    return element.tag.rpartition("}")[2]
+
+
+def _known_name(element: Element) -> str | None:
+    """The element's name when it is in the vendor's namespace; others are unknown to it."""
+    return _local_name(element) if element.tag.startswith(f"{{{NAMESPACE}}}") else None
+
+
+def _xml_object(element: Element, schema: Schema, path: str, ignored: list[str]) -> dict | str:
+    if len(element) == 0 and (element.text or "").strip():
+        return element.text or ""  # text where an object belongs: the schema reports the type
+    data: dict[str, Any] = {}
+    for child in element:
+        name = _known_name(child)
+        here = f"{path}.{_local_name(child)}" if path else _local_name(child)
+        known = schema.fields.get(name) if name else None
+        if known is None:
+            ignored.append(_ignored(here, name in getattr(schema, "read_only", ())))
+        else:
+            data[name] = _xml_value(child, known, here, ignored)
+    return data
+
+
+def _xml_value(element: Element, known: fields.Field, path: str, ignored: list[str]) -> Any:
+    if element.get(NIL, "").strip() in ("true", "1"):
+        return None
+    if isinstance(known, fields.Nested):
+        return _xml_object(element, known.schema, path, ignored)
+    if isinstance(known, fields.List):
+        return _xml_list(element, known, path, ignored)
+    if len(element):
+        return {}  # elements where text belongs: the schema reports the type
+    text = element.text or ""
+    if isinstance(known, fields.Boolean):
+        return {"true": True, "1": True, "false": False, "0": False}.get(text.strip(), text)
+    return text
+
+
+def _xml_list(element: Element, known: fields.List, path: str, ignored: list[str]) -> list | str:
+    if len(element) == 0 and (element.text or "").strip():
+        return element.text or ""  # text where a collection belongs: the schema reports the type
+    item = known.metadata["xml_item"]
+    entries = []
+    for child in element:
+        if _known_name(child) == item:
+            here = f"{path}[{len(entries)}]"
+            entries.append(_xml_value(child, known.inner, here, ignored))
+        else:
+            ignored.append(_ignored(f"{path}.{_local_name(child)}"))
+    return entries
+
+
+# --- negotiation ----------------------------------------------------------------------------
+
+
+def negotiate(accept: MIMEAccept, request_type: str | None) -> str:
+    """The response media type: what Accept asks for; for */* or none, the request's own."""
+    fallback = request_type if request_type in MEDIA_TYPES else "application/json"
+    if fallback == "application/json-patch+json":
+        fallback = "application/json"
+    if not accept:
+        return fallback
+    offers = [fallback, *(media for media in MEDIA_TYPES if media != fallback)]
+    chosen = accept.best_match(offers)
+    if chosen is None:
+        raise NotAcceptable(
+            f"None of the media types in Accept '{accept}' is supported; "
+            f"use one of {', '.join(MEDIA_TYPES)}."
+        )
+    return chosen
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def render(data: Any, media_type: str, schema: Schema | None = None, root: str = "") -> bytes:
+    """A body in ``media_type``: JSON as given, XML laid out by ``schema`` under ``root``."""
+    if not is_xml(media_type):
+        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+    if schema is None:
+        return _xml_document("Error", _error_tree(data), {})
+    items: dict[str, str] = {}
+    tree = _xml_tree(data, schema, items)
+    namespaces = {"xmlns:i": INSTANCE_NAMESPACE, "xmlns": NAMESPACE}
+    return _xml_document(root, tree, namespaces, items)
+
+
+def _xml_tree(data: Mapping, schema: Schema, items: dict[str, str]) -> dict:
+    """Reorder and rename ``data`` (JSON shape) into the vendor's XML layout, noting entry names."""
+    tree: dict[str, Any] = {}
+    for key in schema.xml_order or schema.fields:
+        known, value = schema.fields[key], data.get(key)
+        name = known.metadata.get("xml_name", key)
+        if isinstance(known, fields.Nested) and value is not None:
+            value = _xml_tree(value, known.schema, items)
+        elif isinstance(known, fields.List) and value is not None:
+            items[name] = known.metadata["xml_item"]
+            value = [_xml_tree(entry, known.inner.schema, items) for entry in value]
+        tree[name] = value
+    return tree
+
+
+def _error_tree(body: Mapping) -> dict:
+    """ASP.NET's HttpError in XML: ModelState keys become element names, encoded like XmlConvert."""
+    tree: dict[str, Any] = {"Message": body["Message"]}
+    if "ModelState" in body:
+        tree["ModelState"] = {
+            _xml_name(key): " ".join(messages) for key, messages in body["ModelState"].items()
+        }
+    return tree
+
+
+def _xml_name(key: str) -> str:
+    """``XmlConvert.EncodeLocalName``: characters not allowed in a name become ``_xHHHH_``."""
+    encoded = re.sub(r"[^A-Za-z0-9._-]", lambda match: f"_x{ord(match[0]):04X}_", key)
+    return encoded if re.match(r"[A-Za-z_]", encoded) else f"_x{ord(encoded[0]):04X}_{encoded[1:]}"
+
+
+def _xml_document(
+    root: str, tree: dict, namespaces: Mapping[str, str], items: Mapping[str, str] | None = None
+) -> bytes:
+    entry_names = items or {}
+    inner = dicttoxml.dicttoxml(
+        tree, root=False, attr_type=True, item_func=lambda parent: entry_names.get(parent, "item")
+    ).decode("utf-8")
+    # attr_type marks every element with its type; keep only null, as the nil DataContract writes.
+    # Text is escaped (quotes included), so these patterns can only meet tags.
+    inner = re.sub(r'<([\w.\-]+) type="null"></\1>', r'<\1 i:nil="true" />', inner)
+    inner = re.sub(r' type="(?:str|int|float|number|bool|dict|list)"', "", inner)
+    attributes = "".join(f' {name}="{value}"' for name, value in namespaces.items())
+    if "i:nil" in inner and "xmlns:i" not in namespaces:
+        attributes += f' xmlns:i="{INSTANCE_NAMESPACE}"'
+    return f"<{root}{attributes}>{inner}</{root}>".encode()

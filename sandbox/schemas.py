@@ -1,0 +1,397 @@
+"""The vendor contract in marshmallow: request and response shapes, the documented rules, XML layout.
+
+Field names are the wire names. Two pieces of XML layout ride along as plain data: a collection's
+``xml_item`` (the element name of one entry) and a schema's ``xml_order`` (which elements the vendor's
+XML sample shows, in its order). Fields the vendor does not document a rule for are not validated
+beyond their type: the sandbox invents no limits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+
+from .errors import BadRequest
+
+COLLECTION_MESSAGE = "Expected a collection: a JSON array, or XML entry elements."
+OBJECT_MESSAGE = "Expected an object: a JSON object, or an XML element with child elements."
+
+
+def utf16_length(text: str) -> int:
+    """The length .NET reports for a string: UTF-16 code units, so an emoji counts twice."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+class Text(fields.String):
+    """A string field with ASP.NET's Required and StringLength rules and messages."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "required": "The {name} field is required.",
+        "null": "The {name} field is required.",
+        "invalid": "Error converting value {value} to type 'System.String'.",
+    }
+
+    def __init__(
+        self, *, max_length: int | None = None, min_length: int = 0, required: bool = False
+    ) -> None:
+        super().__init__(required=required, allow_none=not required)
+        self.max_length = max_length
+        self.min_length = min_length
+
+    def make_error(self, key: str, **kwargs: Any) -> ValidationError:
+        return super().make_error(key, name=self.name, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise self.make_error("invalid", value=json.dumps(value))
+        if self.required and not value.strip():
+            raise self.make_error("required")
+        length = utf16_length(value)
+        too_long = self.max_length is not None and length > self.max_length
+        if too_long or length < self.min_length:
+            raise ValidationError(self._length_message())
+        return value
+
+    def _length_message(self) -> str:
+        if self.min_length > 1:
+            return (
+                f"The field {self.name} must be a string with a minimum length of "
+                f"{self.min_length} and a maximum length of {self.max_length}."
+            )
+        return f"The field {self.name} must be a string with a maximum length of {self.max_length}."
+
+
+class Flag(fields.Boolean):
+    """A boolean that must be a boolean: JSON true/false, XML true/false/1/0; null means absent."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "invalid": "Error converting value {value} to type 'System.Boolean'.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_none=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", value=json.dumps(value))
+        return value
+
+
+def collection(entry: type[Schema], xml_item: str) -> fields.List:
+    """A collection of ``entry`` objects; ``xml_item`` names one entry's XML element."""
+    return fields.List(
+        fields.Nested(entry),
+        allow_none=True,
+        metadata={"xml_item": xml_item},
+        error_messages={"invalid": COLLECTION_MESSAGE},
+    )
+
+
+class Contract(Schema):
+    """Base of every request shape: unknown fields are ignored, as the vendor's stack does."""
+
+    xml_order: ClassVar[tuple[str, ...]] = ()
+    read_only: ClassVar[tuple[str, ...]] = ()
+
+    class Meta:
+        unknown = EXCLUDE
+
+    error_messages: ClassVar[dict[str, str]] = {"type": OBJECT_MESSAGE}
+
+
+# --- request shapes -------------------------------------------------------------------------
+
+
+class CreateAddressEntry(Contract):
+    AddressType = Text(max_length=100)
+    IsDefault = Flag()
+    Address1 = Text(required=True, min_length=1, max_length=125)
+    Address2 = Text(max_length=125)
+    City = Text(required=True, min_length=1, max_length=50)
+    StateProvince = Text(required=True, min_length=2, max_length=50)
+    CountryCode_Numeric = Text(max_length=3)
+    CountryCode_Alpha2 = Text(max_length=2)
+    CountryCode_Alpha3 = Text(max_length=3)
+    PostalCode = Text(required=True, min_length=1, max_length=15)
+
+
+class CreatePhoneNumberEntry(Contract):
+    PhoneType = Text()
+    PhoneNumber = Text()
+    IsDefault = Flag()
+    IsMobile = Flag()
+
+
+class EmailEntry(Contract):
+    EmailAddressType = Text(max_length=100)
+    EmailAddress = Text(required=True, min_length=1, max_length=256)
+    IsDefault = Flag()
+
+
+class GroupEntry(Contract):
+    GroupName = Text()
+    GroupType = Text()
+    IsPrimary = Flag()
+
+
+class AlternateIdEntry(Contract):
+    AlternateIdType = Text()
+    AlternateId = Text()
+
+
+class Tag(Contract):
+    Name = Text()
+
+
+class CustomFieldValue(Contract):
+    Name = Text()
+    Value = Text()
+
+
+class CustomerName(Contract):
+    FirstName = Text()
+    MiddleName = Text()
+    LastName = Text()
+    Prefix = Text()
+    Suffix = Text()
+
+
+class CreateUserProfile(Contract):
+    """The body of ``POST {clientId}/Profile``."""
+
+    read_only = ("ProfileId", "Edited", "Consents", "ReasonCode")
+
+    Addresses = collection(CreateAddressEntry, "CreateAddressEntry")
+    PhoneNumbers = collection(CreatePhoneNumberEntry, "CreatePhoneNumberEntry")
+    IsActive = Flag()
+    RegistrationConfirmed = Flag()
+    DefaultLocale = Text(max_length=15)
+    CustomerType = Text(max_length=100)
+    PreservePreferences = Flag()
+    CustomerName = fields.Nested(CustomerName, allow_none=True)
+    AlternateIds = collection(AlternateIdEntry, "AlternateIdEntry")
+    Emails = collection(EmailEntry, "EmailEntry")
+    Groups = collection(GroupEntry, "GroupEntry")
+    ProfileTags = collection(Tag, "Tag")
+    CustomFields = collection(CustomFieldValue, "CustomFieldValue")
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _profile_rules(self, data: dict, original: Any, **kwargs: Any) -> None:
+        # Checked on the original input so that these errors come with the field errors, all at once.
+        if not isinstance(original, Mapping):
+            return
+        errors: dict[str, Any] = {}
+        for name, noun in (("Addresses", "address"), ("Emails", "email")):
+            defaults = sum(1 for entry in _entries(original, name) if entry.get("IsDefault") is True)
+            if defaults > 1:
+                errors[name] = [
+                    f"Only one {noun} can be the default; {defaults} have IsDefault true."
+                ]
+        duplicates = dict(_repeated_alternate_ids(original))
+        if duplicates:
+            errors["AlternateIds"] = duplicates
+        if errors:
+            raise ValidationError(errors)
+
+
+def _entries(original: Mapping, name: str) -> Iterator[Mapping]:
+    value = original.get(name)
+    if isinstance(value, list):
+        yield from (entry for entry in value if isinstance(entry, Mapping))
+
+
+def _repeated_alternate_ids(original: Mapping) -> Iterator[tuple[int, list[str]]]:
+    """Each entry that repeats an earlier (type, id) pair of the same request, ignoring case."""
+    seen: set[tuple[str, str]] = set()
+    value = original.get("AlternateIds")
+    for index, entry in enumerate(value if isinstance(value, list) else []):
+        pair = alternate_id_pair(entry) if isinstance(entry, Mapping) else None
+        if pair is None:
+            continue
+        if pair in seen:
+            kind, ident = entry["AlternateIdType"], entry["AlternateId"]
+            yield index, [f"The AlternateId '{ident}' of type '{kind}' appears more than once."]
+        seen.add(pair)
+
+
+def alternate_id_pair(entry: Mapping) -> tuple[str, str] | None:
+    """The case-insensitive key of an AlternateId entry, or None when it lacks a type or an id."""
+    kind, ident = entry.get("AlternateIdType"), entry.get("AlternateId")
+    if isinstance(kind, str) and isinstance(ident, str):
+        return kind.casefold(), ident.casefold()
+    return None
+
+
+# --- response shapes ------------------------------------------------------------------------
+
+
+class EditInfo(Schema):
+    xml_order = ("CreateDate", "CreatedBy", "ModifiedBy", "ModifiedDate")
+
+    CreateDate = fields.String()
+    CreatedBy = fields.String()
+    ModifiedDate = fields.String()
+    ModifiedBy = fields.String()
+
+
+class AddressEntry(Schema):
+    # The vendor's XML sample shows no Cass* elements; its JSON sample does.
+    xml_order = (
+        "Address1", "Address2", "City", "CountryCode_Alpha2", "CountryCode_Alpha3",
+        "CountryCode_Numeric", "PostalCode", "StateProvince", "Country", "AddressType",
+        "IsDefault", "IsActive",
+    )  # fmt: skip
+
+    AddressType = fields.String()
+    IsDefault = fields.Boolean()
+    IsActive = fields.Boolean()
+    Country = fields.String()
+    Address1 = fields.String()
+    Address2 = fields.String()
+    City = fields.String()
+    StateProvince = fields.String()
+    CountryCode_Numeric = fields.String()
+    CountryCode_Alpha2 = fields.String()
+    CountryCode_Alpha3 = fields.String()
+    PostalCode = fields.String()
+    CassAddress1 = fields.String()
+    CassAddress2 = fields.String()
+    CassCity = fields.String()
+    CassStateProvince = fields.String()
+    CassPostalCode = fields.String()
+    CassStatus = fields.String()
+
+
+class PhoneNumberEntry(Schema):
+    xml_order = (
+        "IsDefault", "IsActive", "IsMobile", "PhoneNumber", "PhoneType", "PhoneNumberNumeric",
+    )  # fmt: skip
+
+    PhoneType = fields.String()
+    PhoneNumber = fields.String()
+    PhoneNumberNumeric = fields.Integer()
+    IsDefault = fields.Boolean()
+    IsActive = fields.Boolean()
+    IsMobile = fields.Boolean()
+
+
+class CustomerConsent(Schema):
+    xml_order = (
+        "ConsentStatus", "ConsentType", "ConsentVersion", "Locale", "Expired", "ExpirationDate",
+        "ConsentDate", "Edited",
+    )  # fmt: skip
+
+    ConsentType = fields.String()
+    Locale = fields.String()
+    ConsentStatus = fields.Raw()
+    ConsentVersion = fields.String()
+    Expired = fields.Raw()
+    ExpirationDate = fields.String()
+    ConsentDate = fields.String()
+    Edited = fields.Nested(EditInfo)
+
+
+class StoredEmail(Schema):
+    xml_order = ("EmailAddress", "EmailAddressType", "IsDefault", "IsActive")
+
+    EmailAddressType = fields.String()
+    EmailAddress = fields.String()
+    IsDefault = fields.Boolean()
+    IsActive = fields.Boolean()
+
+
+class StoredGroup(Schema):
+    xml_order = ("GroupId", "GroupType", "IsPrimary")
+
+    # Documented quirk: the JSON sample names the group GroupId, the XML sample GroupName.
+    GroupId = fields.String(attribute="GroupName", metadata={"xml_name": "GroupName"})
+    GroupType = fields.String()
+    IsPrimary = fields.Boolean()
+
+
+class StoredName(Schema):
+    xml_order = ("FirstName", "LastName", "MiddleName", "Prefix", "Suffix")
+
+    FirstName = fields.String()
+    MiddleName = fields.String()
+    LastName = fields.String()
+    Prefix = fields.String()
+    Suffix = fields.String()
+
+
+class StoredAlternateId(Schema):
+    xml_order = ("AlternateId", "AlternateIdType")
+
+    AlternateIdType = fields.String()
+    AlternateId = fields.String()
+
+
+class StoredTag(Schema):
+    Name = fields.String()
+
+
+class StoredCustomField(Schema):
+    Name = fields.String()
+    Value = fields.String()
+
+
+def entries(entry: type[Schema], xml_item: str) -> fields.List:
+    """A response collection of ``entry`` objects, named ``xml_item`` one by one in XML."""
+    return fields.List(fields.Nested(entry), metadata={"xml_item": xml_item})
+
+
+class UserProfile(Schema):
+    """A stored profile as the vendor returns it: JSON in the JSON sample's order, XML in the XML's."""
+
+    # The vendor's XML sample has no DefaultLocale element; its JSON sample does.
+    xml_order = (
+        "AlternateIds", "CustomerName", "CustomerType", "PreservePreferences", "Emails", "Groups",
+        "IsActive", "ProfileTags", "CustomFields", "RegistrationConfirmed", "Addresses",
+        "Consents", "Edited", "PhoneNumbers", "ProfileId",
+    )  # fmt: skip
+
+    ProfileId = fields.Integer()
+    Edited = fields.Nested(EditInfo)
+    Addresses = entries(AddressEntry, "AddressEntry")
+    PhoneNumbers = entries(PhoneNumberEntry, "PhoneNumberEntry")
+    Consents = entries(CustomerConsent, "CustomerConsent")
+    IsActive = fields.Boolean()
+    RegistrationConfirmed = fields.Boolean()
+    DefaultLocale = fields.String()
+    CustomerType = fields.String()
+    PreservePreferences = fields.Boolean()
+    CustomerName = fields.Nested(StoredName)
+    AlternateIds = entries(StoredAlternateId, "AlternateIdEntry")
+    Emails = entries(StoredEmail, "EmailEntry")
+    Groups = entries(StoredGroup, "GroupEntry")
+    ProfileTags = entries(StoredTag, "Tag")
+    CustomFields = entries(StoredCustomField, "CustomFieldValue")
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load(schema: Schema, data: Any) -> dict:
+    """Validate ``data`` against ``schema``; every error at once as a 400 with ModelState."""
+    try:
+        return schema.load(data)
+    except ValidationError as error:
+        raise BadRequest(model_state=dict(model_state(error.messages))) from None
+
+
+def model_state(messages: Any, path: str = "") -> Iterator[tuple[str, list[str]]]:
+    """Flatten marshmallow's nested messages into ASP.NET ModelState keys: ``Addresses[0].City``."""
+    if not isinstance(messages, Mapping):
+        yield path or "body", list(messages)
+        return
+    for key, value in messages.items():
+        if key == "_schema":
+            child = path
+        elif isinstance(key, int):
+            child = f"{path}[{key}]"
+        else:
+            child = f"{path}.{key}" if path else str(key)
+        yield from model_state(value, child)
