@@ -1,0 +1,109 @@
+"""Requests in, responses out: body reading, negotiation, and the one place every body is rendered.
+
+Success or error, a response is written in the format the client negotiated, so a client that
+speaks XML also gets its 400s, 404s and 409s in XML.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from flask import Flask, Response, current_app, g, request
+from marshmallow import Schema
+from werkzeug.exceptions import HTTPException
+
+from . import errors, formats
+
+log = logging.getLogger(__name__)
+
+
+def response_type() -> str:
+    """The negotiated media type of this request's response (406 if none can satisfy Accept)."""
+    if "response_type" not in g:
+        g.response_type = formats.negotiate(request.accept_mimetypes, request.mimetype)
+    return g.response_type
+
+
+def read(schema: Schema, root: str) -> formats.Body:
+    """This request's body, parsed as ``schema`` describes; ``root`` is its XML root element."""
+    return formats.read_body(
+        request.get_data(cache=False),
+        request.mimetype,
+        request.mimetype_params.get("charset"),
+        schema,
+        root,
+        current_app.config["MAX_NESTING_DEPTH"],
+    )
+
+
+def respond(
+    data: Mapping,
+    schema: Schema,
+    root: str,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    warnings: Iterable[str] = (),
+) -> Response:
+    """``data`` dumped through ``schema`` and rendered in the negotiated format."""
+    media_type = response_type()
+    body = formats.render(schema.dump(data), media_type, schema, root)
+    response = _response(body, status, media_type, headers)
+    _warn(response, list(warnings))
+    return response
+
+
+def _response(body: bytes, status: int, media_type: str, headers: Mapping[str, str] | None) -> Response:
+    response = Response(body, status, headers=dict(headers or {}))
+    response.content_type = f"{media_type}; charset=utf-8"
+    return response
+
+
+def _warn(response: Response, warnings: list[str]) -> None:
+    """Tell the client, header by header, what the vendor would silently ignore."""
+    limit = current_app.config["MAX_WARNINGS"]
+    for warning in warnings[:limit]:
+        response.headers.add("X-Sandbox-Warning", warning)
+    if len(warnings) > limit:
+        response.headers.add("X-Sandbox-Warning", f"and {len(warnings) - limit} more")
+
+
+def render_error(error: errors.VendorError) -> Response:
+    """The vendor's error document in the negotiated format (JSON if negotiation itself failed)."""
+    try:
+        media_type = response_type()
+    except errors.NotAcceptable:
+        media_type = "application/json"
+    return _response(formats.render(error.body(), media_type), error.status, media_type, error.headers)
+
+
+def _vendor_error(error: HTTPException) -> errors.VendorError:
+    """Werkzeug's routing and body-limit errors, as the vendor's stack words them."""
+    if error.code == 404:
+        return errors.NotFound(
+            f"No HTTP resource was found that matches the request URI '{request.url}'."
+        )
+    if error.code == 405:
+        allow = {"Allow": ", ".join(error.valid_methods or ())}  # type: ignore[attr-defined]
+        return errors.MethodNotAllowed(
+            f"The requested resource does not support http method '{request.method}'.",
+            headers=allow,
+        )
+    if error.code == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return errors.PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    vendor = errors.VendorError(error.description)
+    vendor.status = error.code or 500
+    return vendor
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error", exc_info=error)
+    return render_error(errors.VendorError())
+
+
+def init_app(app: Flask) -> None:
+    """Render every error ``app`` raises as the vendor would."""
+    app.register_error_handler(errors.VendorError, render_error)
+    app.register_error_handler(HTTPException, lambda error: render_error(_vendor_error(error)))
+    app.register_error_handler(Exception, _unexpected)
