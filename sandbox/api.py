@@ -38,12 +38,8 @@ def create_profile(client_id: str) -> Response:
         now=current_clock().now(),
     )
     stored = current_store().create(client_id, profile)
-    location = url_for(
-        ".get_profile", client_id=client_id, profile_id=stored["ProfileId"], _external=True
-    )
-    return exchange.respond(
-        stored, PROFILE, "UserProfile", 201, {"Location": location}, body.ignored
-    )
+    location = url_for(".get_profile", client_id=client_id, profile_id=stored["ProfileId"], _external=True)
+    return exchange.respond(stored, PROFILE, "UserProfile", 201, {"Location": location}, body.ignored)
 
 
 @bp.get("/<client:client_id>/Profile/<int:profile_id>")

@@ -53,7 +53,9 @@ class NotAcceptable(VendorError):
 
 class Conflict(VendorError):
     status = 409
-    message = "The request could not be completed due to a conflict with the current state of the target resource."
+    message = (
+        "The request could not be completed due to a conflict with the current state of the target resource."
+    )
 
 
 class PayloadTooLarge(VendorError):

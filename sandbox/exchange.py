@@ -80,9 +80,7 @@ def render_error(error: errors.VendorError) -> Response:
 def _vendor_error(error: HTTPException) -> errors.VendorError:
     """Werkzeug's routing and body-limit errors, as the vendor's stack words them."""
     if error.code == 404:
-        return errors.NotFound(
-            f"No HTTP resource was found that matches the request URI '{request.url}'."
-        )
+        return errors.NotFound(f"No HTTP resource was found that matches the request URI '{request.url}'.")
     if error.code == 405:
         allow = {"Allow": ", ".join(error.valid_methods or ())}  # type: ignore[attr-defined]
         return errors.MethodNotAllowed(

@@ -219,8 +219,7 @@ def negotiate(accept: MIMEAccept, request_type: str | None) -> str:
     chosen = accept.best_match(offers)
     if chosen is None:
         raise NotAcceptable(
-            f"None of the media types in Accept '{accept}' is supported; "
-            f"use one of {', '.join(MEDIA_TYPES)}."
+            f"None of the media types in Accept '{accept}' is supported; use one of {', '.join(MEDIA_TYPES)}."
         )
     return chosen
 

@@ -34,9 +34,7 @@ class Text(fields.String):
         "invalid": "Error converting value {value} to type 'System.String'.",
     }
 
-    def __init__(
-        self, *, max_length: int | None = None, min_length: int = 0, required: bool = False
-    ) -> None:
+    def __init__(self, *, max_length: int | None = None, min_length: int = 0, required: bool = False) -> None:
         super().__init__(required=required, allow_none=not required)
         self.max_length = max_length
         self.min_length = min_length
@@ -56,7 +54,7 @@ class Text(fields.String):
         return value
 
     def _length_message(self) -> str:
-        if self.min_length > 1:
+        if self.min_length > 0:
             return (
                 f"The field {self.name} must be a string with a minimum length of "
                 f"{self.min_length} and a maximum length of {self.max_length}."
@@ -90,10 +88,15 @@ def collection(entry: type[Schema], xml_item: str) -> fields.List:
     )
 
 
-class Contract(Schema):
-    """Base of every request shape: unknown fields are ignored, as the vendor's stack does."""
+class Wire(Schema):
+    """Base of every shape: ``xml_order`` lists its XML elements in order (empty: all, as declared)."""
 
     xml_order: ClassVar[tuple[str, ...]] = ()
+
+
+class Contract(Wire):
+    """Base of every request shape: unknown fields are ignored, as the vendor's stack does."""
+
     read_only: ClassVar[tuple[str, ...]] = ()
 
     class Meta:
@@ -187,9 +190,7 @@ class CreateUserProfile(Contract):
         for name, noun in (("Addresses", "address"), ("Emails", "email")):
             defaults = sum(1 for entry in _entries(original, name) if entry.get("IsDefault") is True)
             if defaults > 1:
-                errors[name] = [
-                    f"Only one {noun} can be the default; {defaults} have IsDefault true."
-                ]
+                errors[name] = [f"Only one {noun} can be the default; {defaults} have IsDefault true."]
         duplicates = dict(_repeated_alternate_ids(original))
         if duplicates:
             errors["AlternateIds"] = duplicates
@@ -228,7 +229,7 @@ def alternate_id_pair(entry: Mapping) -> tuple[str, str] | None:
 # --- response shapes ------------------------------------------------------------------------
 
 
-class EditInfo(Schema):
+class EditInfo(Wire):
     xml_order = ("CreateDate", "CreatedBy", "ModifiedBy", "ModifiedDate")
 
     CreateDate = fields.String()
@@ -237,7 +238,7 @@ class EditInfo(Schema):
     ModifiedBy = fields.String()
 
 
-class AddressEntry(Schema):
+class AddressEntry(Wire):
     # The vendor's XML sample shows no Cass* elements; its JSON sample does.
     xml_order = (
         "Address1", "Address2", "City", "CountryCode_Alpha2", "CountryCode_Alpha3",
@@ -265,7 +266,7 @@ class AddressEntry(Schema):
     CassStatus = fields.String()
 
 
-class PhoneNumberEntry(Schema):
+class PhoneNumberEntry(Wire):
     xml_order = (
         "IsDefault", "IsActive", "IsMobile", "PhoneNumber", "PhoneType", "PhoneNumberNumeric",
     )  # fmt: skip
@@ -278,7 +279,7 @@ class PhoneNumberEntry(Schema):
     IsMobile = fields.Boolean()
 
 
-class CustomerConsent(Schema):
+class CustomerConsent(Wire):
     xml_order = (
         "ConsentStatus", "ConsentType", "ConsentVersion", "Locale", "Expired", "ExpirationDate",
         "ConsentDate", "Edited",
@@ -294,7 +295,7 @@ class CustomerConsent(Schema):
     Edited = fields.Nested(EditInfo)
 
 
-class StoredEmail(Schema):
+class StoredEmail(Wire):
     xml_order = ("EmailAddress", "EmailAddressType", "IsDefault", "IsActive")
 
     EmailAddressType = fields.String()
@@ -303,7 +304,7 @@ class StoredEmail(Schema):
     IsActive = fields.Boolean()
 
 
-class StoredGroup(Schema):
+class StoredGroup(Wire):
     xml_order = ("GroupId", "GroupType", "IsPrimary")
 
     # Documented quirk: the JSON sample names the group GroupId, the XML sample GroupName.
@@ -312,7 +313,7 @@ class StoredGroup(Schema):
     IsPrimary = fields.Boolean()
 
 
-class StoredName(Schema):
+class StoredName(Wire):
     xml_order = ("FirstName", "LastName", "MiddleName", "Prefix", "Suffix")
 
     FirstName = fields.String()
@@ -322,18 +323,18 @@ class StoredName(Schema):
     Suffix = fields.String()
 
 
-class StoredAlternateId(Schema):
+class StoredAlternateId(Wire):
     xml_order = ("AlternateId", "AlternateIdType")
 
     AlternateIdType = fields.String()
     AlternateId = fields.String()
 
 
-class StoredTag(Schema):
+class StoredTag(Wire):
     Name = fields.String()
 
 
-class StoredCustomField(Schema):
+class StoredCustomField(Wire):
     Name = fields.String()
     Value = fields.String()
 
@@ -343,7 +344,7 @@ def entries(entry: type[Schema], xml_item: str) -> fields.List:
     return fields.List(fields.Nested(entry), metadata={"xml_item": xml_item})
 
 
-class UserProfile(Schema):
+class UserProfile(Wire):
     """A stored profile as the vendor returns it: JSON in the JSON sample's order, XML in the XML's."""
 
     # The vendor's XML sample has no DefaultLocale element; its JSON sample does.

@@ -1,0 +1,31 @@
+"""Shared fixtures: one sandbox served over real HTTP for the session, and a fresh clientId per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from helpers import Served
+
+
+@pytest.fixture(scope="session")
+def served() -> Iterator[Served]:
+    with Served() as served:
+        yield served
+
+
+@pytest.fixture
+def base_url(served: Served) -> str:
+    return served.url
+
+
+@pytest.fixture
+def client_id() -> str:
+    """A clientId no other test uses, so tests sharing the server never see each other's data."""
+    return f"client-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def profile_url(base_url: str, client_id: str) -> str:
+    return f"{base_url}/{client_id}/Profile"

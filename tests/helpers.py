@@ -1,0 +1,69 @@
+"""Helpers for the tests: the fixtures folder, a served sandbox, request builders."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import requests
+from werkzeug.serving import make_server
+
+from sandbox import create_app
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+JSON = "application/json"
+XML = "application/xml"
+
+
+def fixture_bytes(name: str) -> bytes:
+    """The bytes of a file under ``fixtures/``."""
+    return (FIXTURES / name).read_bytes()
+
+
+def fixture_json(name: str) -> dict:
+    """A JSON file under ``fixtures/``, parsed."""
+    return json.loads(fixture_bytes(name))
+
+
+class Served:
+    """A sandbox app served on 127.0.0.1 in a background thread."""
+
+    def __init__(self, config: dict | None = None) -> None:
+        self.app = create_app(config)
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    def profiles(self, client_id: str) -> list[dict]:
+        """What the store holds for ``client_id``."""
+        return self.app.extensions["sandbox.store"].profiles(client_id)
+
+
+def post_json(url: str, body: object, **headers: str) -> requests.Response:
+    """POST ``body`` as JSON with extra ``headers`` (underscores in names become hyphens)."""
+    return requests.post(
+        url, data=json.dumps(body), headers={"Content-Type": JSON, **_headers(headers)}, timeout=10
+    )
+
+
+def _headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name.replace("_", "-"): value for name, value in headers.items()}
+
+
+def minimal_profile(**fields: object) -> dict:
+    """A small valid create body, with ``fields`` added or replaced."""
+    return {
+        "CustomerName": {"FirstName": "Ann", "LastName": "Example"},
+        "Emails": [{"EmailAddress": "ann@example.com", "IsDefault": True}],
+        **fields,
+    }
