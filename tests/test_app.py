@@ -1,0 +1,50 @@
+"""The application factory's configuration layers and their checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox import create_app
+from sandbox.app import DEFAULTS
+
+
+def test_defaults_are_safe():
+    config = create_app().config
+
+    assert config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    assert config["MAX_NESTING_DEPTH"] == 32
+    assert config["MAX_WARNINGS"] == 20
+    assert {key: config[key] for key in DEFAULTS} == DEFAULTS
+
+
+def test_environment_overrides_defaults_and_arguments_override_both(monkeypatch):
+    monkeypatch.setenv("SANDBOX_MAX_CONTENT_LENGTH", "2048")
+    monkeypatch.setenv("SANDBOX_DEFAULT_USER", "ci")
+    monkeypatch.setenv("SANDBOX_ACCOUNTS", '{"acme": {"DefaultLocale": "fr_FR"}}')
+
+    config = create_app({"DEFAULT_USER": "test"}).config
+
+    assert config["MAX_CONTENT_LENGTH"] == 2048
+    assert config["ACCOUNTS"] == {"acme": {"DefaultLocale": "fr_FR"}}
+    assert config["DEFAULT_USER"] == "test"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"MAX_CONTENT_LENGTH": 0}, "SANDBOX_MAX_CONTENT_LENGTH must be a positive integer, not 0"),
+        ({"MAX_NESTING_DEPTH": "deep"}, "SANDBOX_MAX_NESTING_DEPTH must be a positive integer, not 'deep'"),
+        ({"MAX_WARNINGS": True}, "SANDBOX_MAX_WARNINGS must be a positive integer, not True"),
+        ({"ACCOUNTS": ["acme"]}, "SANDBOX_ACCOUNTS must be a JSON object of clientId -> settings"),
+    ],
+)
+def test_unusable_settings_are_refused_by_name(config, message):
+    with pytest.raises(ValueError, match=message):
+        create_app(config)
+
+
+def test_unusable_environment_setting_is_refused(monkeypatch):
+    monkeypatch.setenv("SANDBOX_MAX_CONTENT_LENGTH", "-5")
+
+    with pytest.raises(ValueError, match="SANDBOX_MAX_CONTENT_LENGTH"):
+        create_app()
