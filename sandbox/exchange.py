@@ -63,7 +63,8 @@ def _warn(response: Response, warnings: list[str]) -> None:
     """Tell the client, header by header, what the vendor would silently ignore."""
     limit = current_app.config["MAX_WARNINGS"]
     for warning in warnings[:limit]:
-        response.headers.add("X-Sandbox-Warning", warning)
+        # Field names come from the client: escape what a header cannot carry (newlines, non-ASCII).
+        response.headers.add("X-Sandbox-Warning", warning.encode("unicode_escape").decode("ascii"))
     if len(warnings) > limit:
         response.headers.add("X-Sandbox-Warning", f"and {len(warnings) - limit} more")
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
 
 import pytest
 import requests
 from helpers import JSON, XML, Served, fixture_bytes, fixture_json, minimal_profile, post_json
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sandbox import schemas
 
 NS = "http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models"
 OBJECT_MESSAGE = "Expected an object: a JSON object, or an XML element with child elements."
@@ -383,3 +388,64 @@ def test_json_sample_fixture_round_trips_through_xml(profile_url):
 
     document = ET.fromstring(created.content)
     assert document.findtext(f"{{{NS}}}CustomerType") == "sample string 3"
+
+
+# --- no input produces a 500 ----------------------------------------------------------------
+
+PROFILE_KEYS = sorted(
+    {
+        *schemas.CreateUserProfile._declared_fields,
+        *schemas.CreateAddressEntry._declared_fields,
+        *schemas.EmailEntry._declared_fields,
+        *schemas.CustomerName._declared_fields,
+        *schemas.AlternateIdEntry._declared_fields,
+        "ProfileId",
+        "Unknown",
+    }
+)
+ENTRY_NAMES = ["CreateAddressEntry", "EmailEntry", "AlternateIdEntry", "Tag", "Other"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(PROFILE_KEYS) | st.text(max_size=5), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+xml_elements = st.recursive(
+    st.text(st.characters(blacklist_categories=["Cs", "Cc"]), max_size=10).map(escape),
+    lambda children: st.lists(
+        st.tuples(st.sampled_from(PROFILE_KEYS + ENTRY_NAMES), children).map(
+            lambda pair: f"<{pair[0]}>{pair[1]}</{pair[0]}>"
+        ),
+        max_size=4,
+    ).map("".join),
+    max_leaves=30,
+)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(body=st.dictionaries(st.sampled_from(PROFILE_KEYS), json_values, max_size=6) | json_values)
+def test_no_json_body_gets_a_500(profile_url, body):
+    response = post_json(profile_url, body)
+
+    assert response.status_code in (201, 400), response.text
+    assert response.json()
+
+
+@FUZZ
+@given(inner=xml_elements)
+def test_no_xml_body_gets_a_500(profile_url, inner):
+    response = post(profile_url, xml_profile(inner), XML)
+
+    assert response.status_code in (201, 400), response.text
+    assert ET.fromstring(response.content).tag in ("Error", f"{{{NS}}}UserProfile")
+
+
+def test_warnings_escape_what_a_header_cannot_carry(profile_url):
+    response = post_json(profile_url, minimal_profile(**{"Näme\r\nX-Injected: 1": 1}))
+
+    assert response.status_code == 201
+    assert response.headers["X-Sandbox-Warning"] == "ignored unknown field 'N\\xe4me\\r\\nX-Injected: 1'"
+    assert "X-Injected" not in response.headers
