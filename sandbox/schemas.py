@@ -141,6 +141,8 @@ class GroupEntry(Contract):
 
 
 class AlternateIdEntry(Contract):
+    xml_order = ("AlternateId", "AlternateIdType")
+
     AlternateIdType = Text()
     AlternateId = Text()
 
@@ -155,6 +157,8 @@ class CustomFieldValue(Contract):
 
 
 class CustomerName(Contract):
+    xml_order = ("FirstName", "LastName", "MiddleName", "Prefix", "Suffix")
+
     FirstName = Text()
     MiddleName = Text()
     LastName = Text()
@@ -227,6 +231,8 @@ def alternate_id_pair(entry: Mapping) -> tuple[str, str] | None:
 
 
 # --- response shapes ------------------------------------------------------------------------
+# Stored entries extend the request shapes with the fields the server generates; Meta.fields gives
+# the order of the vendor's JSON sample, xml_order the order of its XML sample.
 
 
 class EditInfo(Wire):
@@ -238,7 +244,7 @@ class EditInfo(Wire):
     ModifiedBy = fields.String()
 
 
-class AddressEntry(Wire):
+class AddressEntry(CreateAddressEntry):
     # The vendor's XML sample shows no Cass* elements; its JSON sample does.
     xml_order = (
         "Address1", "Address2", "City", "CountryCode_Alpha2", "CountryCode_Alpha3",
@@ -246,18 +252,16 @@ class AddressEntry(Wire):
         "IsDefault", "IsActive",
     )  # fmt: skip
 
-    AddressType = fields.String()
-    IsDefault = fields.Boolean()
+    class Meta:
+        fields = (
+            "AddressType", "IsDefault", "IsActive", "Country", "Address1", "Address2", "City",
+            "StateProvince", "CountryCode_Numeric", "CountryCode_Alpha2", "CountryCode_Alpha3",
+            "PostalCode", "CassAddress1", "CassAddress2", "CassCity", "CassStateProvince",
+            "CassPostalCode", "CassStatus",
+        )  # fmt: skip
+
     IsActive = fields.Boolean()
     Country = fields.String()
-    Address1 = fields.String()
-    Address2 = fields.String()
-    City = fields.String()
-    StateProvince = fields.String()
-    CountryCode_Numeric = fields.String()
-    CountryCode_Alpha2 = fields.String()
-    CountryCode_Alpha3 = fields.String()
-    PostalCode = fields.String()
     CassAddress1 = fields.String()
     CassAddress2 = fields.String()
     CassCity = fields.String()
@@ -266,17 +270,30 @@ class AddressEntry(Wire):
     CassStatus = fields.String()
 
 
-class PhoneNumberEntry(Wire):
-    xml_order = (
-        "IsDefault", "IsActive", "IsMobile", "PhoneNumber", "PhoneType", "PhoneNumberNumeric",
-    )  # fmt: skip
+class PhoneNumberEntry(CreatePhoneNumberEntry):
+    xml_order = ("IsDefault", "IsActive", "IsMobile", "PhoneNumber", "PhoneType", "PhoneNumberNumeric")
 
-    PhoneType = fields.String()
-    PhoneNumber = fields.String()
+    class Meta:
+        fields = ("PhoneType", "PhoneNumber", "PhoneNumberNumeric", "IsDefault", "IsActive", "IsMobile")
+
     PhoneNumberNumeric = fields.Integer()
-    IsDefault = fields.Boolean()
     IsActive = fields.Boolean()
-    IsMobile = fields.Boolean()
+
+
+class StoredEmail(EmailEntry):
+    xml_order = ("EmailAddress", "EmailAddressType", "IsDefault", "IsActive")
+
+    IsActive = fields.Boolean()
+
+
+class StoredGroup(GroupEntry):
+    xml_order = ("GroupId", "GroupType", "IsPrimary")
+
+    class Meta:
+        fields = ("GroupId", "GroupType", "IsPrimary")
+
+    # Documented quirk: the JSON sample names the group GroupId, the XML sample GroupName.
+    GroupId = fields.String(attribute="GroupName", metadata={"xml_name": "GroupName"})
 
 
 class CustomerConsent(Wire):
@@ -295,55 +312,6 @@ class CustomerConsent(Wire):
     Edited = fields.Nested(EditInfo)
 
 
-class StoredEmail(Wire):
-    xml_order = ("EmailAddress", "EmailAddressType", "IsDefault", "IsActive")
-
-    EmailAddressType = fields.String()
-    EmailAddress = fields.String()
-    IsDefault = fields.Boolean()
-    IsActive = fields.Boolean()
-
-
-class StoredGroup(Wire):
-    xml_order = ("GroupId", "GroupType", "IsPrimary")
-
-    # Documented quirk: the JSON sample names the group GroupId, the XML sample GroupName.
-    GroupId = fields.String(attribute="GroupName", metadata={"xml_name": "GroupName"})
-    GroupType = fields.String()
-    IsPrimary = fields.Boolean()
-
-
-class StoredName(Wire):
-    xml_order = ("FirstName", "LastName", "MiddleName", "Prefix", "Suffix")
-
-    FirstName = fields.String()
-    MiddleName = fields.String()
-    LastName = fields.String()
-    Prefix = fields.String()
-    Suffix = fields.String()
-
-
-class StoredAlternateId(Wire):
-    xml_order = ("AlternateId", "AlternateIdType")
-
-    AlternateIdType = fields.String()
-    AlternateId = fields.String()
-
-
-class StoredTag(Wire):
-    Name = fields.String()
-
-
-class StoredCustomField(Wire):
-    Name = fields.String()
-    Value = fields.String()
-
-
-def entries(entry: type[Schema], xml_item: str) -> fields.List:
-    """A response collection of ``entry`` objects, named ``xml_item`` one by one in XML."""
-    return fields.List(fields.Nested(entry), metadata={"xml_item": xml_item})
-
-
 class UserProfile(Wire):
     """A stored profile as the vendor returns it: JSON in the JSON sample's order, XML in the XML's."""
 
@@ -356,20 +324,20 @@ class UserProfile(Wire):
 
     ProfileId = fields.Integer()
     Edited = fields.Nested(EditInfo)
-    Addresses = entries(AddressEntry, "AddressEntry")
-    PhoneNumbers = entries(PhoneNumberEntry, "PhoneNumberEntry")
-    Consents = entries(CustomerConsent, "CustomerConsent")
+    Addresses = collection(AddressEntry, "AddressEntry")
+    PhoneNumbers = collection(PhoneNumberEntry, "PhoneNumberEntry")
+    Consents = collection(CustomerConsent, "CustomerConsent")
     IsActive = fields.Boolean()
     RegistrationConfirmed = fields.Boolean()
     DefaultLocale = fields.String()
     CustomerType = fields.String()
     PreservePreferences = fields.Boolean()
-    CustomerName = fields.Nested(StoredName)
-    AlternateIds = entries(StoredAlternateId, "AlternateIdEntry")
-    Emails = entries(StoredEmail, "EmailEntry")
-    Groups = entries(StoredGroup, "GroupEntry")
-    ProfileTags = entries(StoredTag, "Tag")
-    CustomFields = entries(StoredCustomField, "CustomFieldValue")
+    CustomerName = fields.Nested(CustomerName)
+    AlternateIds = collection(AlternateIdEntry, "AlternateIdEntry")
+    Emails = collection(StoredEmail, "EmailEntry")
+    Groups = collection(StoredGroup, "GroupEntry")
+    ProfileTags = collection(Tag, "Tag")
+    CustomFields = collection(CustomFieldValue, "CustomFieldValue")
 
 
 # --- loading --------------------------------------------------------------------------------
