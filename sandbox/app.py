@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_NESTING_DEPTH": 32,
     # Most X-Sandbox-Warning headers on one response; the rest are counted in a last one.
     "MAX_WARNINGS": 20,
+    # Most profiles a search may return; more matches get 403, as the vendor documents for 50.
+    "MAX_SEARCH_RESULTS": 50,
     # Edited.CreatedBy / ModifiedBy when the caller's user id is not known.
     "DEFAULT_USER": "sandbox",
     # Account settings of every clientId, unless ACCOUNTS has an entry for it:
@@ -26,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "ACCOUNTS": {},
 }
 
-POSITIVE_INTEGERS = ("MAX_CONTENT_LENGTH", "MAX_NESTING_DEPTH", "MAX_WARNINGS")
+POSITIVE_INTEGERS = ("MAX_CONTENT_LENGTH", "MAX_NESTING_DEPTH", "MAX_WARNINGS", "MAX_SEARCH_RESULTS")
 
 
 class ClientIdConverter(BaseConverter):

@@ -36,6 +36,11 @@ class BadRequest(VendorError):
     message = "The request is invalid."
 
 
+class Forbidden(VendorError):
+    status = 403
+    message = "The authentication credentials were insufficient to grant access to the requested resource."
+
+
 class NotFound(VendorError):
     status = 404
     message = "No HTTP resource was found that matches the request URI."

@@ -25,8 +25,9 @@ def response_type() -> str:
     return g.response_type
 
 
-def read(schema: Schema, root: str) -> formats.Body:
-    """This request's body, parsed as ``schema`` describes; ``root`` is its XML root element."""
+def read(schema: Schema | None, root: str) -> formats.Body:
+    """This request's body, parsed as ``schema`` describes; ``root`` is its XML root element
+    (without a schema: a JSON Patch document, read as JSON only)."""
     return formats.read_body(
         request.get_data(cache=False),
         request.mimetype,
@@ -38,16 +39,19 @@ def read(schema: Schema, root: str) -> formats.Body:
 
 
 def respond(
-    data: Mapping,
+    data: Mapping | list,
     schema: Schema,
     root: str,
     status: int = 200,
     headers: Mapping[str, str] | None = None,
     warnings: Iterable[str] = (),
+    item: str = "",
 ) -> Response:
-    """``data`` dumped through ``schema`` and rendered in the negotiated format."""
+    """``data`` (one object, or a list whose XML entries are named ``item``) dumped through
+    ``schema`` and rendered in the negotiated format."""
     media_type = response_type()
-    body = formats.render(schema.dump(data), media_type, schema, root)
+    dumped = schema.dump(data, many=isinstance(data, list))
+    body = formats.render(dumped, media_type, schema, root, item)
     response = _response(body, status, media_type, headers)
     _warn(response, list(warnings))
     return response

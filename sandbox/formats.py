@@ -49,9 +49,12 @@ def is_xml(media_type: str | None) -> bool:
 
 
 def read_body(
-    raw: bytes, mimetype: str, charset: str | None, schema: Schema, root: str, max_depth: int
+    raw: bytes, mimetype: str, charset: str | None, schema: Schema | None, root: str, max_depth: int
 ) -> Body:
-    """Parse a request body of a supported media type into data shaped as the JSON samples."""
+    """Parse a request body of a supported media type into data shaped as the JSON samples.
+
+    Without a ``schema`` (a JSON Patch document) the body is read as JSON only, and nothing is
+    reported as ignored."""
     if mimetype not in MEDIA_TYPES:
         raise UnsupportedMediaType(
             f"The request entity's media type '{mimetype}' is not supported for this resource."
@@ -64,11 +67,15 @@ def read_body(
     if not raw.strip():
         raise invalid("body", "A non-empty request body is required.")
     if is_xml(mimetype):
+        if schema is None:
+            raise UnsupportedMediaType(
+                "The sandbox reads JSON Patch documents as JSON only; send application/json-patch+json."
+            )
         return _read_xml(raw, schema, root, max_depth)
     return _read_json(raw, schema, max_depth)
 
 
-def _read_json(raw: bytes, schema: Schema, max_depth: int) -> Body:
+def _read_json(raw: bytes, schema: Schema | None, max_depth: int) -> Body:
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as error:
@@ -79,7 +86,7 @@ def _read_json(raw: bytes, schema: Schema, max_depth: int) -> Body:
         raise _too_deep(max_depth) from None
     if _json_depth(data) > max_depth:
         raise _too_deep(max_depth)
-    return Body(data, list(_ignored_json(data, schema, "")))
+    return Body(data, list(_ignored_json(data, schema, "")) if schema else [])
 
 
 def _reject_constant(name: str) -> None:
@@ -227,14 +234,18 @@ def negotiate(accept: MIMEAccept, request_type: str | None) -> str:
 # --- writing --------------------------------------------------------------------------------
 
 
-def render(data: Any, media_type: str, schema: Schema | None = None, root: str = "") -> bytes:
-    """A body in ``media_type``: JSON as given, XML laid out by ``schema`` under ``root``."""
+def render(data: Any, media_type: str, schema: Schema | None = None, root: str = "", item: str = "") -> bytes:
+    """A body in ``media_type``: JSON as given; XML laid out by ``schema`` under ``root`` (each
+    entry of a list named ``item``), or, without a schema, ASP.NET's XML error document."""
     if not is_xml(media_type):
         return json.dumps(data, ensure_ascii=False).encode("utf-8")
     if schema is None:
         return _xml_document("Error", _error_tree(data), {})
-    items: dict[str, str] = {}
-    tree = _xml_tree(data, schema, items)
+    items: dict[str, str] = {"": item}  # dicttoxml names a top-level list's parent ""
+    if isinstance(data, list):
+        tree: Any = [_xml_tree(entry, schema, items) for entry in data]
+    else:
+        tree = _xml_tree(data, schema, items)
     namespaces = {"xmlns:i": INSTANCE_NAMESPACE, "xmlns": NAMESPACE}
     return _xml_document(root, tree, namespaces, items)
 
@@ -243,13 +254,17 @@ def _xml_tree(data: Mapping, schema: Schema, items: dict[str, str]) -> dict:
     """Reorder and rename ``data`` (JSON shape) into the vendor's XML layout, noting entry names."""
     tree: dict[str, Any] = {}
     for key in schema.xml_order or schema.fields:
-        known, value = schema.fields[key], data.get(key)
+        if key not in data:
+            continue
+        known, value = schema.fields[key], data[key]
         name = known.metadata.get("xml_name", key)
         if isinstance(known, fields.Nested) and value is not None:
             value = _xml_tree(value, known.schema, items)
         elif isinstance(known, fields.List) and value is not None:
             items[name] = known.metadata["xml_item"]
             value = [_xml_tree(entry, known.inner.schema, items) for entry in value]
+        elif "xml_names" in known.metadata:
+            value = known.metadata["xml_names"].get(value, value)  # enums: names in XML
         tree[name] = value
     return tree
 
@@ -271,7 +286,7 @@ def _xml_name(key: str) -> str:
 
 
 def _xml_document(
-    root: str, tree: dict, namespaces: Mapping[str, str], items: Mapping[str, str] | None = None
+    root: str, tree: dict | list, namespaces: Mapping[str, str], items: Mapping[str, str] | None = None
 ) -> bytes:
     entry_names = items or {}
     inner = dicttoxml.dicttoxml(

@@ -6,15 +6,18 @@ Where the vendor's behaviour is undocumented the rule chosen here is written in 
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonpatch
 import pycountry
 
 from . import schemas
+from .errors import invalid
 
 ZIP_CODE = re.compile(r"(\d{5})(?:-?(\d{4}))?")
 CASS_FIELDS = ("CassAddress1", "CassAddress2", "CassCity", "CassStateProvince", "CassPostalCode")
@@ -50,6 +53,7 @@ def new_profile(data: Mapping[str, Any], *, account: Account, user: str, now: da
         "Addresses": [address(entry) for entry in data.get("Addresses") or ()],
         "PhoneNumbers": [phone_number(entry) for entry in data.get("PhoneNumbers") or ()],
         "Consents": [],
+        "ReasonCode": None,
         "IsActive": _value(data, "IsActive", default=True),
         "RegistrationConfirmed": _value(data, "RegistrationConfirmed", default=False),
         "DefaultLocale": _value(data, "DefaultLocale", account.locale),
@@ -140,3 +144,146 @@ def _value(data: Mapping[str, Any], key: str, default: Any = False) -> Any:
 
 def _standard(text: str | None) -> str | None:
     return " ".join(text.split()).upper() if text else None
+
+
+def document(profile: Mapping[str, Any]) -> dict:
+    """A stored profile as a create request would carry it: what PUT, merge and PATCH work on."""
+    return _project(profile, schemas.CreateUserProfile)
+
+
+def _project(data: Mapping[str, Any], shape: type[schemas.Contract]) -> dict:
+    projected = {}
+    for key, known in shape._declared_fields.items():
+        value = data.get(key)
+        if isinstance(known, schemas.fields.List) and value is not None:
+            value = [_project(entry, type(known.inner.schema)) for entry in value]
+        elif isinstance(known, schemas.fields.Nested) and value is not None:
+            value = _project(value, type(known.schema))
+        projected[key] = value
+    return projected
+
+
+def revise(
+    current: Mapping[str, Any], data: Mapping[str, Any], *, account: Account, user: str, now: datetime
+) -> dict:
+    """``current`` rebuilt from a whole, validated request document ``data``.
+
+    What the document omits takes its default, as a create would, except what a document cannot
+    carry: ProfileId, Consents, the Edited creation fields, and IsActive when ``data`` omits it.
+    """
+    revised = new_profile(data, account=account, user=user, now=now)
+    revised["ProfileId"] = current["ProfileId"]
+    revised["Consents"] = current["Consents"]
+    revised["Edited"] |= {key: current["Edited"][key] for key in ("CreateDate", "CreatedBy")}
+    revised["IsActive"] = _value(data, "IsActive", current["IsActive"])
+    revised["ReasonCode"] = None if revised["IsActive"] else current["ReasonCode"]
+    return revised
+
+
+# How a merge recognises that an entry of the request is one the profile already has.
+ENTRY_KEYS: dict[str, Any] = {
+    "Addresses": lambda e: tuple(_fold(e.get(key)) for key in ("Address1", "City", "PostalCode")),
+    "PhoneNumbers": lambda e: re.sub(r"\D", "", e.get("PhoneNumber") or "") or e.get("PhoneNumber"),
+    "Emails": lambda e: _fold(e.get("EmailAddress")),
+    "AlternateIds": lambda e: schemas.alternate_id_pair(e) or id(e),
+    "Groups": lambda e: (_fold(e.get("GroupType")), _fold(e.get("GroupName"))),
+    "ProfileTags": lambda e: _fold(e.get("Name")),
+    "CustomFields": lambda e: _fold(e.get("Name")),
+}
+
+
+def merge(current: Mapping[str, Any], data: Mapping[str, Any]) -> dict:
+    """A request document ``current`` with the fields of ``data`` merged in (POST by id).
+
+    Properties ``data`` omits are kept. ``CustomerName`` is merged field by field. A collection
+    entry of ``data`` updates the entry it matches (see ``ENTRY_KEYS``), field by field, or is
+    appended; entries ``data`` does not mention are kept.
+    """
+    merged = dict(current)
+    for key, value in data.items():
+        if key in ENTRY_KEYS and value is not None:
+            merged[key] = _merge_entries(current.get(key) or [], value, ENTRY_KEYS[key])
+        elif key == "CustomerName" and value is not None:
+            merged[key] = {**(current.get(key) or {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merge_entries(current: list[dict], sent: list[dict], key: Any) -> list[dict]:
+    merged = [dict(entry) for entry in current]
+    positions = {key(entry): index for index, entry in enumerate(merged)}
+    for entry in sent:
+        position = positions.get(key(entry))
+        if position is None:
+            positions[key(entry)] = len(merged)
+            merged.append(dict(entry))
+        else:
+            merged[position] |= entry
+    return merged
+
+
+def touch(profile: dict, *, user: str, now: datetime) -> dict:
+    """``profile`` marked as modified by ``user`` at ``now``."""
+    profile["Edited"] |= {"ModifiedDate": timestamp(now), "ModifiedBy": user}
+    return profile
+
+
+def set_active(profile: dict, active: bool, reason: str | None = None) -> dict:
+    """``profile`` activated (its ReasonCode cleared) or deactivated with an optional reason."""
+    profile["IsActive"] = active
+    profile["ReasonCode"] = None if active else reason
+    return profile
+
+
+def add_consents(profile: dict, consents: list[Mapping[str, Any]], *, user: str, now: datetime) -> dict:
+    """``profile`` with ``consents`` (validated requests) recorded, each with its own Edited."""
+    stamp = timestamp(now)
+    for consent in consents:
+        given = consent.get("ConsentDate")
+        profile["Consents"].append(
+            {
+                "ConsentType": consent["ConsentType"],
+                "Locale": consent["Locale"],
+                "ConsentStatus": consent["ConsentStatus"],
+                "ConsentVersion": consent["ConsentVersion"],
+                "Expired": False,
+                "ExpirationDate": None,
+                "ConsentDate": timestamp(_moment(given)) if given else stamp,
+                "Edited": {"CreateDate": stamp, "CreatedBy": user, "ModifiedDate": stamp, "ModifiedBy": user},
+            }
+        )
+    return profile
+
+
+def latest_consents(profile: dict) -> dict:
+    """``profile`` with only the latest consent of each ConsentType and Locale (no history)."""
+    latest: dict[tuple[str, str], dict] = {}
+    for consent in profile["Consents"]:
+        latest[(consent["ConsentType"].casefold(), consent["Locale"].casefold())] = consent
+    return profile | {"Consents": list(latest.values())}
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _fold(text: str | None) -> str | None:
+    return text.casefold() if isinstance(text, str) else text
+
+
+def apply_patch(current: Mapping[str, Any], operations: list[dict]) -> Any:
+    """A request document with JSON Patch ``operations`` applied in order; any failure is a 400
+    naming the operation, and none of the patch applies."""
+    patched: Any = copy.deepcopy(dict(current))
+    for index, operation in enumerate(operations):
+        try:
+            patched = jsonpatch.JsonPatch([operation]).apply(patched)
+        except jsonpatch.JsonPatchTestFailed:
+            raise invalid(f"Operations[{index}]", f"The test at '{operation['path']}' failed.") from None
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
+            raise invalid(
+                f"Operations[{index}]", f"The {operation['op']} could not be applied: {error}."
+            ) from None
+    return patched

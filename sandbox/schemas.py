@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from .errors import BadRequest
 
@@ -25,7 +26,16 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-class Text(fields.String):
+class Named:
+    """Error messages that may name the field: ``{name}`` in a message is the field's wire name."""
+
+    name: str
+
+    def make_error(self, key: str, **kwargs: Any) -> ValidationError:
+        return super().make_error(key, name=self.name, **kwargs)  # type: ignore[misc]
+
+
+class Text(Named, fields.String):
     """A string field with ASP.NET's Required and StringLength rules and messages."""
 
     default_error_messages: ClassVar[dict[str, str]] = {
@@ -38,9 +48,6 @@ class Text(fields.String):
         super().__init__(required=required, allow_none=not required)
         self.max_length = max_length
         self.min_length = min_length
-
-    def make_error(self, key: str, **kwargs: Any) -> ValidationError:
-        return super().make_error(key, name=self.name, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str):
@@ -76,6 +83,44 @@ class Flag(fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid", value=json.dumps(value))
         return value
+
+
+CONSENT_STATUSES = {1: "Granted", 2: "Denied", 3: "Revoked", 4: "NotSet"}
+
+
+class Status(Named, fields.Field):
+    """ConsentStatus: a number (1-4) in JSON and its name in XML; like Json.NET, either is read."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "required": "The {name} field is required.",
+        "null": "The {name} field is required.",
+        "invalid": "Error converting value {value} to type 'ConsentStatus'; use one of "
+        + ", ".join(f"{number} ({name})" for number, name in CONSENT_STATUSES.items())
+        + ".",
+    }
+
+    def __init__(self) -> None:
+        super().__init__(required=True, metadata={"xml_names": CONSENT_STATUSES})
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        numbers = {name.casefold(): number for number, name in CONSENT_STATUSES.items()}
+        if isinstance(value, str):
+            value = int(value) if value.strip().isdigit() else numbers.get(value.strip().casefold(), value)
+        if isinstance(value, bool) or value not in CONSENT_STATUSES:
+            raise self.make_error("invalid", value=json.dumps(value))
+        return value
+
+
+class Moment(Text):
+    """An optional ISO 8601 date and time; one without a zone is taken as UTC."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"The value '{text}' is not a valid ISO 8601 date and time.") from None
+        return text
 
 
 def collection(entry: type[Schema], xml_item: str) -> fields.List:
@@ -230,6 +275,59 @@ def alternate_id_pair(entry: Mapping) -> tuple[str, str] | None:
     return None
 
 
+class ReasonCode(Contract):
+    """The optional body of ``POST {clientId}/Profile/{profileId}/Deactivate``."""
+
+    Reason = Text(max_length=256)
+
+
+class CreateCustomerConsent(Contract):
+    ConsentType = Text(required=True, min_length=1, max_length=100)
+    ConsentVersion = Text(required=True, min_length=1, max_length=50)
+    Locale = Text(required=True, min_length=1, max_length=15)
+    ConsentStatus = Status()
+    ConsentDate = Moment()
+
+
+class CreateCustomerConsentList(Contract):
+    """The body of ``POST {clientId}/Consents/{profileId}``: one or more consents."""
+
+    Consents = fields.List(
+        fields.Nested(CreateCustomerConsent),
+        required=True,
+        validate=validate.Length(min=1, error="At least one consent is required."),
+        metadata={"xml_item": "CreateCustomerConsent"},
+        error_messages={"invalid": COLLECTION_MESSAGE, "required": "The Consents field is required."},
+    )
+
+
+PATCH_OPERATIONS = ("add", "replace", "remove", "test")
+
+
+class PatchOperation(Contract):
+    """One JSON Patch operation; the vendor allows add, replace, remove and test only."""
+
+    op = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            PATCH_OPERATIONS,
+            error="The operation '{input}' is not supported; use add, replace, remove or test.",
+        ),
+    )
+    path = Text(required=True)
+    value = fields.Raw(allow_none=True)
+
+
+class PatchDocument(Contract):
+    """A JSON Patch document, as ``{"Operations": [...]}`` (a bare array is wrapped so by the view)."""
+
+    Operations = fields.List(
+        fields.Nested(PatchOperation),
+        required=True,
+        error_messages={"invalid": COLLECTION_MESSAGE, "required": "The Operations field is required."},
+    )
+
+
 # --- response shapes ------------------------------------------------------------------------
 # Stored entries extend the request shapes with the fields the server generates; Meta.fields gives
 # the order of the vendor's JSON sample, xml_order the order of its XML sample.
@@ -304,9 +402,9 @@ class CustomerConsent(Wire):
 
     ConsentType = fields.String()
     Locale = fields.String()
-    ConsentStatus = fields.Raw()
+    ConsentStatus = fields.Integer(metadata={"xml_names": CONSENT_STATUSES})
     ConsentVersion = fields.String()
-    Expired = fields.Raw()
+    Expired = fields.Boolean()
     ExpirationDate = fields.String()
     ConsentDate = fields.String()
     Edited = fields.Nested(EditInfo)
@@ -318,7 +416,7 @@ class UserProfile(Wire):
     # The vendor's XML sample has no DefaultLocale element; its JSON sample does.
     xml_order = (
         "AlternateIds", "CustomerName", "CustomerType", "PreservePreferences", "Emails", "Groups",
-        "IsActive", "ProfileTags", "CustomFields", "RegistrationConfirmed", "Addresses",
+        "IsActive", "ProfileTags", "CustomFields", "ReasonCode", "RegistrationConfirmed", "Addresses",
         "Consents", "Edited", "PhoneNumbers", "ProfileId",
     )  # fmt: skip
 
@@ -327,6 +425,7 @@ class UserProfile(Wire):
     Addresses = collection(AddressEntry, "AddressEntry")
     PhoneNumbers = collection(PhoneNumberEntry, "PhoneNumberEntry")
     Consents = collection(CustomerConsent, "CustomerConsent")
+    ReasonCode = fields.String()
     IsActive = fields.Boolean()
     RegistrationConfirmed = fields.Boolean()
     DefaultLocale = fields.String()
@@ -338,6 +437,20 @@ class UserProfile(Wire):
     Groups = collection(StoredGroup, "GroupEntry")
     ProfileTags = collection(Tag, "Tag")
     CustomFields = collection(CustomFieldValue, "CustomFieldValue")
+
+    @post_dump
+    def _reason_only_when_deactivated(self, data: dict, **kwargs: Any) -> dict:
+        # ReasonCode is set by Deactivate only; the samples, taken from active profiles, lack it.
+        if data.get("ReasonCode") is None:
+            data.pop("ReasonCode", None)
+        return data
+
+
+class ConsentStatusEntry(Wire):
+    """One entry of ``GET {clientId}/ConsentStatus``."""
+
+    Id = fields.Integer()
+    Name = fields.String()
 
 
 # --- loading --------------------------------------------------------------------------------

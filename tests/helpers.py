@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import requests
@@ -14,6 +15,8 @@ from sandbox import create_app
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 JSON = "application/json"
 XML = "application/xml"
+NAMESPACE = "http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -67,3 +70,35 @@ def minimal_profile(**fields: object) -> dict:
         "Emails": [{"EmailAddress": "ann@example.com", "IsDefault": True}],
         **fields,
     }
+
+
+def send(method: str, url: str, body: object = None, **headers: str) -> requests.Response:
+    """``method`` on ``url`` with ``body`` as JSON (None: no body) and extra ``headers``."""
+    data = None if body is None else json.dumps(body)
+    sent = {"Content-Type": JSON} if body is not None else {}
+    return requests.request(method, url, data=data, headers={**sent, **_headers(headers)}, timeout=10)
+
+
+def send_xml(method: str, url: str, root: str, inner: str, **headers: str) -> requests.Response:
+    """``method`` on ``url`` with an XML body ``<root>inner</root>`` in the vendor's namespace."""
+    body = f'<{root} xmlns:i="{XSI}" xmlns="{NAMESPACE}">{inner}</{root}>'.encode()
+    return requests.request(
+        method, url, data=body, headers={"Content-Type": XML, **_headers(headers)}, timeout=10
+    )
+
+
+def xml_of(response: requests.Response) -> ET.Element:
+    """A response's XML document."""
+    return ET.fromstring(response.content)
+
+
+def find(element: ET.Element, path: str) -> ET.Element | None:
+    """``element.find`` with every step of ``path`` in the vendor's namespace."""
+    return element.find("/".join(f"{{{NAMESPACE}}}{step}" for step in path.split("/")))
+
+
+def patch(url: str, operations: object) -> requests.Response:
+    """A JSON Patch request."""
+    return requests.patch(
+        url, data=json.dumps(operations), headers={"Content-Type": "application/json-patch+json"}, timeout=10
+    )
