@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 import requests
 from helpers import minimal_profile, post_json
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from sandbox.errors import BadRequest, Conflict, NotFound
+from sandbox.profiles import Account, new_profile, revise, set_active
+from sandbox.store import SEARCH_INDEXES, ProfileStore, alternate_id_keys, phone_digits
 
 
 def alternate_ids(*pairs: tuple[str, str]) -> list[dict]:
@@ -123,3 +132,122 @@ def test_concurrent_creates_with_overlapping_alternate_ids(profile_url, served, 
     assert sorted(profile["AlternateIds"][0]["AlternateId"] for profile in stored) == sorted(
         f"id-{pair}" for pair in range(pairs)
     )
+
+
+# --- the indexes stay exact under every sequence of operations --------------------------------
+
+PAIRS = [("crm", "a-1"), ("CRM", "A-1"), ("crm", "a-2"), ("erp", "a-1"), ("web", "w")]
+EMAILS = ["ann@example.com", "ANN@example.com", "bob@example.com"]
+PHONES = ["404-555-0100", "(404) 555 0100", "555-0199"]
+EDITOR = {"account": Account("Customer", "en_US"), "user": "tester", "now": datetime(2026, 1, 1, tzinfo=UTC)}
+
+documents = st.fixed_dictionaries(
+    {
+        "AlternateIds": st.lists(
+            st.sampled_from(PAIRS), max_size=3, unique_by=lambda p: (p[0].casefold(), p[1].casefold())
+        ).map(lambda pairs: [{"AlternateIdType": kind, "AlternateId": ident} for kind, ident in pairs]),
+        "Emails": st.lists(st.sampled_from(EMAILS).map(lambda email: {"EmailAddress": email}), max_size=2),
+        "PhoneNumbers": st.lists(
+            st.sampled_from(PHONES).map(lambda phone: {"PhoneNumber": phone}), max_size=2
+        ),
+    }
+)
+
+
+class IndexedStore(RuleBasedStateMachine):
+    """Random creates, updates, deactivations, activations, deletes and failed writes on one client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = ProfileStore()
+        self.ids: list[int] = []
+
+    def snapshot(self) -> list[dict]:
+        return self.store.profiles("acme")
+
+    @rule(document=documents)
+    def create(self, document):
+        with contextlib.suppress(Conflict):
+            self.ids.append(self.store.create("acme", new_profile(document, **EDITOR))["ProfileId"])
+
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data(), document=documents)
+    def replace(self, data, document):
+        profile_id = data.draw(st.sampled_from(self.ids))
+        before = self.snapshot()
+        try:
+            self.store.update("acme", profile_id, lambda current: revise(current, document, **EDITOR))
+        except Conflict:
+            assert self.snapshot() == before
+
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data(), active=st.booleans())
+    def set_activity(self, data, active):
+        profile_id = data.draw(st.sampled_from(self.ids))
+        self.store.update("acme", profile_id, lambda current: set_active(current, active))
+
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data())
+    def failed_change(self, data):
+        profile_id = data.draw(st.sampled_from(self.ids))
+        before = self.snapshot()
+
+        def change(current):
+            current["AlternateIds"] = []
+            raise BadRequest()
+
+        with pytest.raises(BadRequest):
+            self.store.update("acme", profile_id, change)
+        assert self.snapshot() == before
+
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data())
+    def delete(self, data):
+        profile_id = data.draw(st.sampled_from(self.ids))
+        self.store.delete("acme", profile_id)
+        self.ids.remove(profile_id)
+
+    @invariant()
+    def indexes_equal_their_recomputation(self):
+        tenant = self.store._tenants.get("acme")
+        if tenant is None:
+            return
+        profiles = list(tenant.profiles.values())
+        assert tenant.alternate_ids == {key: p["ProfileId"] for p in profiles for key in alternate_id_keys(p)}
+        for name, keys in SEARCH_INDEXES.items():
+            expected: dict = {}
+            for p in profiles:
+                for key in keys(p):
+                    expected.setdefault(key, set()).add(p["ProfileId"])
+            assert tenant.search[name] == expected
+
+    @invariant()
+    def lookups_agree_with_a_naive_scan(self):
+        profiles = self.snapshot()
+        active = [p for p in profiles if p["IsActive"]]
+        assert sorted(p["ProfileId"] for p in profiles) == sorted(self.ids)
+        for kind, ident in PAIRS:
+            holders = [p for p in active if any(
+                (e["AlternateIdType"].casefold(), e["AlternateId"].casefold()) == (kind.casefold(), ident.casefold())
+                for e in p["AlternateIds"])]  # fmt: skip
+            try:
+                assert [self.store.holder("acme", kind, ident)] == holders
+            except NotFound:
+                assert holders == []
+        for email in EMAILS:
+            scanned = [
+                p
+                for p in active
+                if any(e["EmailAddress"].casefold() == email.casefold() for e in p["Emails"])
+            ]
+            assert self.store.search("acme", "email", email.casefold()) == scanned
+        for phone in PHONES:
+            digits = phone_digits(phone)
+            scanned = [
+                p for p in active if any(phone_digits(e["PhoneNumber"]) == digits for e in p["PhoneNumbers"])
+            ]
+            assert self.store.search("acme", "phone", digits) == scanned
+
+
+IndexedStore.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+test_indexes_stay_exact = IndexedStore.TestCase

@@ -1,0 +1,147 @@
+"""Activate, deactivate and delete over real HTTP, and what each does to lookups and searches."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import find, minimal_profile, post_json, send, send_xml, xml_of
+
+PAIR = {"AlternateIdType": "crm", "AlternateId": "C-1"}
+
+
+@pytest.fixture
+def created(profile_url) -> dict:
+    return post_json(profile_url, minimal_profile(AlternateIds=[PAIR])).json()
+
+
+def lookups(profile_url: str) -> list[int]:
+    """The statuses of every way to find the profile holding PAIR, or ann@example.com."""
+    return [
+        send("GET", f"{profile_url}/AlternateIdType/crm/AlternateId/C-1").status_code,
+        send("GET", f"{profile_url}?alternateIdType=crm&alternateId=C-1").status_code,
+        len(send("GET", f"{profile_url}?emailAddress=ann@example.com").json()),
+        len(send("GET", f"{profile_url}?lastName=Example").json()),
+    ]
+
+
+def test_deactivate_with_a_reason_then_activate(profile_url, created):
+    url = f"{profile_url}/{created['ProfileId']}"
+
+    deactivated = send("POST", f"{url}/Deactivate", {"Reason": "asked to leave"})
+    fetched = send("GET", url)
+    activated = send("POST", f"{url}/Activate")
+
+    assert deactivated.status_code == 200
+    assert (deactivated.json()["IsActive"], deactivated.json()["ReasonCode"]) == (False, "asked to leave")
+    assert fetched.json() == deactivated.json()
+    assert activated.status_code == 200
+    assert activated.json()["IsActive"] is True
+    assert "ReasonCode" not in activated.json()
+    assert activated.json()["Edited"]["ModifiedDate"] >= deactivated.json()["Edited"]["ModifiedDate"]
+
+
+def test_deactivate_without_a_body(profile_url, created):
+    response = send("POST", f"{profile_url}/{created['ProfileId']}/Deactivate")
+
+    assert response.status_code == 200
+    assert response.json()["IsActive"] is False
+    assert "ReasonCode" not in response.json()
+
+
+def test_deactivate_in_xml(profile_url, created):
+    response = send_xml(
+        "POST", f"{profile_url}/{created['ProfileId']}/Deactivate", "ReasonCode", "<Reason>moved</Reason>"
+    )
+
+    document = xml_of(response)
+    assert response.status_code == 200
+    assert find(document, "IsActive").text == "false"
+    assert find(document, "ReasonCode").text == "moved"
+
+
+def test_reason_longer_than_256_is_400_and_changes_nothing(profile_url, created, served, client_id):
+    response = send("POST", f"{profile_url}/{created['ProfileId']}/Deactivate", {"Reason": "r" * 257})
+
+    assert response.status_code == 400
+    assert response.json()["ModelState"] == {
+        "Reason": ["The field Reason must be a string with a maximum length of 256."]
+    }
+    assert served.profiles(client_id)[0]["IsActive"] is True
+
+
+def test_deactivated_profile_is_found_by_its_id_only_until_reactivated(profile_url, created):
+    url = f"{profile_url}/{created['ProfileId']}"
+    before = lookups(profile_url)
+
+    send("POST", f"{url}/Deactivate")
+    during = lookups(profile_url)
+    by_id = send("GET", url).status_code
+    send("POST", f"{url}/Activate")
+    after = lookups(profile_url)
+
+    assert before == after == [200, 200, 1, 1]
+    assert during == [404, 404, 0, 0]
+    assert by_id == 200
+
+
+def test_deactivated_profile_still_holds_its_alternate_ids(profile_url, created):
+    send("POST", f"{profile_url}/{created['ProfileId']}/Deactivate")
+
+    create = post_json(profile_url, minimal_profile(AlternateIds=[PAIR]))
+    upsert = send("POST", f"{profile_url}?alternateIdType=crm&alternateId=C-1", minimal_profile())
+
+    assert (create.status_code, upsert.status_code) == (409, 409)
+
+
+def test_delete_is_204_then_every_lookup_is_404_and_the_alternate_id_is_free(
+    profile_url, created, served, client_id
+):
+    url = f"{profile_url}/{created['ProfileId']}"
+
+    deleted = send("DELETE", f"{url}?reasonCode=duplicate")
+
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert send("GET", url).status_code == 404
+    assert lookups(profile_url) == [404, 404, 0, 0]
+    assert served.profiles(client_id) == []
+    recreated = post_json(profile_url, minimal_profile(AlternateIds=[PAIR]))
+    assert recreated.status_code == 201
+    assert recreated.json()["ProfileId"] > created["ProfileId"]
+
+
+def test_delete_twice_is_404(profile_url, created):
+    url = f"{profile_url}/{created['ProfileId']}"
+    send("DELETE", url)
+
+    assert send("DELETE", url).status_code == 404
+
+
+def test_delete_reason_longer_than_256_is_400(profile_url, created, served, client_id):
+    response = send("DELETE", f"{profile_url}/{created['ProfileId']}?reasonCode={'r' * 257}")
+
+    assert response.status_code == 400
+    assert len(served.profiles(client_id)) == 1
+
+
+@pytest.mark.parametrize("action", ["Activate", "Deactivate"])
+def test_unknown_profile_is_404(profile_url, action):
+    assert send("POST", f"{profile_url}/99999999/{action}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/1/Activate"),
+        ("DELETE", ""),
+        ("PUT", "/1/Deactivate"),
+        ("POST", "/AlternateIdType/a/AlternateId/b"),
+    ],
+)
+def test_wrong_method_on_a_known_path_is_405(profile_url, method, path):
+    response = send(method, f"{profile_url}{path}", Accept="application/xml")
+
+    assert response.status_code == 405
+    assert (
+        xml_of(response).findtext("Message")
+        == f"The requested resource does not support http method '{method}'."
+    )

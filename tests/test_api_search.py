@@ -1,0 +1,124 @@
+"""Searches over real HTTP: by email, phone, partial name and custom fields; active profiles only."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import Served, find, minimal_profile, post_json, send, xml_of
+
+
+def profile(first: str, last: str, email: str, phone: str, tier: str) -> dict:
+    return minimal_profile(
+        CustomerName={"FirstName": first, "LastName": last},
+        Emails=[{"EmailAddress": email}],
+        PhoneNumbers=[{"PhoneNumber": phone}],
+        CustomFields=[{"Name": "tier", "Value": tier}, {"Name": "region", "Value": "south"}],
+    )
+
+
+@pytest.fixture
+def people(profile_url) -> dict[str, int]:
+    bodies = {
+        "ann": profile("Ann", "Example", "ann@example.com", "(404) 555-0100", "gold"),
+        "annie": profile("Annie", "Examples", "shared@example.com", "404.555.0199", "silver"),
+        "bob": profile("Bob", "Sample", "SHARED@example.com", "+1 404 555 0100", "gold"),
+    }
+    return {name: post_json(profile_url, body).json()["ProfileId"] for name, body in bodies.items()}
+
+
+def found(profile_url: str, query: str) -> list[int]:
+    response = send("GET", f"{profile_url}?{query}")
+    assert response.status_code == 200, response.text
+    return [p["ProfileId"] for p in response.json()]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("emailAddress=shared@EXAMPLE.com", ["annie", "bob"]),
+        ("emailAddress=nobody@example.com", []),
+        ("phoneNumber=404-555-0100", ["ann"]),
+        ("phoneNumber=14045550100", ["bob"]),
+        ("lastName=exam", ["ann", "annie"]),
+        ("lastName=exam&firstName=NNIE", ["annie"]),
+        ("lastName=Sample&middleName=x", []),
+        ("customFields[0].Name=TIER&customFields[0].Value=Gold", ["ann", "bob"]),
+        (
+            "customFields[0].Name=tier&customFields[0].Value=gold&customFields[1].Name=region&customFields[1].Value=north",
+            [],
+        ),
+        ("customFields[0].Name=region", ["ann", "annie", "bob"]),
+    ],
+)
+def test_searches(profile_url, people, query, expected):
+    assert found(profile_url, query) == [people[name] for name in expected]
+
+
+def test_search_in_xml_is_an_array_of_user_profiles(profile_url, people):
+    response = send("GET", f"{profile_url}?emailAddress=shared@example.com", Accept="text/xml")
+
+    document = xml_of(response)
+    assert (
+        document.tag
+        == "{http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models}ArrayOfUserProfile"
+    )
+    assert [find(entry, "ProfileId").text for entry in document] == [str(people["annie"]), str(people["bob"])]
+
+
+def test_searches_skip_deactivated_profiles(profile_url, people):
+    send("POST", f"{profile_url}/{people['bob']}/Deactivate")
+
+    assert found(profile_url, "emailAddress=shared@example.com") == [people["annie"]]
+    assert found(profile_url, "customFields[0].Name=tier&customFields[0].Value=gold") == [people["ann"]]
+
+
+def test_more_matches_than_the_documented_50_is_403(profile_url):
+    for _ in range(50):
+        post_json(profile_url, minimal_profile(Emails=[{"EmailAddress": "many@example.com"}]))
+    fifty = send("GET", f"{profile_url}?emailAddress=many@example.com")
+    post_json(profile_url, minimal_profile(Emails=[{"EmailAddress": "many@example.com"}]))
+
+    over = send("GET", f"{profile_url}?emailAddress=many@example.com")
+
+    assert (fifty.status_code, len(fifty.json())) == (200, 50)
+    assert over.status_code == 403
+    assert over.json() == {"Message": "The search matches more than 50 profiles; narrow it."}
+
+
+def test_search_limit_is_configurable():
+    with Served({"MAX_SEARCH_RESULTS": 2}) as served:
+        url = f"{served.url}/acme/Profile"
+        for _ in range(2):
+            post_json(url, minimal_profile())
+        two = send("GET", f"{url}?lastName=Example")
+        post_json(url, minimal_profile())
+        three = send("GET", f"{url}?lastName=Example")
+
+    assert (two.status_code, three.status_code) == (200, 403)
+
+
+@pytest.mark.parametrize(
+    ("query", "key"),
+    [
+        ("", "query"),
+        ("firstName=Ann", "query"),
+        ("lastName=", "lastName"),
+        ("phoneNumber=abc", "phoneNumber"),
+    ],
+)
+def test_a_search_needs_its_parameters(profile_url, query, key):
+    response = send("GET", f"{profile_url}?{query}")
+
+    assert response.status_code == 400
+    assert list(response.json()["ModelState"]) == [key]
+
+
+@pytest.mark.parametrize("flag", ["implied", "includeConsentHistory"])
+def test_retrieve_flags_must_be_booleans(profile_url, people, flag):
+    good = send("GET", f"{profile_url}/{people['ann']}?{flag}=False")
+    bad = send("GET", f"{profile_url}/{people['ann']}?{flag}=maybe")
+
+    assert good.status_code == 200
+    assert bad.status_code == 400
+    assert bad.json()["ModelState"] == {
+        flag: [f"The value 'maybe' is not valid for {flag}; use true or false."]
+    }
