@@ -145,3 +145,34 @@ def test_wrong_method_on_a_known_path_is_405(profile_url, method, path):
         xml_of(response).findtext("Message")
         == f"The requested resource does not support http method '{method}'."
     )
+
+
+@pytest.mark.parametrize("prefix", ["", "/Profiles"])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "root"),
+    [
+        ("GET", "/Profile/{id}", None, "UserProfile"),
+        ("GET", "/Profile/AlternateIdType/crm/AlternateId/C-1", None, "UserProfile"),
+        ("GET", "/Profile?alternateIdType=crm&alternateId=C-1", None, "UserProfile"),
+        ("GET", "/Profile?lastName=Example", None, "ArrayOfUserProfile"),
+        ("PUT", "/Profile/{id}", minimal_profile(AlternateIds=[PAIR]), "UserProfile"),
+        ("POST", "/Profile/{id}", {}, "UserProfile"),
+        ("PATCH", "/Profile/{id}", [], "UserProfile"),
+        ("POST", "/Profile/{id}/Deactivate", None, "UserProfile"),
+        ("POST", "/Profile/{id}/Activate", None, "UserProfile"),
+        ("POST", "/Consents/{id}", {"Consents": [{"ConsentType": "t", "ConsentVersion": "1", "Locale": "en", "ConsentStatus": 4}]},
+         "UserProfile"),
+        ("GET", "/ConsentStatus", None, "ConsentStatusList"),
+        ("GET", "/Profile/99999999", None, "Error"),
+    ],
+)  # fmt: skip
+def test_every_endpoint_answers_in_xml_under_both_prefixes(
+    base_url, client_id, created, prefix, method, path, body, root
+):
+    url = f"{base_url}{prefix}/{client_id}{path.format(id=created['ProfileId'])}"
+    content_type = {"Content-Type": "application/json-patch+json"} if method == "PATCH" else {}
+
+    response = send(method, url, body, Accept="application/xml", **content_type)
+
+    assert response.headers["Content-Type"] == "application/xml; charset=utf-8"
+    assert xml_of(response).tag.rpartition("}")[2] == root
