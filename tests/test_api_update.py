@@ -6,6 +6,8 @@ import threading
 
 import pytest
 from helpers import XML, find, minimal_profile, patch, post_json, send, send_xml, xml_of
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ORIGINAL = minimal_profile(
     CustomerType="Prospect",
@@ -349,3 +351,38 @@ def test_concurrent_updates_of_one_profile_leave_one_serial_outcome(profile_url,
     for n in range(8):
         holder = send("GET", f"{profile_url}/AlternateIdType/crm/AlternateId/C-{n}")
         assert holder.status_code == (200 if n == winner else 404)
+
+
+pointers = st.lists(
+    st.sampled_from(["CustomerName", "Emails", "0", "-", "IsActive", "AlternateIds", "x", ""]), max_size=3
+).map(lambda steps: "/" + "/".join(steps))
+operations = st.lists(
+    st.fixed_dictionaries(
+        {"op": st.sampled_from(["add", "replace", "remove", "test", "move", "bad"]), "path": pointers},
+        optional={
+            "value": st.none()
+            | st.booleans()
+            | st.text(max_size=5)
+            | st.just({"EmailAddress": "a@b.c"})
+            | st.just([])
+        },
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    patch_operations=operations,
+    merge_body=st.dictionaries(
+        st.sampled_from([*ORIGINAL, "IsActive"]), st.none() | st.booleans() | st.just([{}]), max_size=3
+    ),
+)
+def test_no_update_gets_a_500(profile_url, created, patch_operations, merge_body):
+    url = f"{profile_url}/{created['ProfileId']}"
+
+    patched = patch(url, patch_operations)
+    merged = send("POST", url, merge_body)
+
+    assert patched.status_code in (200, 400), patched.text
+    assert merged.status_code in (200, 400), merged.text
