@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from .app import create_app
 
-__version__ = "0.1.0"
+__version__ = metadata.version("mypreferences-sandbox")
 __all__ = ["__version__", "create_app"]

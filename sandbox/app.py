@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import BaseConverter
 
-from . import api, clock, exchange, store
+from . import api, clock, control, exchange, faults, journal, store
 
 DEFAULTS: dict[str, Any] = {
     # Largest request body, in bytes; larger ones get 413.
@@ -26,9 +26,29 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_CUSTOMER_TYPE": "Customer",
     "DEFAULT_LOCALE": "en_US",
     "ACCOUNTS": {},
+    # The control plane under /_sandbox: on or off, and the bearer token it demands (None: none).
+    "CONTROL": True,
+    "CONTROL_TOKEN": None,
+    # Cap, in milliseconds, on every injected delay, dribble and hang.
+    "MAX_DELAY_MS": 10_000,
+    # Journal: how many entries it keeps (oldest dropped first), and how much of each body.
+    "MAX_JOURNAL_ENTRIES": 1000,
+    "MAX_JOURNAL_BODY": 4096,
+    # Seed of the sandbox's random choices (fault odds, sampled delays, random bytes).
+    "SEED": 0,
+    # A state document (see /_sandbox/state) loaded at start-up.
+    "SEED_FILE": None,
 }
 
-POSITIVE_INTEGERS = ("MAX_CONTENT_LENGTH", "MAX_NESTING_DEPTH", "MAX_WARNINGS", "MAX_SEARCH_RESULTS")
+POSITIVE_INTEGERS = (
+    "MAX_CONTENT_LENGTH",
+    "MAX_NESTING_DEPTH",
+    "MAX_WARNINGS",
+    "MAX_SEARCH_RESULTS",
+    "MAX_DELAY_MS",
+    "MAX_JOURNAL_ENTRIES",
+    "MAX_JOURNAL_BODY",
+)
 
 
 class ClientIdConverter(BaseConverter):
@@ -48,8 +68,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     clock.init_app(app)
     store.init_app(app)
     exchange.init_app(app)
+    journal.init_app(app)  # before faults: its after-hook must see what the faults decided
+    faults.init_app(app)
+    app.register_blueprint(control.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.bp, url_prefix="/Profiles", name="prefixed_api")
+    if app.config["SEED_FILE"]:
+        control.load_seed_file(app, app.config["SEED_FILE"])
     return app
 
 
@@ -61,3 +86,7 @@ def check_config(config: Mapping[str, Any]) -> None:
             raise ValueError(f"SANDBOX_{key} must be a positive integer, not {value!r}")
     if not isinstance(config["ACCOUNTS"], Mapping):
         raise ValueError("SANDBOX_ACCOUNTS must be a JSON object of clientId -> settings")
+    if isinstance(config["SEED"], bool) or not isinstance(config["SEED"], int):
+        raise ValueError(f"SANDBOX_SEED must be an integer, not {config['SEED']!r}")
+    if not isinstance(config["CONTROL"], bool):
+        raise ValueError(f"SANDBOX_CONTROL must be true or false, not {config['CONTROL']!r}")

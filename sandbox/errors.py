@@ -17,8 +17,10 @@ class VendorError(Exception):
         *,
         model_state: Mapping[str, Sequence[str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        status: int | None = None,
     ) -> None:
         self.message = message or self.message
+        self.status = status or self.status
         self.model_state = dict(model_state or {})
         self.headers = dict(headers or {})
         super().__init__(self.message)
@@ -29,6 +31,11 @@ class VendorError(Exception):
         if self.model_state:
             body["ModelState"] = {key: list(messages) for key, messages in self.model_state.items()}
         return body
+
+
+class Unauthorized(VendorError):
+    status = 401
+    message = "Authorization has been denied for this request."
 
 
 class BadRequest(VendorError):

@@ -95,9 +95,7 @@ def _vendor_error(error: HTTPException) -> errors.VendorError:
     if error.code == 413:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         return errors.PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-    vendor = errors.VendorError(error.description)
-    vendor.status = error.code or 500
-    return vendor
+    return errors.VendorError(error.description, status=error.code)
 
 
 def _unexpected(error: Exception) -> Response:

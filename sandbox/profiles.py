@@ -146,6 +146,17 @@ def _standard(text: str | None) -> str | None:
     return " ".join(text.split()).upper() if text else None
 
 
+def imported(data: Mapping[str, Any], *, account: Account, user: str, now: datetime) -> dict:
+    """The stored form of a validated ``schemas.ImportedProfile``: generated fields are derived as
+    for a create, then those the document carries are kept (no ProfileId: None, one is assigned)."""
+    profile = new_profile(data, account=account, user=user, now=now)
+    profile["ProfileId"] = data.get("ProfileId")
+    profile["Edited"] = data.get("Edited") or profile["Edited"]
+    profile["Consents"] = data.get("Consents") or []
+    profile["ReasonCode"] = None if profile["IsActive"] else data.get("ReasonCode")
+    return profile
+
+
 def document(profile: Mapping[str, Any]) -> dict:
     """A stored profile as a create request would carry it: what PUT, merge and PATCH work on."""
     return _project(profile, schemas.CreateUserProfile)

@@ -446,6 +446,18 @@ class UserProfile(Wire):
         return data
 
 
+class ImportedProfile(CreateUserProfile):
+    """A profile in a state document: a create body, plus the fields the server would generate
+    that a state document may carry (each optional)."""
+
+    read_only = ()
+
+    ProfileId = fields.Integer(strict=True, validate=validate.Range(min=1))
+    Edited = fields.Nested(EditInfo)
+    Consents = collection(CustomerConsent, "CustomerConsent")
+    ReasonCode = Text(max_length=256)
+
+
 class ConsentStatusEntry(Wire):
     """One entry of ``GET {clientId}/ConsentStatus``."""
 

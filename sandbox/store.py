@@ -200,6 +200,57 @@ class ProfileStore:
             tenant = self._tenant(client_id)
             return copy.deepcopy([p for p in tenant.profiles.values() if p["IsActive"] and matches(p)])
 
+    def reset(self, client_id: str | None = None) -> None:
+        """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles.
+
+        The old data is swapped out under the lock and freed by a background thread, so a reset
+        costs the same whatever the amount of data."""
+        with self._lock:
+            if client_id is None:
+                dropped: object = self._tenants
+                self._tenants, self._next_id = {}, 1
+            else:
+                dropped = self._tenants.pop(client_id, None)
+        threading.Thread(target=lambda: None, args=(dropped,), daemon=True).start()
+
+    def export(self, client_id: str | None = None) -> dict[str, list[dict]]:
+        """The profiles of every clientId (or one), as stored."""
+        with self._lock:
+            chosen = [client_id] if client_id is not None else list(self._tenants)
+            return {
+                c: copy.deepcopy(list(self._tenants[c].profiles.values()))
+                for c in chosen
+                if c in self._tenants
+            }
+
+    def replace_clients(self, clients: dict[str, list[dict]]) -> None:
+        """Replace the profiles of each clientId named, atomically. A profile without a ProfileId
+        gets a fresh one; a ProfileId held elsewhere on the server, or an AlternateId twice in a
+        clientId, is a 409 and nothing changes."""
+        with self._lock:
+            taken = {
+                pid for c, tenant in self._tenants.items() if c not in clients for pid in tenant.profiles
+            }
+            next_id = max(
+                [
+                    self._next_id,
+                    *(p["ProfileId"] + 1 for ps in clients.values() for p in ps if p["ProfileId"]),
+                ]
+            )
+            tenants = {}
+            for client_id, profiles in clients.items():
+                tenant = tenants[client_id] = Tenant(client_id)
+                for profile in copy.deepcopy(profiles):
+                    if not profile["ProfileId"]:
+                        profile["ProfileId"], next_id = next_id, next_id + 1
+                    if profile["ProfileId"] in taken:
+                        raise Conflict(f"ProfileId {profile['ProfileId']} is used twice.")
+                    taken.add(profile["ProfileId"])
+                    tenant.check_alternate_ids(profile)
+                    tenant.put(profile)
+            self._tenants.update(tenants)
+            self._next_id = next_id
+
     def profiles(self, client_id: str) -> list[dict]:
         """Every profile of ``client_id``, active or not, in creation order."""
         with self._lock:
