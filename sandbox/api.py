@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
 
-from . import exchange, profiles, schemas
+from . import exchange, journal, profiles, schemas
 from .clock import current_clock
 from .errors import Forbidden, invalid
 from .profiles import Account
@@ -84,6 +84,7 @@ def _shown(profile: dict) -> dict:
 
 
 def _one(profile: dict, status: int = 200, **kwargs: Any) -> Response:
+    journal.note(profileId=profile["ProfileId"])
     return exchange.respond(profile, PROFILE, "UserProfile", status, **kwargs)
 
 
@@ -317,6 +318,7 @@ def delete_profile(client_id: str, profile_id: int) -> Response:
     if schemas.utf16_length(reason) > 256:
         raise invalid("reasonCode", "The field reasonCode must be a string with a maximum length of 256.")
     current_store().delete(client_id, profile_id)
+    journal.note(profileId=profile_id)
     return Response(status=204)
 
 

@@ -18,9 +18,11 @@ class VendorError(Exception):
         model_state: Mapping[str, Sequence[str]] | None = None,
         headers: Mapping[str, str] | None = None,
         status: int | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         self.message = message or self.message
         self.status = status or self.status
+        self.details = dict(details or {})  # for the journal, not the client
         self.model_state = dict(model_state or {})
         self.headers = dict(headers or {})
         super().__init__(self.message)

@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, g, request
 from marshmallow import Schema
 from werkzeug.exceptions import HTTPException
 
-from . import errors, formats
+from . import errors, formats, journal
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ def _warn(response: Response, warnings: list[str]) -> None:
 
 def render_error(error: errors.VendorError) -> Response:
     """The vendor's error document in the negotiated format (JSON if negotiation itself failed)."""
+    journal.note(error={"status": error.status, **error.body()}, **error.details)
     try:
         media_type = response_type()
     except errors.NotAcceptable:

@@ -64,7 +64,8 @@ class Tenant:
             if holder is not None and holder != profile_id:
                 raise Conflict(
                     f"A profile with AlternateIdType '{entry['AlternateIdType']}' and "
-                    f"AlternateId '{entry['AlternateId']}' already exists."
+                    f"AlternateId '{entry['AlternateId']}' already exists.",
+                    details={"conflict": {**entry, "heldBy": holder}},
                 )
 
     def put(self, profile: dict) -> None:
@@ -211,7 +212,8 @@ class ProfileStore:
                 self._tenants, self._next_id = {}, 1
             else:
                 dropped = self._tenants.pop(client_id, None)
-        threading.Thread(target=lambda: None, args=(dropped,), daemon=True).start()
+        # The thread holds the last reference, so the old data is freed there when it ends.
+        threading.Thread(target=_let_go, args=(dropped,), daemon=True).start()
 
     def export(self, client_id: str | None = None) -> dict[str, list[dict]]:
         """The profiles of every clientId (or one), as stored."""
@@ -255,6 +257,10 @@ class ProfileStore:
         """Every profile of ``client_id``, active or not, in creation order."""
         with self._lock:
             return copy.deepcopy(list(self._tenant(client_id).profiles.values()))
+
+
+def _let_go(data: object) -> None:
+    """Nothing: the caller's thread only carries ``data`` until it can be freed."""
 
 
 def init_app(app: Flask) -> None:

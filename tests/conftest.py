@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 from helpers import Served
 
+from sandbox.client import SandboxClient
+
 
 @pytest.fixture(scope="session")
 def served() -> Iterator[Served]:
@@ -29,3 +31,11 @@ def client_id() -> str:
 @pytest.fixture
 def profile_url(base_url: str, client_id: str) -> str:
     return f"{base_url}/{client_id}/Profile"
+
+
+@pytest.fixture
+def control(served: Served, client_id: str) -> Iterator[SandboxClient]:
+    """The control plane of the shared server; the test's clientId is reset afterwards."""
+    client = SandboxClient(served.url)
+    yield client
+    client.reset(client_id=client_id)

@@ -1,0 +1,267 @@
+"""Fault rules seen from a real HTTP client: injected errors and delays, before vs after, lifetimes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+from helpers import Served, minimal_profile, post_json, xml_of
+
+from sandbox.client import ControlError, SandboxClient
+
+
+def create(profile_url: str, **headers: str):
+    return post_json(profile_url, minimal_profile(), **headers)
+
+
+def test_error_in_the_vendor_shape_with_headers(control, client_id, profile_url, served):
+    control.add_fault(match={"clientId": client_id}, respond={"status": 503, "headers": {"Retry-After": "7"}})
+
+    response = create(profile_url)
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"
+    assert response.json() == {"Message": "Service Unavailable."}
+    assert served.profiles(client_id) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(500, "An error has occurred."), (401, "Authorization has been denied for this request."),
+     (429, "Too Many Requests."), (599, "The sandbox injected this error.")],
+)  # fmt: skip
+def test_error_messages_follow_the_vendor_stack(control, client_id, profile_url, status, message):
+    control.add_fault(match={"clientId": client_id}, respond={"status": status})
+
+    response = create(profile_url, Accept="application/xml")
+
+    assert response.status_code == status
+    assert xml_of(response).findtext("Message") == message
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "text"),
+    [({"error": "quota"}, "application/json; charset=utf-8", '{"error": "quota"}'),
+     ("<html>busy</html>", "text/plain; charset=utf-8", "<html>busy</html>")],
+)  # fmt: skip
+def test_error_with_a_given_body(control, client_id, profile_url, body, content_type, text):
+    control.add_fault(match={"clientId": client_id}, respond={"status": 502, "body": body})
+
+    response = create(profile_url)
+
+    assert (response.status_code, response.headers["Content-Type"], response.text) == (
+        502,
+        content_type,
+        text,
+    )
+
+
+def test_error_after_the_operation_commits_and_a_retry_meets_409(control, client_id, profile_url, served):
+    control.add_fault(
+        match={"clientId": client_id, "method": "POST"}, when="after", respond={"status": 504}, times=1
+    )
+    body = minimal_profile(AlternateIds=[{"AlternateIdType": "crm", "AlternateId": "C-1"}])
+
+    first = post_json(profile_url, body)
+    retry = post_json(profile_url, body)
+
+    assert first.status_code == 504
+    assert retry.status_code == 409
+    assert len(served.profiles(client_id)) == 1
+    [entry, _] = control.requests(client_id=client_id)
+    assert entry["status"] == 504
+    assert entry["profileId"] == served.profiles(client_id)[0]["ProfileId"]
+
+
+def test_fixed_delay_before_the_answer(control, client_id, profile_url):
+    control.add_fault(match={"clientId": client_id}, delay={"fixed": 300})
+
+    started = time.monotonic()
+    response = create(profile_url)
+
+    assert response.status_code == 201
+    assert time.monotonic() - started >= 0.3
+
+
+def test_delay_is_capped_by_configuration():
+    with Served({"MAX_DELAY_MS": 200}) as served:
+        control = SandboxClient(served.url)
+        control.add_fault(delay={"lognormal": {"median": 5000, "sigma": 0.1}})
+        started = time.monotonic()
+        post_json(f"{served.url}/acme/Profile", minimal_profile())
+        elapsed = time.monotonic() - started
+        with pytest.raises(ControlError) as refused:
+            control.add_fault(delay={"fixed": 201})
+
+    assert 0.2 <= elapsed < 2  # capped at 200 ms, not the 5 s median
+    assert refused.value.status == 400
+    assert refused.value.body["ModelState"] == {
+        "delay.fixed": ["201 ms exceeds SANDBOX_MAX_DELAY_MS (200 ms)."]
+    }
+
+
+def test_uniform_delay_with_an_error(control, client_id, profile_url):
+    control.add_fault(
+        match={"clientId": client_id},
+        delay={"uniform": {"lower": 100, "upper": 150}},
+        respond={"status": 500},
+    )
+
+    started = time.monotonic()
+    response = create(profile_url)
+
+    assert response.status_code == 500
+    assert time.monotonic() - started >= 0.1
+
+
+def test_times_then_the_rule_is_spent(control, client_id, profile_url):
+    rule = control.add_fault(match={"clientId": client_id}, respond={"status": 503}, times=2)
+
+    statuses = [create(profile_url).status_code for _ in range(4)]
+
+    assert statuses == [503, 503, 201, 201]
+    assert control.fault(rule["id"]) | {} == rule | {
+        "matched": 2,
+        "hits": 2,
+        "remaining": 0,
+        "state": "spent",
+    }
+
+
+def test_skip_then_fail_once_is_one_rule(control, client_id, profile_url):
+    control.add_fault(match={"clientId": client_id}, respond={"status": 500}, skip=2, times=1)
+
+    statuses = [create(profile_url).status_code for _ in range(4)]
+
+    assert statuses == [201, 201, 500, 201]
+
+
+def test_probability_with_a_seed_repeats_its_pattern(control, client_id, profile_url):
+    patterns = []
+    for _ in range(2):
+        control.reset(client_id=client_id)
+        control.add_fault(match={"clientId": client_id}, respond={"status": 500}, probability=0.5, seed=42)
+        patterns.append([create(profile_url).status_code for _ in range(20)])
+
+    assert patterns[0] == patterns[1]
+    assert Counter(patterns[0]) == {500: patterns[0].count(500), 201: patterns[0].count(201)}
+    assert 3 <= patterns[0].count(500) <= 17
+
+
+def test_expiry_follows_the_sandbox_clock(client_id, profile_url, control):
+    control.set_clock("2030-01-01T00:00:00Z")
+    try:
+        control.add_fault(match={"clientId": client_id}, respond={"status": 503}, ttl=60_000)
+        before = create(profile_url).status_code
+        control.advance_clock(61)
+        after = create(profile_url).status_code
+        [rule] = control.faults(client_id)
+    finally:
+        control.release_clock()
+
+    assert (before, after) == (503, 201)
+    assert (rule["state"], rule["expiresAt"]) == ("expired", "2030-01-01T00:01:00.000Z")
+
+
+@pytest.mark.parametrize(
+    ("match", "hit"),
+    [
+        ({"method": "GET"}, False),
+        ({"method": ["get", "post"]}, True),
+        ({"path": "/*/Profile"}, True),
+        ({"path": "/other/*"}, False),
+        ({"operation": "create_profile"}, True),
+        ({"operation": "get_profile"}, False),
+        ({"headers": {"X-Test-Case": "retry-*"}}, True),
+        ({"headers": {"X-Test-Case": "other"}}, False),
+        ({"headers": {"X-Absent": "*"}}, False),
+    ],
+)
+def test_matchers(control, client_id, profile_url, match, hit):
+    control.add_fault(match={"clientId": client_id, **match}, respond={"status": 418})
+
+    response = create(profile_url, X_Test_Case="retry-3")
+
+    assert response.status_code == (418 if hit else 201)
+
+
+def test_a_rule_scoped_to_one_client_does_not_touch_another(control, client_id, base_url):
+    control.add_fault(match={"clientId": client_id}, respond={"status": 503})
+
+    mine = create(f"{base_url}/{client_id}/Profile").status_code
+    other = create(f"{base_url}/{client_id}-other/Profile").status_code
+
+    assert (mine, other) == (503, 201)
+
+
+def test_faults_never_apply_to_the_control_plane():
+    with Served() as served:
+        control = SandboxClient(served.url)
+        control.add_fault(respond={"status": 500})
+
+        assert control.health()["status"] == "ok"
+        assert create(f"{served.url}/acme/Profile").status_code == 500
+        assert len(control.faults()) == 1
+
+
+def test_first_rule_that_fires_wins(control, client_id, profile_url):
+    control.add_fault(match={"clientId": client_id}, respond={"status": 503}, times=1)
+    control.add_fault(match={"clientId": client_id}, respond={"status": 500}, times=1)
+
+    assert [create(profile_url).status_code for _ in range(3)] == [503, 500, 201]
+
+
+def test_concurrent_requests_consume_a_rule_exactly(control, client_id, profile_url, served):
+    """50 concurrent matching requests against times=10: exactly 10 faults."""
+    control.add_fault(match={"clientId": client_id}, respond={"status": 503}, times=10)
+    statuses = []
+    start = threading.Barrier(50)
+
+    def call() -> None:
+        start.wait()
+        statuses.append(create(profile_url).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Counter(statuses) == {503: 10, 201: 40}
+    assert len(served.profiles(client_id)) == 40
+    assert control.faults(client_id)[0]["hits"] == 10
+
+
+@pytest.mark.parametrize(
+    ("rule", "path", "message"),
+    [
+        ({}, "body", "A rule needs at least one of delay, respond or fault."),
+        ({"respond": {"status": 700}}, "respond.status", "Must be greater than or equal to 100 and less than or equal to 599."),
+        ({"respond": {"status": 500}, "fault": {"type": "EMPTY_RESPONSE"}}, "body",
+         "A rule either responds with an error or breaks the connection, not both."),
+        ({"fault": {"type": "EXPLODE"}}, "fault.type", None),
+        ({"fault": {"type": "DRIBBLE"}, "when": "before"}, "when", "DRIBBLE shapes the real response: it needs when 'after'."),
+        ({"delay": {"fixed": 1, "uniform": {"lower": 1, "upper": 2}}}, "delay", "Give exactly one of fixed, uniform or lognormal."),
+        ({"delay": {"uniform": {"lower": 5, "upper": 2}}}, "delay.uniform.lower", "lower must not exceed upper."),
+        ({"delay": {"fixed": -1}}, "delay.fixed", None),
+        ({"respond": {"status": 500}, "times": 0}, "times", None),
+        ({"respond": {"status": 500}, "probability": 1.5}, "probability", None),
+        ({"respond": {"status": 500}, "ttl": 5, "expiresAt": "2030-01-01T00:00:00Z"}, "body", "Give expiresAt or ttl, not both."),
+        ({"respond": {"status": 500}, "match": {"operation": "nope"}}, "match.operation", None),
+        ({"respond": {"status": 500}, "match": {"colour": "red"}}, "match.colour", ["Unknown field."]),
+        ({"respond": {"status": 500}, "when": "during"}, "when", None),
+    ],
+)  # fmt: skip
+def test_bad_rules_are_400_naming_the_problem(control, rule, path, message):
+    with pytest.raises(ControlError) as refused:
+        control.add_fault(rule)
+
+    assert refused.value.status == 400
+    model_state = refused.value.body["ModelState"]
+    assert path in model_state, model_state
+    if isinstance(message, list):
+        assert model_state[path] == message
+    elif message:
+        assert model_state[path] == [message]
