@@ -30,6 +30,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=int(os.environ.get("SANDBOX_PORT", "8080")),
         help="port to listen on; 0 picks a free one (SANDBOX_PORT, default 8080)",
     )
+    parser.add_argument(
+        "--seed-file",
+        default=os.environ.get("SANDBOX_SEED_FILE"),
+        help="a state document (see /_sandbox/state) to load at start-up (SANDBOX_SEED_FILE)",
+    )
     return parser.parse_args(argv)
 
 
@@ -37,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until interrupted; print its URL once it accepts connections."""
     args = parse_args(argv)
     try:
-        app = create_app()
+        app = create_app({"SEED_FILE": args.seed_file})
     except ValueError as error:
         print(f"mypreferences-sandbox: {error}", file=sys.stderr)
         return 2

@@ -152,7 +152,7 @@ def imported(data: Mapping[str, Any], *, account: Account, user: str, now: datet
     profile = new_profile(data, account=account, user=user, now=now)
     profile["ProfileId"] = data.get("ProfileId")
     profile["Edited"] = data.get("Edited") or profile["Edited"]
-    profile["Consents"] = data.get("Consents") or []
+    profile["Consents"] = [consent(given, user=user, now=now) for given in data.get("Consents") or ()]
     profile["ReasonCode"] = None if profile["IsActive"] else data.get("ReasonCode")
     return profile
 
@@ -249,22 +249,27 @@ def set_active(profile: dict, active: bool, reason: str | None = None) -> dict:
 
 def add_consents(profile: dict, consents: list[Mapping[str, Any]], *, user: str, now: datetime) -> dict:
     """``profile`` with ``consents`` (validated requests) recorded, each with its own Edited."""
-    stamp = timestamp(now)
-    for consent in consents:
-        given = consent.get("ConsentDate")
-        profile["Consents"].append(
-            {
-                "ConsentType": consent["ConsentType"],
-                "Locale": consent["Locale"],
-                "ConsentStatus": consent["ConsentStatus"],
-                "ConsentVersion": consent["ConsentVersion"],
-                "Expired": False,
-                "ExpirationDate": None,
-                "ConsentDate": timestamp(_moment(given)) if given else stamp,
-                "Edited": {"CreateDate": stamp, "CreatedBy": user, "ModifiedDate": stamp, "ModifiedBy": user},
-            }
-        )
+    profile["Consents"].extend(consent(given, user=user, now=now) for given in consents)
     return profile
+
+
+def consent(given: Mapping[str, Any], *, user: str, now: datetime) -> dict:
+    """A stored consent from a validated one: its date in UTC (default ``now``), its own Edited,
+    not expired (a state document may carry Expired, ExpirationDate and Edited)."""
+    stamp = timestamp(now)
+    moment = given.get("ConsentDate")
+    expiration = given.get("ExpirationDate")
+    return {
+        "ConsentType": given["ConsentType"],
+        "Locale": given["Locale"],
+        "ConsentStatus": given["ConsentStatus"],
+        "ConsentVersion": given["ConsentVersion"],
+        "Expired": given.get("Expired") or False,
+        "ExpirationDate": timestamp(_moment(expiration)) if expiration else None,
+        "ConsentDate": timestamp(_moment(moment)) if moment else stamp,
+        "Edited": given.get("Edited")
+        or {"CreateDate": stamp, "CreatedBy": user, "ModifiedDate": stamp, "ModifiedBy": user},
+    }
 
 
 def latest_consents(profile: dict) -> dict:

@@ -336,10 +336,10 @@ class PatchDocument(Contract):
 class EditInfo(Wire):
     xml_order = ("CreateDate", "CreatedBy", "ModifiedBy", "ModifiedDate")
 
-    CreateDate = fields.String()
-    CreatedBy = fields.String()
-    ModifiedDate = fields.String()
-    ModifiedBy = fields.String()
+    CreateDate = fields.String(allow_none=True)
+    CreatedBy = fields.String(allow_none=True)
+    ModifiedDate = fields.String(allow_none=True)
+    ModifiedBy = fields.String(allow_none=True)
 
 
 class AddressEntry(CreateAddressEntry):
@@ -446,6 +446,14 @@ class UserProfile(Wire):
         return data
 
 
+class ImportedConsent(CreateCustomerConsent):
+    """A consent in a state document: as recorded by POST Consents, its other fields optional."""
+
+    Expired = Flag()
+    ExpirationDate = Moment()
+    Edited = fields.Nested(EditInfo, allow_none=True)
+
+
 class ImportedProfile(CreateUserProfile):
     """A profile in a state document: a create body, plus the fields the server would generate
     that a state document may carry (each optional)."""
@@ -453,8 +461,8 @@ class ImportedProfile(CreateUserProfile):
     read_only = ()
 
     ProfileId = fields.Integer(strict=True, validate=validate.Range(min=1))
-    Edited = fields.Nested(EditInfo)
-    Consents = collection(CustomerConsent, "CustomerConsent")
+    Edited = fields.Nested(EditInfo, allow_none=True)
+    Consents = collection(ImportedConsent, "CustomerConsent")
     ReasonCode = Text(max_length=256)
 
 

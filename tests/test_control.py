@@ -1,0 +1,300 @@
+"""The control plane over real HTTP: health, reset, state, clock, its lock, and its payload checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import requests
+from helpers import FIXTURES, Served, fixture_json, minimal_profile, post_json, send
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sandbox import create_app
+from sandbox.client import ControlError, SandboxClient
+
+
+@pytest.fixture
+def fresh():
+    """A server of its own, for tests that reset everything."""
+    with Served() as served:
+        yield served, SandboxClient(served.url)
+
+
+def test_health(control):
+    assert control.health() == {"status": "ok", "version": "0.1.0"}
+
+
+def test_reset_everything(fresh):
+    served, control = fresh
+    post_json(f"{served.url}/acme/Profile", minimal_profile())
+    control.add_fault(respond={"status": 500}, match={"clientId": "other"})
+    control.set_clock("2030-01-01T00:00:00Z")
+
+    control.reset()
+
+    assert served.profiles("acme") == []
+    assert (control.faults(), control.requests(), control.clock()["frozen"]) == ([], [], False)
+    assert post_json(f"{served.url}/acme/Profile", minimal_profile()).json()["ProfileId"] == 1
+    assert control.add_fault(respond={"status": 500})["id"] == "f1"
+
+
+def test_reset_one_client_leaves_the_others_intact(fresh):
+    served, control = fresh
+    for client in ("a", "b"):
+        post_json(
+            f"{served.url}/{client}/Profile",
+            minimal_profile(AlternateIds=[{"AlternateIdType": "t", "AlternateId": "1"}]),
+        )
+        control.add_fault(match={"clientId": client}, delay={"fixed": 1})
+
+    control.reset(client_id="a")
+
+    assert (served.profiles("a"), len(served.profiles("b"))) == ([], 1)
+    assert [rule["match"] for rule in control.faults()] == [{"clientId": "b"}]
+    assert [entry["clientId"] for entry in control.requests()] == ["b"]
+    assert (
+        post_json(
+            f"{served.url}/a/Profile",
+            minimal_profile(AlternateIds=[{"AlternateIdType": "t", "AlternateId": "1"}]),
+        ).json()["ProfileId"]
+        == 3
+    )
+
+
+def test_reset_by_query_parameter(fresh):
+    served, _ = fresh
+    post_json(f"{served.url}/a/Profile", minimal_profile())
+
+    assert send("POST", f"{served.url}/_sandbox/reset?clientId=a").json() == {"reset": "a"}
+    assert served.profiles("a") == []
+
+
+def test_seed_makes_random_choices_repeat(fresh):
+    served, control = fresh
+    patterns = []
+    for _ in range(2):
+        control.reset(seed=9)
+        control.add_fault(respond={"status": 500}, probability=0.5)
+        patterns.append(
+            [post_json(f"{served.url}/a/Profile", minimal_profile()).status_code for _ in range(16)]
+        )
+
+    assert patterns[0] == patterns[1]
+    assert len(set(patterns[0])) == 2
+
+
+def test_export_then_import_round_trips_exactly(fresh):
+    served, control = fresh
+    control.import_state(fixture_json("seed.json"))
+    send(
+        "POST",
+        f"{served.url}/acme/Consents/1001",
+        {"Consents": [{"ConsentType": "sms", "ConsentVersion": "1", "Locale": "en_US", "ConsentStatus": 2}]},
+    )
+    exported = control.export_state()
+
+    control.reset()
+    control.import_state(exported)
+
+    assert control.export_state() == exported
+    assert set(exported["clients"]) == {"acme", "globex"}
+    assert control.export_state("globex") == {"clients": {"globex": exported["clients"]["globex"]}}
+
+
+def test_imported_profiles_answer_like_created_ones(fresh):
+    served, control = fresh
+
+    imported = control.import_state(fixture_json("seed.json"))
+
+    assert imported == {"imported": {"acme": 2, "globex": 1}}
+    ann = send("GET", f"{served.url}/acme/Profile/AlternateIdType/crm/AlternateId/crm-1001").json()
+    assert (ann["ProfileId"], ann["Addresses"][0]["Country"], ann["Addresses"][0]["CassStatus"]) == (
+        1001,
+        "United States",
+        "Y",
+    )
+    assert ann["Consents"][0]["ConsentStatus"] == 1
+    bob = send("GET", f"{served.url}/acme/Profile/1002").json()
+    assert (bob["IsActive"], bob["ReasonCode"]) == (False, "asked to leave")
+    [chloe] = served.profiles("globex")
+    assert chloe["ProfileId"] == 1003  # assigned after the highest imported id
+    assert post_json(f"{served.url}/acme/Profile", minimal_profile()).json()["ProfileId"] == 1004
+
+
+@pytest.mark.parametrize(
+    ("document", "status", "keys"),
+    [
+        ({"clients": {"acme": [{"Emails": [{}]}]}}, 400, ["clients.acme[0].Emails[0].EmailAddress"]),
+        (
+            {"clients": {"acme": [{"ProfileId": "7"}, "x"]}},
+            400,
+            ["clients.acme[0].ProfileId", "clients.acme[1]"],
+        ),
+        ({"clients": {"acme": [{"ProfileId": 5}, {"ProfileId": 5}]}}, 409, None),
+        (
+            {"clients": {"acme": [{"AlternateIds": [{"AlternateIdType": "t", "AlternateId": "1"}]}] * 2}},
+            409,
+            None,
+        ),
+        ({"clients": ["acme"]}, 400, ["clients"]),
+        ({}, 400, ["clients"]),
+    ],
+)
+def test_a_bad_state_document_changes_nothing(fresh, document, status, keys):
+    served, control = fresh
+    post_json(f"{served.url}/acme/Profile", minimal_profile())
+    before = control.export_state()
+
+    with pytest.raises(ControlError) as refused:
+        control.import_state(document)
+
+    assert refused.value.status == status
+    if keys:
+        assert sorted(refused.value.body["ModelState"]) == keys
+    assert control.export_state() == before
+
+
+def test_seed_file_loads_at_start_up():
+    with Served({"SEED_FILE": str(FIXTURES / "seed.json")}) as served:
+        assert [p["ProfileId"] for p in served.profiles("acme")] == [1001, 1002]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "No such file"), ("{", "Expecting"), ('{"clients": {"a": [{"Emails": [{}]}]}}', "EmailAddress")],
+)
+def test_unusable_seed_file_is_refused(tmp_path, content, message):
+    path = tmp_path / "seed.json"
+    if content is not None:
+        path.write_text(content)
+
+    with pytest.raises(ValueError, match=message):
+        create_app({"SEED_FILE": str(path)})
+
+
+def test_clock_drives_edited_timestamps(control, profile_url):
+    control.set_clock("2030-01-01T09:00:00Z")
+    try:
+        created = post_json(profile_url, minimal_profile()).json()
+        advanced = control.advance_clock(900)
+        updated = send("POST", f"{profile_url}/{created['ProfileId']}", {}).json()
+    finally:
+        released = control.release_clock()
+
+    assert created["Edited"]["CreateDate"] == "2030-01-01T09:00:00.000Z"
+    assert advanced == {"now": "2030-01-01T09:15:00.000Z", "frozen": True}
+    assert updated["Edited"]["ModifiedDate"] == "2030-01-01T09:15:00.000Z"
+    assert released["frozen"] is False
+    assert released["now"] < "2030"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "key"),
+    [
+        ("PUT", "/clock", {"time": "soon"}, "time"),
+        ("PUT", "/clock", {}, "time"),
+        ("POST", "/clock/advance", {"seconds": -1}, "seconds"),
+        ("POST", "/reset", {"seed": "x"}, "seed"),
+        ("POST", "/reset", ["all"], "body"),
+        ("POST", "/faults", "not json", "body"),
+    ],
+)
+def test_bad_payloads_are_400_naming_the_problem(control, method, path, body, key):
+    data = body if isinstance(body, str) else json.dumps(body)
+
+    response = requests.request(method, f"{control.base_url}/_sandbox{path}", data=data, timeout=10)
+
+    assert response.status_code == 400
+    assert key in response.json()["ModelState"]
+
+
+def test_the_token_locks_every_call_but_health():
+    with Served({"CONTROL_TOKEN": "s3cret"}) as served:
+        locked = SandboxClient(served.url)
+        unlocked = SandboxClient(served.url, token="s3cret")
+        health = locked.health()
+        with pytest.raises(ControlError) as missing:
+            locked.faults()
+        wrong = send("GET", f"{served.url}/_sandbox/faults", Authorization="Bearer nope")
+        odd = send("GET", f"{served.url}/_sandbox/faults", Authorization="Bearer ñ")
+        allowed = unlocked.faults()
+
+    assert health["status"] == "ok"
+    assert missing.value.status == 401
+    assert missing.value.body == {
+        "Message": "The control plane needs 'Authorization: Bearer <SANDBOX_CONTROL_TOKEN>'."
+    }
+    assert (wrong.status_code, odd.status_code, wrong.headers["WWW-Authenticate"]) == (
+        401,
+        401,
+        'Bearer realm="mypreferences-sandbox"',
+    )
+    assert allowed == []
+
+
+def test_a_numeric_token_from_the_environment_works(monkeypatch):
+    monkeypatch.setenv("SANDBOX_CONTROL_TOKEN", "12345")
+    with Served() as served:
+        assert SandboxClient(served.url, token="12345").faults() == []
+
+
+def test_the_control_plane_can_be_turned_off():
+    with Served({"CONTROL": False}) as served:
+        health = send("GET", f"{served.url}/_sandbox/health")
+        faults = send("POST", f"{served.url}/_sandbox/faults", {"respond": {"status": 500}})
+
+    assert health.status_code == 200
+    assert faults.status_code == 404
+    assert faults.json() == {"Message": "The control plane is turned off (SANDBOX_CONTROL=false)."}
+
+
+control_paths = st.sampled_from(
+    ["/reset", "/faults", "/faults/f1", "/requests", "/requests/count", "/state", "/clock", "/clock/advance"]
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["match", "respond", "fault", "delay", "status", "type", "clients", "time", "seconds", "seed", "clientId", "x"]),
+        children, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]), path=control_paths, body=json_values)
+def test_no_control_call_gets_a_500(fresh, method, path, body):
+    served, _ = fresh
+
+    response = requests.request(method, f"{served.url}/_sandbox{path}", data=json.dumps(body), timeout=10)
+
+    assert response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in (FIXTURES / "control").glob("*.json")))
+def test_every_payload_example_is_accepted(fresh, name):
+    served, control = fresh
+    endpoint = {"fault": ("POST", "/faults", 201), "reset": ("POST", "/reset", 200),
+                "clock-set": ("PUT", "/clock", 200), "clock-advance": ("POST", "/clock/advance", 200)}  # fmt: skip
+    method, path, status = next(value for prefix, value in endpoint.items() if name.startswith(prefix))
+
+    response = requests.request(
+        method, f"{served.url}/_sandbox{path}", data=(FIXTURES / "control" / name).read_bytes(), timeout=10
+    )
+
+    assert response.status_code == status, response.text
+
+
+def test_cli_loads_a_seed_file():
+    with subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", "0", "--seed-file", str(FIXTURES / "seed.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as process:  # fmt: skip
+        url = process.stdout.readline().split()[-1]
+        profile = send("GET", f"{url}/acme/Profile/1001")
+        process.terminate()
+        process.communicate(timeout=10)
+
+    assert profile.json()["CustomerName"]["FirstName"] == "Ann"

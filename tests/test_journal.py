@@ -1,0 +1,135 @@
+"""The request journal over real HTTP: what it records, its decisions, filters, counts and bound."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import Served, minimal_profile, post_json, send
+
+from sandbox.client import ControlError, SandboxClient
+
+PAIR = [{"AlternateIdType": "crm", "AlternateId": "C-1"}]
+
+
+def test_an_entry_records_the_request_and_the_outcome(control, client_id, profile_url):
+    created = post_json(f"{profile_url}?source=test", minimal_profile(), X_Trace="t-1").json()
+
+    [entry] = control.requests(client_id=client_id)
+
+    assert entry["method"] == "POST"
+    assert entry["path"] == f"/{client_id}/Profile"
+    assert entry["clientId"] == client_id
+    assert entry["query"] == {"source": ["test"]}
+    assert entry["headers"]["X-Trace"] == "t-1"
+    assert '"FirstName": "Ann"' in entry["body"]
+    assert entry["bodyTruncated"] is False
+    assert entry["status"] == 201
+    assert entry["durationMs"] >= 0
+    assert entry["profileId"] == created["ProfileId"]
+    assert entry["time"].endswith("Z")
+
+
+def test_entries_record_validation_errors_and_conflicts(control, client_id, profile_url):
+    post_json(profile_url, minimal_profile(CustomerType=5))
+    first = post_json(profile_url, minimal_profile(AlternateIds=PAIR)).json()
+    post_json(profile_url, minimal_profile(AlternateIds=PAIR))
+
+    invalid, _, conflict = control.requests(client_id=client_id)
+
+    assert invalid["status"] == 400
+    assert invalid["error"]["ModelState"] == {
+        "CustomerType": ["Error converting value 5 to type 'System.String'."]
+    }
+    assert conflict["status"] == 409
+    assert conflict["conflict"] == {**PAIR[0], "heldBy": first["ProfileId"]}
+
+
+def test_entries_record_the_fault_that_fired(control, client_id, profile_url):
+    rule = control.add_fault(match={"clientId": client_id}, respond={"status": 503}, times=2)
+    post_json(profile_url, minimal_profile())
+
+    [entry] = control.requests(client_id=client_id)
+
+    assert entry["status"] == 503
+    assert entry["fault"] == {"id": rule["id"], "when": "before", "hits": 1, "remaining": 1}
+
+
+def test_secrets_never_reach_the_journal(control, client_id, profile_url):
+    post_json(
+        profile_url,
+        minimal_profile(),
+        Authorization="PNAUTHINFO3-HMAC-SHA256 Credential=u/2026 Signature=secret",
+    )
+
+    [entry] = control.requests(client_id=client_id)
+
+    assert entry["headers"]["Authorization"] == "PNAUTHINFO3-HMAC-SHA256 [redacted]"
+    assert "secret" not in str(entry)
+
+
+def test_filters_and_count(control, client_id, base_url, profile_url):
+    created = post_json(profile_url, minimal_profile()).json()
+    send("GET", f"{profile_url}/{created['ProfileId']}")
+    send("GET", f"{profile_url}/999999")
+    post_json(f"{base_url}/{client_id}-b/Profile", minimal_profile())
+
+    assert [e["method"] for e in control.requests(client_id=client_id)] == ["POST", "GET", "GET"]
+    assert control.count(client_id=client_id, method="get") == 2
+    assert control.count(client_id=client_id, status=404) == 1
+    assert control.count(path=f"/{client_id}*/Profile") == 2
+    assert [e["status"] for e in control.requests(client_id=client_id, limit=2)] == [200, 404]
+    since = control.requests(client_id=client_id)[1]["time"]
+    assert control.count(client_id=client_id, since=since) == 2
+    assert control.count(client_id=client_id, until="2000-01-01T00:00:00Z") == 0
+    control.reset(client_id=f"{client_id}-b")
+
+
+def test_the_control_plane_is_not_journaled(control, client_id):
+    control.faults()
+    control.health()
+
+    assert control.count(path="/_sandbox*") == 0
+
+
+def test_clear_one_client_or_all():
+    with Served() as served:
+        control = SandboxClient(served.url)
+        post_json(f"{served.url}/a/Profile", minimal_profile())
+        post_json(f"{served.url}/b/Profile", minimal_profile())
+
+        control.clear_requests(client_id="a")
+        after_one = [e["clientId"] for e in control.requests()]
+        control.clear_requests()
+        after_all = control.requests()
+
+    assert (after_one, after_all) == (["b"], [])
+
+
+def test_the_journal_is_bounded_and_drops_the_oldest():
+    with Served({"MAX_JOURNAL_ENTRIES": 3, "MAX_JOURNAL_BODY": 10}) as served:
+        control = SandboxClient(served.url)
+        for index in range(5):
+            send("GET", f"{served.url}/acme/Profile/{index + 1000}")
+        post_json(f"{served.url}/acme/Profile", minimal_profile())
+        entries = control.requests()
+
+    assert [e["path"] for e in entries] == ["/acme/Profile/1003", "/acme/Profile/1004", "/acme/Profile"]
+    assert [e["id"] for e in entries] == [4, 5, 6]
+    assert (len(entries[-1]["body"]), entries[-1]["bodyTruncated"]) == (10, True)
+
+
+@pytest.mark.parametrize(
+    ("query", "key"),
+    [("status=abc", "status"), ("since=yesterday", "since"), ("limit=0", "limit"), ("colour=red", "colour")],
+)
+def test_bad_filters_are_400(control, query, key):
+    response = send("GET", f"{control.base_url}/_sandbox/requests?{query}")
+
+    assert response.status_code == 400
+    assert key in response.json()["ModelState"]
+
+
+def test_the_client_refuses_unknown_filters(control):
+    with pytest.raises(TypeError, match="unknown journal filters: colour"):
+        control.count(colour="red")
+    with pytest.raises(ControlError):
+        control.fault("f-none")
