@@ -275,7 +275,7 @@ def test_no_control_call_gets_a_500(fresh, method, path, body):
 
 @pytest.mark.parametrize("name", sorted(path.name for path in (FIXTURES / "control").glob("*.json")))
 def test_every_payload_example_is_accepted(fresh, name):
-    served, control = fresh
+    served, _ = fresh
     endpoint = {"fault": ("POST", "/faults", 201), "reset": ("POST", "/reset", 200),
                 "clock-set": ("PUT", "/clock", 200), "clock-advance": ("POST", "/clock/advance", 200)}  # fmt: skip
     method, path, status = next(value for prefix, value in endpoint.items() if name.startswith(prefix))
