@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, g, request, url_for
 
-from . import exchange, journal, profiles, schemas
+from . import auth, exchange, journal, profiles, schemas
 from .clock import current_clock
 from .errors import Forbidden, invalid
 from .profiles import Account
@@ -33,6 +33,12 @@ ALTERNATE_ID_QUERY = ("alternateIdType", "alternateId")
 
 
 @bp.before_request
+def authenticate() -> None:
+    """Who calls (401, 403, or 404 for an unknown clientId in strict mode), before the body is read."""
+    g.user_id = auth.authenticate((request.view_args or {})["client_id"])
+
+
+@bp.before_request
 def negotiate() -> None:
     """Refuse an Accept the sandbox cannot satisfy (406) before anything is read or stored."""
     exchange.response_type()
@@ -45,7 +51,7 @@ def _editor(client_id: str) -> dict[str, Any]:
     """Who writes and when, plus the clientId's account defaults: what new and revised profiles need."""
     return {
         "account": Account.from_config(current_app.config, client_id),
-        "user": current_app.config["DEFAULT_USER"],
+        "user": auth.current_user(),
         "now": current_clock().now(),
     }
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import BaseConverter
 
-from . import api, clock, control, exchange, faults, journal, store
+from . import api, auth, clock, control, exchange, faults, journal, store
 
 DEFAULTS: dict[str, Any] = {
     # Largest request body, in bytes; larger ones get 413.
@@ -38,6 +38,12 @@ DEFAULTS: dict[str, Any] = {
     "SEED": 0,
     # A state document (see /_sandbox/state) loaded at start-up.
     "SEED_FILE": None,
+    # Authentication: off, lenient (a well-formed header of a known scheme) or strict (checked
+    # against AUTH_FILE); the PNAUTHINFO3 timestamp window and the OAuth token lifetime, in seconds.
+    "AUTH_MODE": "lenient",
+    "AUTH_FILE": None,
+    "AUTH_WINDOW_SECONDS": 900,
+    "AUTH_TOKEN_SECONDS": 3600,
 }
 
 POSITIVE_INTEGERS = (
@@ -48,6 +54,8 @@ POSITIVE_INTEGERS = (
     "MAX_DELAY_MS",
     "MAX_JOURNAL_ENTRIES",
     "MAX_JOURNAL_BODY",
+    "AUTH_WINDOW_SECONDS",
+    "AUTH_TOKEN_SECONDS",
 )
 
 
@@ -70,6 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     exchange.init_app(app)
     journal.init_app(app)  # before faults: its after-hook must see what the faults decided
     faults.init_app(app)
+    auth.init_app(app)
     app.register_blueprint(control.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.bp, url_prefix="/Profiles", name="prefixed_api")

@@ -126,12 +126,13 @@ def _record(response: Response) -> Response:
             "clientId": (request.view_args or {}).get("client_id"),
             "query": request.args.to_dict(flat=False),
             "headers": _headers(request.headers.items()),
-            "body": body[:limit].decode("utf-8", "replace"),
+            # A body holding secrets (the OAuth token request) is never kept.
+            "body": "[redacted]" if notes.get("bodyRedacted") else body[:limit].decode("utf-8", "replace"),
             "bodyTruncated": len(body) > limit,
             # A connection fault cut the exchange: the client saw no status at all.
             "status": None if notes.get("dropped") else response.status_code,
             "durationMs": round((time.perf_counter() - g.journal_started) * 1000, 3),
-            **{key: value for key, value in notes.items() if key != "dropped"},
+            **{key: value for key, value in notes.items() if key not in ("dropped", "bodyRedacted")},
         }
     )
     return response

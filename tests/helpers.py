@@ -59,8 +59,13 @@ def post_json(url: str, body: object, **headers: str) -> requests.Response:
     )
 
 
+# A well-formed header, as the default (lenient) authentication wants on every vendor request.
+AUTH = {"Authorization": "PNAUTHINFO3-HMAC-SHA256 Credential=tester/2026-01-01T00:00:00 Signature=dGVzdA=="}
+
+
 def _headers(headers: dict[str, str]) -> dict[str, str]:
-    return {name.replace("_", "-"): value for name, value in headers.items()}
+    """``AUTH`` plus ``headers`` (underscores in names become hyphens)."""
+    return {**AUTH, **{name.replace("_", "-"): value for name, value in headers.items()}}
 
 
 def minimal_profile(**fields: object) -> dict:
@@ -70,6 +75,14 @@ def minimal_profile(**fields: object) -> dict:
         "Emails": [{"EmailAddress": "ann@example.com", "IsDefault": True}],
         **fields,
     }
+
+
+def send_bytes(
+    method: str, url: str, body: bytes, content_type: str | None, **headers: str
+) -> requests.Response:
+    """``method`` on ``url`` with raw ``body`` bytes of ``content_type`` (None: no Content-Type)."""
+    sent = {"Content-Type": content_type} if content_type else {}
+    return requests.request(method, url, data=body, headers=_headers({**sent, **headers}), timeout=10)
 
 
 def send(method: str, url: str, body: object = None, **headers: str) -> requests.Response:
@@ -99,6 +112,27 @@ def find(element: ET.Element, path: str) -> ET.Element | None:
 
 def patch(url: str, operations: object) -> requests.Response:
     """A JSON Patch request."""
-    return requests.patch(
-        url, data=json.dumps(operations), headers={"Content-Type": "application/json-patch+json"}, timeout=10
-    )
+    headers = _headers({"Content-Type": "application/json-patch+json"})
+    return requests.patch(url, data=json.dumps(operations), headers=headers, timeout=10)
+
+
+class Vendor:
+    """``requests``' verbs for vendor calls: ``AUTH`` is added to the headers of every one."""
+
+    @staticmethod
+    def request(
+        method: str, url: str, headers: dict[str, str] | None = None, **kwargs: object
+    ) -> requests.Response:
+        return requests.request(method, url, headers={**AUTH, **(headers or {})}, **kwargs)
+
+    def get(self, url: str, **kwargs: object) -> requests.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: object) -> requests.Response:
+        return self.request("POST", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: object) -> requests.Response:
+        return self.request("DELETE", url, **kwargs)
+
+
+vendor = Vendor()

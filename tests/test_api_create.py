@@ -6,8 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-import requests
-from helpers import JSON, XML, fixture_bytes, fixture_json
+from helpers import JSON, XML, fixture_bytes, fixture_json, vendor
 
 NS = "{http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models}"
 SAMPLES = [("create-profile.json", JSON), ("create-profile.xml", XML)]
@@ -35,7 +34,7 @@ def xml_layout(element: ET.Element) -> object:
 def test_corrected_sample_is_created_with_location_and_read_back(
     base_url, client_id, served, prefix, sample, media_type
 ):
-    created = requests.post(
+    created = vendor.post(
         f"{base_url}{prefix}/{client_id}/Profile",
         data=fixture_bytes(sample),
         headers={"Content-Type": media_type},
@@ -48,7 +47,7 @@ def test_corrected_sample_is_created_with_location_and_read_back(
     [stored] = served.profiles(client_id)
     location = f"{base_url}{prefix}/{client_id}/Profile/{stored['ProfileId']}"
     assert created.headers["Location"] == location
-    fetched = requests.get(location, headers={"Accept": media_type}, timeout=10)
+    fetched = vendor.get(location, headers={"Accept": media_type}, timeout=10)
     assert fetched.status_code == 200
     assert fetched.content == created.content
 
@@ -56,7 +55,7 @@ def test_corrected_sample_is_created_with_location_and_read_back(
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_json_response_has_every_field_of_the_documented_sample_in_its_order(profile_url, base_url, prefix):
     url = profile_url.replace(base_url, base_url + prefix)
-    created = requests.post(url, json=fixture_json("create-profile.json"), timeout=10)
+    created = vendor.post(url, json=fixture_json("create-profile.json"), timeout=10)
 
     body = created.json()
     assert json_layout(body) == json_layout(fixture_json("vendor/create-profile-response.json"))
@@ -68,7 +67,7 @@ def test_json_response_has_every_field_of_the_documented_sample_in_its_order(pro
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_xml_response_has_the_documented_root_namespace_names_and_order(profile_url, base_url, prefix):
     url = profile_url.replace(base_url, base_url + prefix)
-    created = requests.post(
+    created = vendor.post(
         url, data=fixture_bytes("create-profile.xml"), headers={"Content-Type": XML}, timeout=10
     )
 
@@ -87,7 +86,7 @@ def test_xml_response_has_the_documented_root_namespace_names_and_order(profile_
 
 @pytest.mark.parametrize(("sample", "media_type"), SAMPLES)
 def test_json_and_xml_creates_store_the_same_profile(base_url, client_id, served, sample, media_type):
-    requests.post(
+    vendor.post(
         f"{base_url}/{client_id}/Profile",
         data=fixture_bytes(sample),
         headers={"Content-Type": media_type, "Accept": JSON},
@@ -124,7 +123,7 @@ VENDOR_SAMPLE_ERRORS = {
 
 
 def test_vendor_json_sample_breaks_exactly_the_documented_rules(profile_url, served, client_id):
-    response = requests.post(
+    response = vendor.post(
         profile_url,
         data=fixture_bytes("vendor/create-profile-request.json"),
         headers={"Content-Type": JSON},
@@ -137,7 +136,7 @@ def test_vendor_json_sample_breaks_exactly_the_documented_rules(profile_url, ser
 
 
 def test_vendor_xml_sample_breaks_exactly_the_documented_rules(profile_url, served, client_id):
-    response = requests.post(
+    response = vendor.post(
         profile_url,
         data=fixture_bytes("vendor/create-profile-request.xml"),
         headers={"Content-Type": "text/xml"},
@@ -158,7 +157,7 @@ def test_vendor_xml_sample_breaks_exactly_the_documented_rules(profile_url, serv
 
 
 def test_unknown_profile_id_is_404_in_the_vendor_shape(profile_url):
-    response = requests.get(f"{profile_url}/999999999", timeout=10)
+    response = vendor.get(f"{profile_url}/999999999", timeout=10)
 
     assert response.status_code == 404
     assert response.json() == {
@@ -167,23 +166,23 @@ def test_unknown_profile_id_is_404_in_the_vendor_shape(profile_url):
 
 
 def test_profile_of_another_client_is_404(base_url, client_id):
-    created = requests.post(
+    created = vendor.post(
         f"{base_url}/{client_id}/Profile", json=fixture_json("create-profile.json"), timeout=10
     )
     profile_id = created.json()["ProfileId"]
 
-    response = requests.get(
+    response = vendor.get(
         f"{base_url}/other-{client_id}/Profile/{profile_id}", headers={"Accept": XML}, timeout=10
     )
 
     assert response.status_code == 404
     assert ET.fromstring(response.content).findtext("Message").startswith("No profile with ProfileId")
-    assert requests.get(f"{base_url}/{client_id}/Profile/{profile_id}", timeout=10).status_code == 200
+    assert vendor.get(f"{base_url}/{client_id}/Profile/{profile_id}", timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/acme/Profile/abc", "/acme/Nothing", "/Profiles/acme/Profile/1/2"])
 def test_unknown_path_is_404_naming_the_uri(base_url, path):
-    response = requests.get(base_url + path, timeout=10)
+    response = vendor.get(base_url + path, timeout=10)
 
     assert response.status_code == 404
     assert response.json() == {
@@ -192,7 +191,7 @@ def test_unknown_path_is_404_naming_the_uri(base_url, path):
 
 
 def test_wrong_method_is_405_with_allow(profile_url):
-    response = requests.delete(profile_url, timeout=10)
+    response = vendor.delete(profile_url, timeout=10)
 
     assert response.status_code == 405
     assert response.json() == {"Message": "The requested resource does not support http method 'DELETE'."}
@@ -200,7 +199,7 @@ def test_wrong_method_is_405_with_allow(profile_url):
 
 
 def test_reserved_control_prefix_is_not_a_client_id(base_url):
-    response = requests.post(
+    response = vendor.post(
         f"{base_url}/_sandbox/Profile", json=fixture_json("create-profile.json"), timeout=10
     )
 

@@ -69,7 +69,7 @@ def test_writes_change_modified_but_never_created(profile_url, created):
 
     for response in edits:
         edited = response.json()["Edited"]
-        assert (edited["CreateDate"], edited["CreatedBy"]) == (created["Edited"]["CreateDate"], "sandbox")
+        assert (edited["CreateDate"], edited["CreatedBy"]) == (created["Edited"]["CreateDate"], "tester")
         assert edited["ModifiedDate"] >= created["Edited"]["ModifiedDate"]
     assert edits[-1].json()["Edited"]["ModifiedDate"] > created["Edited"]["ModifiedDate"]
 

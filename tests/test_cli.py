@@ -10,8 +10,7 @@ import subprocess
 import sys
 
 import pytest
-import requests
-from helpers import fixture_bytes
+from helpers import fixture_bytes, vendor
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -29,7 +28,7 @@ def test_serves_on_the_printed_url_until_stopped(stop):
     with start("--host", "127.0.0.1", "--port", "0") as process:
         line = process.stdout.readline()
         url = re.fullmatch(r"mypreferences-sandbox serving on (http://127\.0\.0\.1:\d+)\n", line)[1]
-        created = requests.post(
+        created = vendor.post(
             f"{url}/Profiles/acme/Profile",
             data=fixture_bytes("create-profile.xml"),
             headers={"Content-Type": "application/xml"},

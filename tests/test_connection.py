@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import minimal_profile
+from helpers import AUTH, minimal_profile
 
 BODY = json.dumps(minimal_profile()).encode()
 
@@ -20,7 +20,7 @@ def exchange(port: int, client_id: str, timeout: float = 10) -> tuple[int, bytes
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request(
-            "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json"}
+            "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json", **AUTH}
         )
         response = connection.getresponse()
         return response.status, response.read()
@@ -56,7 +56,7 @@ def test_malformed_chunk_before_promises_200(control, served, client_id):
     connection = http.client.HTTPConnection("127.0.0.1", served.server.port, timeout=10)
     try:
         connection.request(
-            "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json"}
+            "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json", **AUTH}
         )
         response = connection.getresponse()
         status = response.status
@@ -81,7 +81,7 @@ def test_truncated_response_promises_more_than_it_sends(control, served, client_
 def test_urllib_sees_a_reset_as_an_error(control, served, client_id):
     control.add_fault(match={"clientId": client_id}, fault={"type": "CONNECTION_RESET_BY_PEER"}, times=1)
     request = urllib.request.Request(
-        f"{served.url}/{client_id}/Profile", data=BODY, headers={"Content-Type": "application/json"}
+        f"{served.url}/{client_id}/Profile", data=BODY, headers={"Content-Type": "application/json", **AUTH}
     )
 
     with pytest.raises((urllib.error.URLError, ConnectionResetError)):

@@ -6,8 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
-from helpers import Served, minimal_profile, post_json
+from helpers import Served, minimal_profile, post_json, vendor
 
 ADDRESS = {"Address1": " 1  Main st ", "City": "Atlanta", "StateProvince": "ga", "PostalCode": "30301"}
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -19,7 +18,7 @@ def create(url: str, **fields: object) -> dict:
     return response.json()
 
 
-def test_edited_is_set_in_utc_by_the_default_user(profile_url):
+def test_edited_is_set_in_utc_by_the_caller(profile_url):
     before = datetime.now(UTC) - timedelta(seconds=1)
 
     edited = create(profile_url)["Edited"]
@@ -27,11 +26,11 @@ def test_edited_is_set_in_utc_by_the_default_user(profile_url):
     assert ISO_UTC.fullmatch(edited["CreateDate"])
     assert edited["ModifiedDate"] == edited["CreateDate"]
     assert before <= datetime.fromisoformat(edited["CreateDate"]) <= datetime.now(UTC)
-    assert edited["CreatedBy"] == edited["ModifiedBy"] == "sandbox"
+    assert edited["CreatedBy"] == edited["ModifiedBy"] == "tester"  # the UserId of helpers.AUTH
 
 
-def test_default_user_is_configurable():
-    with Served({"DEFAULT_USER": "integration-bot"}) as served:
+def test_default_user_stands_in_when_the_caller_is_unknown():
+    with Served({"DEFAULT_USER": "integration-bot", "AUTH_MODE": "off"}) as served:
         edited = create(f"{served.url}/acme/Profile")["Edited"]
 
     assert edited["CreatedBy"] == edited["ModifiedBy"] == "integration-bot"
@@ -160,7 +159,7 @@ def test_entries_are_active_and_flags_default_to_false(profile_url):
 def test_groups_answer_group_id_in_json_and_group_name_in_xml(profile_url):
     created = create(profile_url, Groups=[{"GroupName": "Gold", "GroupType": "Tier", "IsPrimary": True}])
 
-    xml = requests.get(
+    xml = vendor.get(
         f"{profile_url}/{created['ProfileId']}", headers={"Accept": "application/xml"}, timeout=10
     ).text
 
