@@ -8,43 +8,37 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import BaseConverter
 
-from . import api, auth, clock, control, exchange, faults, journal, store
+from . import api, auth, clock, control, exchange, faults, journal, requestlog, store
 
-DEFAULTS: dict[str, Any] = {
-    # Largest request body, in bytes; larger ones get 413.
-    "MAX_CONTENT_LENGTH": 1024 * 1024,
-    # Deepest nesting of a JSON or XML body; deeper ones get 400 before anything is expanded.
-    "MAX_NESTING_DEPTH": 32,
-    # Most X-Sandbox-Warning headers on one response; the rest are counted in a last one.
-    "MAX_WARNINGS": 20,
-    # Most profiles a search may return; more matches get 403, as the vendor documents for 50.
-    "MAX_SEARCH_RESULTS": 50,
-    # Edited.CreatedBy / ModifiedBy when the caller's user id is not known.
-    "DEFAULT_USER": "sandbox",
-    # Account settings of every clientId, unless ACCOUNTS has an entry for it:
-    # {"acme": {"DefaultCustomerType": "Prospect", "DefaultLocale": "fr_FR"}}.
-    "DEFAULT_CUSTOMER_TYPE": "Customer",
-    "DEFAULT_LOCALE": "en_US",
-    "ACCOUNTS": {},
-    # The control plane under /_sandbox: on or off, and the bearer token it demands (None: none).
-    "CONTROL": True,
-    "CONTROL_TOKEN": None,
-    # Cap, in milliseconds, on every injected delay, dribble and hang.
-    "MAX_DELAY_MS": 10_000,
-    # Journal: how many entries it keeps (oldest dropped first), and how much of each body.
-    "MAX_JOURNAL_ENTRIES": 1000,
-    "MAX_JOURNAL_BODY": 4096,
-    # Seed of the sandbox's random choices (fault odds, sampled delays, random bytes).
-    "SEED": 0,
-    # A state document (see /_sandbox/state) loaded at start-up.
-    "SEED_FILE": None,
-    # Authentication: off, lenient (a well-formed header of a known scheme) or strict (checked
-    # against AUTH_FILE); the PNAUTHINFO3 timestamp window and the OAuth token lifetime, in seconds.
-    "AUTH_MODE": "lenient",
-    "AUTH_FILE": None,
-    "AUTH_WINDOW_SECONDS": 900,
-    "AUTH_TOKEN_SECONDS": 3600,
+# Every setting: its default and what it means (the command line's --help prints this table).
+# Each is read from a SANDBOX_* environment variable, parsed as JSON where it parses.
+SETTINGS: dict[str, tuple[Any, str]] = {
+    "MAX_CONTENT_LENGTH": (1024 * 1024, "largest request body in bytes; larger gets 413"),
+    "MAX_NESTING_DEPTH": (32, "deepest JSON or XML nesting; deeper gets 400 before anything is expanded"),
+    "MAX_WARNINGS": (20, "most X-Sandbox-Warning headers on one response; a last one counts the rest"),
+    "MAX_SEARCH_RESULTS": (50, "most profiles a search returns; more matches get 403, as documented"),
+    "DEFAULT_USER": ("sandbox", "Edited.CreatedBy/ModifiedBy when the caller's user id is not known"),
+    "DEFAULT_CUSTOMER_TYPE": ("Customer", "the accounts' default CustomerType"),
+    "DEFAULT_LOCALE": ("en_US", "the accounts' default DefaultLocale"),
+    "ACCOUNTS": (
+        {},
+        'per-clientId account settings, e.g. {"acme": {"DefaultCustomerType": "Prospect", '
+        '"DefaultLocale": "fr_FR"}}',
+    ),
+    "CONTROL": (True, "the control plane under /_sandbox (health answers either way)"),
+    "CONTROL_TOKEN": (None, "bearer token every control call but health must carry"),
+    "MAX_DELAY_MS": (10_000, "cap on every injected delay, dribble and hang, in milliseconds"),
+    "MAX_JOURNAL_ENTRIES": (1000, "journal size; the oldest entries are dropped first"),
+    "MAX_JOURNAL_BODY": (4096, "bytes of each request body the journal keeps"),
+    "SEED": (0, "seed of the sandbox's random choices (fault odds, sampled delays, random bytes)"),
+    "SEED_FILE": (None, "a state document (see /_sandbox/state) loaded at start-up"),
+    "AUTH_MODE": ("lenient", "off, lenient (a well-formed header of a known scheme) or strict (AUTH_FILE)"),
+    "AUTH_FILE": (None, "strict mode's clients, users, secrets, permissions and OAuth clients (JSON)"),
+    "AUTH_WINDOW_SECONDS": (900, "how far a PNAUTHINFO3 timestamp may lag the sandbox clock"),
+    "AUTH_TOKEN_SECONDS": (3600, "lifetime of an OAuth bearer token"),
+    "LOG_FORMAT": ("text", "the one log line per request: text or json"),
 }
+DEFAULTS: dict[str, Any] = {key: default for key, (default, _) in SETTINGS.items()}
 
 POSITIVE_INTEGERS = (
     "MAX_CONTENT_LENGTH",
@@ -76,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     clock.init_app(app)
     store.init_app(app)
     exchange.init_app(app)
+    requestlog.init_app(app)  # before journal and faults: after-hooks run in reverse order
     journal.init_app(app)  # before faults: its after-hook must see what the faults decided
     faults.init_app(app)
     auth.init_app(app)

@@ -30,6 +30,11 @@ def note(**facts: Any) -> None:
     g.setdefault("journal_notes", {}).update(facts)
 
 
+def notes() -> dict:
+    """What has been noted about the current request so far."""
+    return g.get("journal_notes", {})
+
+
 def is_control(path: str) -> bool:
     """Whether ``path`` belongs to the control plane (never journaled, never faulted)."""
     return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
@@ -115,7 +120,7 @@ def _record(response: Response) -> Response:
         return response
     limit = current_app.config["MAX_JOURNAL_BODY"]
     body = g.journal_body
-    notes = g.get("journal_notes", {})
+    decided = notes()
     moment = current_clock().now()
     current_journal().record(
         {
@@ -127,12 +132,12 @@ def _record(response: Response) -> Response:
             "query": request.args.to_dict(flat=False),
             "headers": _headers(request.headers.items()),
             # A body holding secrets (the OAuth token request) is never kept.
-            "body": "[redacted]" if notes.get("bodyRedacted") else body[:limit].decode("utf-8", "replace"),
+            "body": "[redacted]" if decided.get("bodyRedacted") else body[:limit].decode("utf-8", "replace"),
             "bodyTruncated": len(body) > limit,
             # A connection fault cut the exchange: the client saw no status at all.
-            "status": None if notes.get("dropped") else response.status_code,
+            "status": None if decided.get("dropped") else response.status_code,
             "durationMs": round((time.perf_counter() - g.journal_started) * 1000, 3),
-            **{key: value for key, value in notes.items() if key not in ("dropped", "bodyRedacted")},
+            **{key: value for key, value in decided.items() if key not in ("dropped", "bodyRedacted")},
         }
     )
     return response

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from helpers import Served
+from helpers import Launched, Served
 
 from sandbox.client import SandboxClient
 
@@ -39,3 +39,10 @@ def control(served: Served, client_id: str) -> Iterator[SandboxClient]:
     client = SandboxClient(served.url)
     yield client
     client.reset(client_id=client_id)
+
+
+@pytest.fixture(scope="session")
+def launched() -> Iterator[Launched]:
+    """The command line's server (gunicorn), started once for the session."""
+    with Launched() as launched:
+        yield launched

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -136,3 +139,32 @@ class Vendor:
 
 
 vendor = Vendor()
+
+
+class Launched:
+    """The command line, run as a real process on a free port; stopped (and its pipes closed) on exit."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        command = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0", *args]
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        line = self.process.stdout.readline()
+        if not line.startswith("mypreferences-sandbox serving on "):
+            self.__exit__()
+            raise RuntimeError(f"the sandbox did not start: {line!r} {self.stderr}")
+        self.url = line.split()[-1]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.stderr = ""
+
+    def __enter__(self) -> Launched:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        _, self.stderr = self.process.communicate(timeout=15)

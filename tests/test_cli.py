@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
-from helpers import fixture_bytes, vendor
+import requests
+from helpers import Launched, fixture_bytes, minimal_profile, post_json, send, vendor
+
+from sandbox.client import SandboxClient
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -78,3 +85,81 @@ def test_busy_port_is_an_error_without_a_traceback():
     assert process.returncode != 0
     assert "in use" in stderr
     assert "Traceback" not in stderr
+
+
+def hang_in_background(url: str, client_id: str, count: int, seconds: float) -> list[threading.Thread]:
+    """Start ``count`` requests that a HANG rule holds for ``seconds``; the threads end with them."""
+    SandboxClient(url).add_fault(
+        match={"clientId": client_id}, fault={"type": "HANG", "duration": int(seconds * 1000)}, times=count
+    )
+
+    def held() -> None:
+        with contextlib.suppress(requests.RequestException):  # the hang ends with a closed connection
+            send("GET", f"{url}/{client_id}/Profile/1")
+
+    threads = [threading.Thread(target=held) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def test_stays_responsive_while_hangs_are_in_progress():
+    with Launched() as launched:
+        hanging = hang_in_background(launched.url, "slow", count=8, seconds=6)
+        time.sleep(0.3)  # let the hangs take their threads
+        created = post_json(f"{launched.url}/acme/Profile", minimal_profile())
+        health = send("GET", f"{launched.url}/_sandbox/health")
+        still_hanging = sum(thread.is_alive() for thread in hanging)
+
+    assert (created.status_code, health.status_code) == (201, 200)
+    assert still_hanging == 8  # answered while all eight hangs were still holding their requests
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_stops_within_a_second_even_with_a_hang_in_flight(stop):
+    with Launched() as launched:
+        hang_in_background(launched.url, "slow", count=1, seconds=8)
+        time.sleep(0.3)
+        launched.process.send_signal(stop)
+        started = time.monotonic()
+        launched.process.wait(timeout=10)
+        took = time.monotonic() - started
+
+    assert launched.process.returncode in (0, -stop)
+    assert took < 3  # gunicorn's default would wait 30 s for the 8 s hang; the sandbox gives it 1 s
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_one_log_line_per_request(log_format):
+    with Launched("--log-format", log_format) as launched:
+        SandboxClient(launched.url).add_fault(
+            match={"clientId": "acme", "method": "GET"}, respond={"status": 503}
+        )
+        post_json(f"{launched.url}/acme/Profile", minimal_profile())
+        send("GET", f"{launched.url}/acme/Profile/1")
+
+    lines = [line for line in launched.stderr.splitlines() if "/acme/Profile" in line]
+    if log_format == "json":
+        assert [json.loads(line) | {"durationMs": 0} for line in lines] == [
+            {
+                "method": "POST",
+                "path": "/acme/Profile",
+                "status": 201,
+                "durationMs": 0,
+                "clientId": "acme",
+                "fault": None,
+            },
+            {
+                "method": "GET",
+                "path": "/acme/Profile/1",
+                "status": 503,
+                "durationMs": 0,
+                "clientId": "acme",
+                "fault": "f1",
+            },
+        ]
+    else:
+        assert [re.sub(r"[\d.]+ms", "Nms", line) for line in lines] == [
+            "POST /acme/Profile 201 Nms client=acme fault=-",
+            "GET /acme/Profile/1 503 Nms client=acme fault=f1",
+        ]

@@ -12,7 +12,22 @@ import urllib.request
 import pytest
 from helpers import AUTH, minimal_profile
 
+from sandbox.client import SandboxClient
+
 BODY = json.dumps(minimal_profile()).encode()
+
+
+@pytest.fixture(params=["werkzeug", "gunicorn"])
+def server(request, served, launched) -> tuple[int, SandboxClient]:
+    """The port and control client of the development server, then of the command line's gunicorn."""
+    port, url = (
+        (served.server.port, served.url) if request.param == "werkzeug" else (launched.port, launched.url)
+    )
+    return port, SandboxClient(url)
+
+
+def stored(control: SandboxClient, client_id: str) -> int:
+    return len(control.export_state(client_id)["clients"].get(client_id, []))
 
 
 def exchange(port: int, client_id: str, timeout: float = 10) -> tuple[int, bytes]:
@@ -38,22 +53,24 @@ def exchange(port: int, client_id: str, timeout: float = 10) -> tuple[int, bytes
     ],
 )
 @pytest.mark.parametrize("when", ["before", "after"])
-def test_connection_faults(control, served, client_id, fault, raised, when):
+def test_connection_faults(server, client_id, fault, raised, when):
+    port, control = server
     control.add_fault(match={"clientId": client_id}, fault={"type": fault}, when=when, times=1)
 
     with pytest.raises(raised):
-        exchange(served.server.port, client_id)
+        exchange(port, client_id)
 
-    assert len(served.profiles(client_id)) == (1 if when == "after" else 0)
+    assert stored(control, client_id) == (1 if when == "after" else 0)
     [entry] = control.requests(client_id=client_id)
     assert entry["status"] is None
     assert entry["fault"]["when"] == when
-    assert exchange(served.server.port, client_id)[0] == 201  # the server is fine afterwards
+    assert exchange(port, client_id)[0] == 201  # the server is fine afterwards
 
 
-def test_malformed_chunk_before_promises_200(control, served, client_id):
+def test_malformed_chunk_before_promises_200(server, client_id):
+    port, control = server
     control.add_fault(match={"clientId": client_id}, fault={"type": "MALFORMED_RESPONSE_CHUNK"}, times=1)
-    connection = http.client.HTTPConnection("127.0.0.1", served.server.port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request(
             "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json", **AUTH}
@@ -68,33 +85,38 @@ def test_malformed_chunk_before_promises_200(control, served, client_id):
     assert status == 200
 
 
-def test_truncated_response_promises_more_than_it_sends(control, served, client_id):
+def test_truncated_response_promises_more_than_it_sends(server, client_id):
+    port, control = server
     control.add_fault(match={"clientId": client_id}, fault={"type": "TRUNCATED_RESPONSE"}, times=1)
 
     with pytest.raises(http.client.IncompleteRead) as cut:
-        exchange(served.server.port, client_id)
+        exchange(port, client_id)
 
     assert 0 < len(cut.value.partial) < cut.value.expected + len(cut.value.partial)
-    assert len(served.profiles(client_id)) == 1  # response-shaping faults happen after the operation
+    assert stored(control, client_id) == 1  # response-shaping faults happen after the operation
 
 
-def test_urllib_sees_a_reset_as_an_error(control, served, client_id):
+def test_urllib_sees_a_reset_as_an_error(server, client_id):
+    _, control = server
     control.add_fault(match={"clientId": client_id}, fault={"type": "CONNECTION_RESET_BY_PEER"}, times=1)
     request = urllib.request.Request(
-        f"{served.url}/{client_id}/Profile", data=BODY, headers={"Content-Type": "application/json", **AUTH}
+        f"{control.base_url}/{client_id}/Profile",
+        data=BODY,
+        headers={"Content-Type": "application/json", **AUTH},
     )
 
     with pytest.raises((urllib.error.URLError, ConnectionResetError)):
         urllib.request.urlopen(request, timeout=10)
 
 
-def test_dribble_delivers_the_whole_response_slowly(control, served, client_id):
+def test_dribble_delivers_the_whole_response_slowly(server, client_id):
+    port, control = server
     control.add_fault(
         match={"clientId": client_id}, fault={"type": "DRIBBLE", "chunks": 4, "duration": 600}, times=1
     )
 
     started = time.monotonic()
-    status, body = exchange(served.server.port, client_id)
+    status, body = exchange(port, client_id)
 
     assert status == 201
     assert json.loads(body)["CustomerName"]["FirstName"] == "Ann"
@@ -102,24 +124,26 @@ def test_dribble_delivers_the_whole_response_slowly(control, served, client_id):
     assert control.requests(client_id=client_id)[0]["status"] == 201
 
 
-def test_dribble_trips_a_client_read_timeout(control, served, client_id):
+def test_dribble_trips_a_client_read_timeout(server, client_id):
+    port, control = server
     control.add_fault(
         match={"clientId": client_id}, fault={"type": "DRIBBLE", "chunks": 2, "duration": 1500}, times=1
     )
 
     with pytest.raises(TimeoutError):
-        exchange(served.server.port, client_id, timeout=0.5)
+        exchange(port, client_id, timeout=0.5)
 
 
-def test_hang_until_the_capped_time_then_close(control, served, client_id):
+def test_hang_until_the_capped_time_then_close(server, client_id):
+    port, control = server
     control.add_fault(match={"clientId": client_id}, fault={"type": "HANG", "duration": 500}, times=1)
 
     started = time.monotonic()
     with pytest.raises(http.client.RemoteDisconnected):
-        exchange(served.server.port, client_id)
+        exchange(port, client_id)
 
     assert time.monotonic() - started >= 0.5
-    assert served.profiles(client_id) == []
+    assert stored(control, client_id) == 0
 
 
 def test_hang_ends_when_the_client_gives_up(control, served, client_id):
