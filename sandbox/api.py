@@ -28,7 +28,7 @@ CONSENT_STATUS = schemas.ConsentStatusEntry()
 
 PROFILES = "/<client:client_id>/Profile"
 BY_ID = f"{PROFILES}/<int:profile_id>"
-BY_ALTERNATE_ID = f"{PROFILES}/AlternateIdType/<kind>/AlternateId/<ident>"
+BY_ALTERNATE_ID = f"{PROFILES}/AlternateIdType/<alternate_id_type>/AlternateId/<alternate_id>"
 ALTERNATE_ID_QUERY = ("alternateIdType", "alternateId")
 
 
@@ -265,16 +265,19 @@ def _required_alternate_id_query() -> tuple[str, str]:
 
 
 @bp.get(BY_ALTERNATE_ID)
-def get_by_alternate_id(client_id: str, kind: str, ident: str) -> Response:
+def get_by_alternate_id(client_id: str, alternate_id_type: str, alternate_id: str) -> Response:
     """The active profile holding an AlternateId (case ignored); 404 if none."""
-    return _one(_shown(current_store().holder(client_id, kind, ident)))
+    return _one(_shown(current_store().holder(client_id, alternate_id_type, alternate_id)))
 
 
 @bp.patch(BY_ALTERNATE_ID)
-def patch_by_alternate_id(client_id: str, kind: str, ident: str) -> Response:
+def patch_by_alternate_id(client_id: str, alternate_id_type: str, alternate_id: str) -> Response:
     """JSON Patch the active profile holding an AlternateId (as PATCH by id); 404 if none."""
     operations = _read_patch()
-    stored = current_store().update_holder(client_id, kind, ident, _patched(operations, _editor(client_id)))
+    editor = _editor(client_id)
+    stored = current_store().update_holder(
+        client_id, alternate_id_type, alternate_id, _patched(operations, editor)
+    )
     return _one(stored)
 
 

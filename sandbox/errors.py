@@ -19,10 +19,12 @@ class VendorError(Exception):
         headers: Mapping[str, str] | None = None,
         status: int | None = None,
         details: Mapping[str, object] | None = None,
+        detail: str | None = None,
     ) -> None:
         self.message = message or self.message
         self.status = status or self.status
         self.details = dict(details or {})  # for the journal, not the client
+        self.detail = detail
         self.model_state = dict(model_state or {})
         self.headers = dict(headers or {})
         super().__init__(self.message)
@@ -30,6 +32,8 @@ class VendorError(Exception):
     def body(self) -> dict:
         """The error document: ASP.NET's HttpError shape."""
         body: dict = {"Message": self.message}
+        if self.detail:
+            body["MessageDetail"] = self.detail
         if self.model_state:
             body["ModelState"] = {key: list(messages) for key, messages in self.model_state.items()}
         return body

@@ -7,6 +7,7 @@ speaks XML also gets its 400s, 404s and 409s in XML.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 
 from flask import Flask, Response, current_app, g, request
@@ -86,7 +87,10 @@ def render_error(error: errors.VendorError) -> Response:
 def _vendor_error(error: HTTPException) -> errors.VendorError:
     """Werkzeug's routing and body-limit errors, as the vendor's stack words them."""
     if error.code == 404:
-        return errors.NotFound(f"No HTTP resource was found that matches the request URI '{request.url}'.")
+        return errors.NotFound(
+            f"No HTTP resource was found that matches the request URI '{request.url}'.",
+            detail=f"The sandbox serves: {'; '.join(served_routes())}.",
+        )
     if error.code == 405:
         allow = {"Allow": ", ".join(error.valid_methods or ())}  # type: ignore[attr-defined]
         return errors.MethodNotAllowed(
@@ -97,6 +101,23 @@ def _vendor_error(error: HTTPException) -> errors.VendorError:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         return errors.PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     return errors.VendorError(error.description, status=error.code)
+
+
+def served_routes() -> list[str]:
+    """Every route of the app, as ``METHODS /path/{parameter}``, for a newcomer who got lost."""
+    routes = set()
+    for rule in current_app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: "{" + _camel(m[1]) + "}", rule.rule)
+        methods = ",".join(sorted(rule.methods - {"HEAD", "OPTIONS"}))
+        routes.add(f"{methods} {path}")
+    return sorted(routes, key=lambda route: route.split(" ", 1)[1])
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def _unexpected(error: Exception) -> Response:

@@ -185,9 +185,9 @@ def test_unknown_path_is_404_naming_the_uri(base_url, path):
     response = vendor.get(base_url + path, timeout=10)
 
     assert response.status_code == 404
-    assert response.json() == {
-        "Message": f"No HTTP resource was found that matches the request URI '{base_url}{path}'."
-    }
+    assert response.json()["Message"] == (
+        f"No HTTP resource was found that matches the request URI '{base_url}{path}'."
+    )
 
 
 def test_wrong_method_is_405_with_allow(profile_url):
@@ -204,3 +204,19 @@ def test_reserved_control_prefix_is_not_a_client_id(base_url):
     )
 
     assert response.status_code == 404
+
+
+def test_unknown_path_lists_the_routes_the_sandbox_serves(base_url):
+    response = vendor.get(f"{base_url}/nothing/here", timeout=10)
+
+    detail = response.json()["MessageDetail"]
+    assert response.status_code == 404
+    assert detail.startswith("The sandbox serves: ")
+    for route in (
+        "POST /{clientId}/Profile",
+        "GET /{clientId}/Profile/AlternateIdType/{alternateIdType}/AlternateId/{alternateId}",
+        "DELETE /Profiles/{clientId}/Profile/{profileId}",
+        "GET /_sandbox/health",
+        "POST /oauth/token",
+    ):
+        assert route in detail
