@@ -76,12 +76,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 class Server(BaseApplication):  # type: ignore[misc]
     """gunicorn serving ``app`` on an already-bound socket: one worker, ``threads`` threads."""
 
-    def __init__(self, app: Flask, sock: socket.socket, threads: int, url: str) -> None:
+    def __init__(
+        self, app: Flask, sock: socket.socket, threads: int, url: str, worker_class: str = "gthread"
+    ) -> None:
         self.application = app
         self.options = {
             "bind": [f"fd://{sock.fileno()}"],
             "workers": 1,
-            "worker_class": "gthread",
+            # Other worker classes exist for the benchmark's comparison (README: why gthread).
+            "worker_class": worker_class,
             "threads": threads,
             # Stop within a second: in-flight requests get one second to finish.
             "graceful_timeout": 1,

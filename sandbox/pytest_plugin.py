@@ -56,7 +56,10 @@ class InProcessServer(SandboxServer):
     def __init__(self, config: dict[str, Any]) -> None:
         self.app = create_app(config)
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
+        # A short poll interval makes shutdown (at the end of the session) quick.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="sandbox", daemon=True
+        )
         self._thread.start()
         super().__init__(f"http://127.0.0.1:{self._server.port}", config.get("CONTROL_TOKEN"))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
@@ -212,7 +213,6 @@ class ProfileStore:
                 self._tenants, self._next_id = {}, 1
             else:
                 dropped = self._tenants.pop(client_id, None)
-        # The thread holds the last reference, so the old data is freed there when it ends.
         threading.Thread(target=_let_go, args=(dropped,), daemon=True).start()
 
     def export(self, client_id: str | None = None) -> dict[str, list[dict]]:
@@ -259,8 +259,16 @@ class ProfileStore:
             return copy.deepcopy(list(self._tenant(client_id).profiles.values()))
 
 
-def _let_go(data: object) -> None:
-    """Nothing: the caller's thread only carries ``data`` until it can be freed."""
+def _let_go(dropped: dict[str, Tenant] | Tenant | None) -> None:
+    """Free dropped tenants a few entries at a time, yielding the GIL between batches, so the
+    server keeps answering (the reset's own response first) while a large store is freed."""
+    tenants = dropped.values() if isinstance(dropped, dict) else [dropped] if dropped else []
+    for tenant in tenants:
+        for table in (tenant.profiles, tenant.alternate_ids, *tenant.search.values()):
+            while table:
+                for _ in range(min(len(table), 200)):
+                    table.popitem()
+                time.sleep(0)
 
 
 def init_app(app: Flask) -> None:
