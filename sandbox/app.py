@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import BaseConverter
 
-from . import api, auth, clock, control, exchange, faults, journal, requestlog, store
+from . import api, auth, clock, control, exchange, faults, journal, openapi, requestlog, store
 
 # Every setting: its default and what it means (the command line's --help prints this table).
 # Each is read from a SANDBOX_* environment variable, parsed as JSON where it parses.
@@ -75,6 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     faults.init_app(app)
     auth.init_app(app)
     app.register_blueprint(control.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.bp, url_prefix="/Profiles", name="prefixed_api")
     if app.config["SEED_FILE"]:
