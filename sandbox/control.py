@@ -14,7 +14,7 @@ from importlib import metadata
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from . import profiles, schemas
 from .clock import current_clock
@@ -27,25 +27,16 @@ from .store import current_store
 bp = Blueprint("control", __name__, url_prefix="/_sandbox")
 
 
-class ResetSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class ResetSchema(schemas.Strict):
     clientId = fields.String()
     seed = fields.Integer()
 
 
-class ClockSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class ClockSchema(schemas.Strict):
     time = fields.DateTime(required=True)
 
 
-class AdvanceSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class AdvanceSchema(schemas.Strict):
     seconds = fields.Float(required=True, validate=validate.Range(min=0))
 
 
@@ -53,10 +44,7 @@ class StateSchema(Schema):
     clients = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw()), required=True)
 
 
-class RequestFilterSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class RequestFilterSchema(schemas.Strict):
     clientId = fields.String()
     method = fields.String()
     path = fields.String()

@@ -22,12 +22,13 @@ from random import Random
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
 from . import connection, exchange, journal
 from .clock import current_clock
 from .errors import NotFound, VendorError, invalid
 from .profiles import timestamp
+from .schemas import Strict
 
 WHEN = ("before", "after")
 CONNECTION_FAULTS = (
@@ -45,11 +46,6 @@ ENVIRON_KEY = "sandbox.connection_fault"
 
 
 # --- the rule document ----------------------------------------------------------------------
-
-
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class MatchSchema(Strict):
@@ -332,19 +328,21 @@ def _before() -> Response | None:
     journal.note(fault={"id": rule.id, "when": rule.when, "hits": rule.hits, "remaining": rule.remaining()})
     if rule.when != "before":
         return None
-    _pause(rule)
-    if "respond" in rule.spec:
-        return _error_response(rule.spec["respond"])
-    if "fault" in rule.spec:
-        _break_connection(rule)
-        return Response(status=200)  # only its status line is ever sent (MALFORMED_RESPONSE_CHUNK)
-    return None
+    # Without an error, the view is skipped all the same when the connection breaks: a stand-in
+    # response, of which only the status line is ever sent (MALFORMED_RESPONSE_CHUNK).
+    return _act(rule, Response(status=200) if "fault" in rule.spec else None)
 
 
 def _after(response: Response) -> Response:
     rule = g.get("fault")
     if rule is None or rule.when != "after":
         return response
+    return _act(rule, response)
+
+
+def _act(rule: Rule, response: Response | None) -> Response | None:
+    """Carry out ``rule`` on ``response``: delay it, replace it by an error, or mark the
+    connection for the middleware to break."""
     _pause(rule)
     if "respond" in rule.spec:
         return _error_response(rule.spec["respond"])

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from .errors import BadRequest
 
@@ -137,6 +137,13 @@ class Wire(Schema):
     """Base of every shape: ``xml_order`` lists its XML elements in order (empty: all, as declared)."""
 
     xml_order: ClassVar[tuple[str, ...]] = ()
+
+
+class Strict(Schema):
+    """Base of the sandbox's own payloads (control plane, fault rules): unknown fields are errors."""
+
+    class Meta:
+        unknown = RAISE
 
 
 class Contract(Wire):
