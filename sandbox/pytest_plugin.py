@@ -56,6 +56,7 @@ class InProcessServer(SandboxServer):
     def __init__(self, config: dict[str, Any]) -> None:
         self.app = create_app(config)
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.port = self._server.port
         # A short poll interval makes shutdown (at the end of the session) quick.
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="sandbox", daemon=True

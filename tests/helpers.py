@@ -6,14 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import requests
-from werkzeug.serving import make_server
 
-from sandbox import create_app
+from sandbox.pytest_plugin import InProcessServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 JSON = "application/json"
@@ -32,23 +30,17 @@ def fixture_json(name: str) -> dict:
     return json.loads(fixture_bytes(name))
 
 
-class Served:
-    """A sandbox app served on 127.0.0.1 in a background thread."""
+class Served(InProcessServer):
+    """The pytest plugin's in-process server, as a context manager, with a look into its store."""
 
     def __init__(self, config: dict | None = None) -> None:
-        self.app = create_app(config)
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(dict(config or {}))
 
     def __enter__(self) -> Served:
-        self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.stop()
 
     def profiles(self, client_id: str) -> list[dict]:
         """What the store holds for ``client_id``."""
