@@ -23,6 +23,22 @@ from .app import SETTINGS, create_app
 PROG = "mypreferences-sandbox"
 
 
+def port(text: str) -> int:
+    """A TCP port, 0 to 65535, for argparse (which reports a ValueError in one line)."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(text)
+    return value
+
+
+def positive(text: str) -> int:
+    """A whole number of at least 1, for argparse."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line's options; each defaults to its ``SANDBOX_*`` environment variable."""
     settings = "\n".join(
@@ -43,14 +59,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--port",
-        type=int,
-        default=int(env("SANDBOX_PORT", "8080")),
+        type=port,
+        default=env("SANDBOX_PORT", "8080"),
         help="port; 0 picks a free one (SANDBOX_PORT, default 8080)",
     )
     parser.add_argument(
         "--threads",
-        type=int,
-        default=int(env("SANDBOX_THREADS", "64")),
+        type=positive,
+        default=env("SANDBOX_THREADS", "64"),
         help="requests served at once, delays and hangs included (SANDBOX_THREADS, default 64)",
     )
     parser.add_argument(

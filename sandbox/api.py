@@ -15,7 +15,7 @@ from . import auth, exchange, journal, profiles, schemas
 from .clock import current_clock
 from .errors import Forbidden, invalid
 from .profiles import Account
-from .store import current_store, phone_digits
+from .store import current_store
 
 bp = Blueprint("api", __name__)
 
@@ -184,7 +184,7 @@ def _search(client_id: str) -> list[dict]:
     if "emailAddress" in args:
         return store.search(client_id, "email", args["emailAddress"].casefold())
     if "phoneNumber" in args:
-        digits = phone_digits(args["phoneNumber"])
+        digits = schemas.phone_digits(args["phoneNumber"])
         if not digits:
             raise invalid("phoneNumber", "The phoneNumber query parameter must contain digits.")
         return store.search(client_id, "phone", digits)
@@ -344,7 +344,7 @@ def deactivate_profile(client_id: str, profile_id: int) -> Response:
     """Deactivate a profile, with an optional body ``{"Reason": "..."}`` (at most 256) stored as
     its ReasonCode; 200 with the UserProfile. It then drops out of AlternateId lookups and searches."""
     reason = None
-    if request.content_length or request.headers.get("Transfer-Encoding"):
+    if request.get_data(cache=True).strip():  # the body is optional, whatever its framing
         reason = schemas.load(REASON, exchange.read(REASON, "ReasonCode").data).get("Reason")
     touch = _touch(_editor(client_id))
     stored = current_store().update(

@@ -40,6 +40,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
 }
 DEFAULTS: dict[str, Any] = {key: default for key, (default, _) in SETTINGS.items()}
 
+TEN_YEARS = 10 * 365 * 86_400  # seconds
 POSITIVE_INTEGERS = (
     "MAX_CONTENT_LENGTH",
     "MAX_NESTING_DEPTH",
@@ -89,9 +90,23 @@ def check_config(config: Mapping[str, Any]) -> None:
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"SANDBOX_{key} must be a positive integer, not {value!r}")
-    if not isinstance(config["ACCOUNTS"], Mapping):
+    accounts = config["ACCOUNTS"]
+    if not isinstance(accounts, Mapping) or not all(isinstance(own, Mapping) for own in accounts.values()):
         raise ValueError("SANDBOX_ACCOUNTS must be a JSON object of clientId -> settings")
+    # The defaults must pass the rules a client's own values do (CustomerType <= 100, ...).
+    _check_text("DEFAULT_CUSTOMER_TYPE", config["DEFAULT_CUSTOMER_TYPE"], 100)
+    _check_text("DEFAULT_LOCALE", config["DEFAULT_LOCALE"], 15)
+    for client, own in accounts.items():
+        _check_text(f"ACCOUNTS.{client}.DefaultCustomerType", own.get("DefaultCustomerType", "-"), 100)
+        _check_text(f"ACCOUNTS.{client}.DefaultLocale", own.get("DefaultLocale", "-"), 15)
+    if config["AUTH_TOKEN_SECONDS"] > TEN_YEARS or config["AUTH_WINDOW_SECONDS"] > TEN_YEARS:
+        raise ValueError("SANDBOX_AUTH_TOKEN_SECONDS and SANDBOX_AUTH_WINDOW_SECONDS are at most ten years")
     if isinstance(config["SEED"], bool) or not isinstance(config["SEED"], int):
         raise ValueError(f"SANDBOX_SEED must be an integer, not {config['SEED']!r}")
     if not isinstance(config["CONTROL"], bool):
         raise ValueError(f"SANDBOX_CONTROL must be true or false, not {config['CONTROL']!r}")
+
+
+def _check_text(name: str, value: Any, limit: int) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise ValueError(f"SANDBOX_{name} must be text of 1 to {limit} characters, not {value!r}")

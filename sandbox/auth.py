@@ -23,7 +23,6 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from . import journal
 from .clock import current_clock
 from .errors import Forbidden, NotFound, Unauthorized
 
@@ -33,6 +32,8 @@ SCHEME = re.compile(r"PNAUTHINFO3-(?P<keyed>HMAC-)?(?P<hash>SHA256|SHA384|SHA512
 PARAMETERS = re.compile(r"Credential=(?P<user>[^/\s]+)/(?P<issued>\S+)\s+Signature=(?P<signature>\S+)")
 REALM = "https://pm.mypreferences.com"
 TOKEN_PATH = "/oauth/token"
+# Live bearer tokens kept at most; issuing beyond it drops the oldest.
+MAX_TOKENS = 10_000
 
 # The vendor's documented causes of a 401.
 MISSING = "Missing Authorization Header"
@@ -105,12 +106,22 @@ class Authority:
         """A configured user of a configured client, or None."""
         return self.clients.get(client_id, {}).get("users", {}).get(user_id)
 
-    def issue(self, client_id: str, user_id: str, expires: datetime) -> str:
-        """A new opaque bearer token for ``user_id`` of ``client_id``."""
+    def issue(self, client_id: str, user_id: str, now: datetime, lifetime: timedelta) -> str:
+        """A new opaque bearer token for ``user_id`` of ``client_id``. Expired tokens are dropped
+        here, and past ``MAX_TOKENS`` live ones the oldest go first, so the table stays bounded."""
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._tokens[token] = Token(client_id, user_id, expires)
+            for value in [value for value, held in self._tokens.items() if now >= held.expires]:
+                del self._tokens[value]
+            while len(self._tokens) >= MAX_TOKENS:
+                del self._tokens[next(iter(self._tokens))]
+            self._tokens[token] = Token(client_id, user_id, now + lifetime)
         return token
+
+    def forget_tokens(self) -> None:
+        """Revoke every bearer token (a full reset)."""
+        with self._lock:
+            self._tokens.clear()
 
     def token(self, value: str, now: datetime) -> Token | None:
         """The live token ``value`` names, or None (an expired one is forgotten)."""
@@ -233,7 +244,6 @@ def issue_token() -> Response:
     """OAuth 2.0 client credentials: ``grant_type=client_credentials``, ``scope=ClientId/UserId``,
     the OAuth client's id and secret in a Basic header or the form body. 200 with an expiring
     bearer token; RFC 6749 errors otherwise. (Strict mode checks the credentials.)"""
-    journal.note(bodyRedacted=True)
     form = request.form
     oauth_id, oauth_secret = _client_credentials()
     if form.get("grant_type") != "client_credentials":
@@ -249,7 +259,7 @@ def issue_token() -> Response:
     ):
         return _oauth_error("invalid_client", "The client credentials or the scope are not valid.", 401)
     lifetime = current_app.config["AUTH_TOKEN_SECONDS"]
-    token = authority.issue(client_id, user_id, current_clock().now() + timedelta(seconds=lifetime))
+    token = authority.issue(client_id, user_id, current_clock().now(), timedelta(seconds=lifetime))
     body = {
         "access_token": token,
         "token_type": "Bearer",
@@ -314,6 +324,7 @@ def init_app(app: Flask) -> None:
     """Give ``app`` its authority (the strict directory, the issued tokens) and the token endpoint."""
     check(app)
     app.extensions["sandbox.auth"] = Authority(load_directory(app.config["AUTH_FILE"]))
+    app.extensions["sandbox.journal"].secret_paths.add(TOKEN_PATH)
     app.register_blueprint(bp)
 
 

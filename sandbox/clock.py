@@ -7,6 +7,23 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app
 
+# How far a test may move the clock: far enough for any scenario, near enough that every date the
+# sandbox derives from it (token and rule expiry, windows) stays representable.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, as ``Edited`` dates are written."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def within_range(moment: datetime) -> datetime:
+    """``moment``, if between 1970 and 9000; ValueError otherwise."""
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(f"{timestamp(moment)} is outside the clock's range, 1970 to 9000.")
+    return moment
+
 
 class Clock:
     """Wall-clock time in UTC, unless frozen at a set time (which moves only when advanced)."""
@@ -21,14 +38,23 @@ class Clock:
             return self._frozen or datetime.now(UTC)
 
     def set(self, moment: datetime) -> None:
-        """Freeze the clock at ``moment`` (a zone-less time is taken as UTC)."""
+        """Freeze the clock at ``moment`` (a zone-less time is taken as UTC); ValueError if out of range."""
+        try:
+            moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            raise ValueError("The time is outside the clock's range, 1970 to 9000.") from None
         with self._lock:
-            self._frozen = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+            self._frozen = within_range(moment)
 
     def advance(self, by: timedelta) -> None:
         """Move the clock by ``by``; a running clock is frozen at its current time first."""
         with self._lock:
-            self._frozen = (self._frozen or datetime.now(UTC)) + by
+            start = self._frozen or datetime.now(UTC)
+            try:
+                moved = start + by
+            except OverflowError:
+                raise ValueError("The clock would leave its range, 1970 to 9000.") from None
+            self._frozen = within_range(moved)
 
     def release(self) -> None:
         """Let the clock follow real time again."""

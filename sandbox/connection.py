@@ -15,7 +15,6 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
-from random import Random
 from typing import Any
 
 SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")
@@ -35,7 +34,7 @@ def carry_out(
     status: str,
     headers: list[tuple[str, str]],
     body: bytes,
-    rng: Random,
+    noise: bytes,
     cap: float,
 ) -> Iterable[bytes]:
     """Deliver the response ``status``/``headers``/``body`` as ``fault`` says (a WSGI result)."""
@@ -52,11 +51,11 @@ def carry_out(
     elif kind == "EMPTY_RESPONSE":
         _close(sock)
     elif kind == "RANDOM_DATA_THEN_CLOSE":
-        _send_then_close(sock, rng.randbytes(64))
+        _send_then_close(sock, noise[:64])
     elif kind == "MALFORMED_RESPONSE_CHUNK":
         kept = [(name, value) for name, value in headers if name.lower() != "content-length"]
         head = _head(status, [*kept, ("Transfer-Encoding", "chunked")])
-        _send_then_close(sock, head + b"zz\r\n" + rng.randbytes(16))  # "zz" is not a chunk size
+        _send_then_close(sock, head + b"zz\r\n" + noise[:16])  # "zz" is not a chunk size
     elif kind == "TRUNCATED_RESPONSE":
         promised = max(len(body), 1)
         kept = [(name, value) for name, value in headers if name.lower() != "content-length"]
@@ -90,12 +89,17 @@ def _send_then_close(sock: socket.socket, data: bytes) -> None:
 
 
 def _wait_for_hangup(sock: socket.socket, seconds: float) -> None:
-    """Sleep up to ``seconds``, returning early once the client closes its end."""
+    """Sleep up to ``seconds``, returning early once the client closes its end. Whatever else the
+    client sends meanwhile is read and dropped, so that it cannot keep the wait busy."""
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         readable, _, _ = select.select([sock], [], [], min(left, 0.05))
-        if readable and not sock.recv(1, socket.MSG_PEEK):
-            return
+        if readable:
+            try:
+                if not sock.recv(65536):
+                    return
+            except OSError:
+                return
 
 
 def _close(sock: socket.socket, *, reset: bool = False) -> None:

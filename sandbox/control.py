@@ -14,10 +14,11 @@ from importlib import metadata
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from . import profiles, schemas
-from .clock import current_clock
+from . import formats, profiles, schemas
+from .auth import current_authority
+from .clock import current_clock, timestamp
 from .errors import BadRequest, NotFound, Unauthorized, VendorError, invalid
 from .faults import RULE, check_caps, current_faults
 from .journal import current_journal, matcher
@@ -28,8 +29,15 @@ bp = Blueprint("control", __name__, url_prefix="/_sandbox")
 
 
 class ResetSchema(schemas.Strict):
-    clientId = fields.String()
+    clientId = fields.String(validate=validate.Length(min=1))
     seed = fields.Integer()
+
+    @validates_schema
+    def _seed_is_server_wide(self, data: dict, **kwargs: Any) -> None:
+        if "clientId" in data and "seed" in data:
+            raise ValidationError(
+                "The seed is server-wide: give it to a full reset, without clientId.", "seed"
+            )
 
 
 class ClockSchema(schemas.Strict):
@@ -40,8 +48,13 @@ class AdvanceSchema(schemas.Strict):
     seconds = fields.Float(required=True, validate=validate.Range(min=0))
 
 
-class StateSchema(Schema):
-    clients = fields.Dict(keys=fields.String(), values=fields.List(fields.Raw()), required=True)
+class StateSchema(schemas.Strict):
+    # A clientId a vendor path can name: one non-empty path segment, not the control prefix.
+    clients = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^(?!_sandbox$)[^/]+$", error="Not a usable clientId.")),
+        values=fields.List(fields.Raw()),
+        required=True,
+    )
 
 
 class RequestFilterSchema(schemas.Strict):
@@ -63,10 +76,7 @@ def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None
 def _body() -> Any:
     """The JSON body of a control call ({} when empty); 400 if it is not JSON."""
     raw = request.get_data(cache=True)
-    try:
-        return json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as error:
-        raise invalid("body", f"The body is not valid JSON: {error}.") from None
+    return formats.parse_json(raw, current_app.config["MAX_NESTING_DEPTH"]) if raw.strip() else {}
 
 
 def _payload(schema: Schema, data: Any = None) -> dict:
@@ -117,6 +127,7 @@ def reset() -> Response:
     current_journal().clear(client_id)
     if client_id is None:
         current_clock().release()
+        current_authority().forget_tokens()
     return _json({"reset": client_id or "all"})
 
 
@@ -255,7 +266,7 @@ def read_clients(clients: Mapping[str, list], config: Mapping[str, Any]) -> dict
 
 def _clock_report() -> Response:
     clock = current_clock()
-    return _json({"now": profiles.timestamp(clock.now()), "frozen": clock.frozen})
+    return _json({"now": timestamp(clock.now()), "frozen": clock.frozen})
 
 
 @bp.get("/clock")
@@ -268,14 +279,21 @@ def get_clock() -> Response:
 def set_clock() -> Response:
     """Freeze the clock at ``{"time": ISO 8601}`` (no zone: UTC)."""
     moment: datetime = _payload(ClockSchema())["time"]
-    current_clock().set(moment)
+    try:
+        current_clock().set(moment)
+    except ValueError as error:
+        raise invalid("time", str(error)) from None
     return _clock_report()
 
 
 @bp.post("/clock/advance")
 def advance_clock() -> Response:
     """Move the clock by ``{"seconds": N}`` (a running clock is frozen first)."""
-    current_clock().advance(timedelta(seconds=_payload(AdvanceSchema())["seconds"]))
+    seconds = _payload(AdvanceSchema())["seconds"]
+    try:
+        current_clock().advance(timedelta(seconds=seconds))
+    except (ValueError, OverflowError) as error:
+        raise invalid("seconds", str(error) or "The clock would leave its range, 1970 to 9000.") from None
     return _clock_report()
 
 

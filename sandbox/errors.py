@@ -18,13 +18,13 @@ class VendorError(Exception):
         model_state: Mapping[str, Sequence[str]] | None = None,
         headers: Mapping[str, str] | None = None,
         status: int | None = None,
-        details: Mapping[str, object] | None = None,
-        detail: str | None = None,
+        journal_facts: Mapping[str, object] | None = None,
+        message_detail: str | None = None,
     ) -> None:
         self.message = message or self.message
         self.status = status or self.status
-        self.details = dict(details or {})  # for the journal, not the client
-        self.detail = detail
+        self.journal_facts = dict(journal_facts or {})  # recorded in the journal, never sent
+        self.message_detail = message_detail  # sent as MessageDetail
         self.model_state = dict(model_state or {})
         self.headers = dict(headers or {})
         super().__init__(self.message)
@@ -32,8 +32,8 @@ class VendorError(Exception):
     def body(self) -> dict:
         """The error document: ASP.NET's HttpError shape."""
         body: dict = {"Message": self.message}
-        if self.detail:
-            body["MessageDetail"] = self.detail
+        if self.message_detail:
+            body["MessageDetail"] = self.message_detail
         if self.model_state:
             body["ModelState"] = {key: list(messages) for key, messages in self.model_state.items()}
         return body

@@ -30,7 +30,7 @@ def read(schema: Schema | None, root: str) -> formats.Body:
     """This request's body, parsed as ``schema`` describes; ``root`` is its XML root element
     (without a schema: a JSON Patch document, read as JSON only)."""
     return formats.read_body(
-        request.get_data(cache=False),
+        request.get_data(cache=True),  # kept for the journal
         request.mimetype,
         request.mimetype_params.get("charset"),
         schema,
@@ -76,7 +76,7 @@ def _warn(response: Response, warnings: list[str]) -> None:
 
 def render_error(error: errors.VendorError) -> Response:
     """The vendor's error document in the negotiated format (JSON if negotiation itself failed)."""
-    journal.note(error={"status": error.status, **error.body()}, **error.details)
+    journal.note(error={"status": error.status, **error.body()}, **error.journal_facts)
     try:
         media_type = response_type()
     except errors.NotAcceptable:
@@ -89,7 +89,7 @@ def _vendor_error(error: HTTPException) -> errors.VendorError:
     if error.code == 404:
         return errors.NotFound(
             f"No HTTP resource was found that matches the request URI '{request.url}'.",
-            detail=f"The sandbox serves: {'; '.join(served_routes())}.",
+            message_detail=f"The sandbox serves: {'; '.join(served_routes())}.",
         )
     if error.code == 405:
         allow = {"Allow": ", ".join(error.valid_methods or ())}  # type: ignore[attr-defined]

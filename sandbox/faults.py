@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from random import Random
 from typing import Any
@@ -25,9 +25,8 @@ from flask import Flask, Response, current_app, g, request
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
 from . import connection, exchange, journal
-from .clock import current_clock
+from .clock import current_clock, timestamp, within_range
 from .errors import NotFound, VendorError, invalid
-from .profiles import timestamp
 from .schemas import Strict
 
 WHEN = ("before", "after")
@@ -74,7 +73,8 @@ class UniformSchema(Strict):
 
 class LognormalSchema(Strict):
     median = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False))
-    sigma = fields.Float(required=True, validate=validate.Range(min=0))
+    # Beyond 10 the distribution is all cap and no shape; larger sigmas overflow the sampling.
+    sigma = fields.Float(required=True, validate=validate.Range(min=0, max=10))
 
 
 class DelaySchema(Strict):
@@ -90,16 +90,43 @@ class DelaySchema(Strict):
             raise ValidationError("Give exactly one of fixed, uniform or lognormal.")
 
 
+# RFC 9110 field names, and values a server can send: Latin-1, no line breaks.
+HEADER_NAME = validate.Regexp(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$", error="Not a valid header name.")
+
+
+def _header_value(value: str) -> None:
+    if any(char in value for char in "\r\n\0") or not _latin1(value):
+        raise ValidationError("A header value must be Latin-1 text without line breaks.")
+
+
+def _latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class RespondSchema(Strict):
-    status = fields.Integer(required=True, validate=validate.Range(min=100, max=599))
+    # 1xx answers are interim: a server cannot end an exchange with one.
+    status = fields.Integer(required=True, validate=validate.Range(min=200, max=599))
     body = fields.Raw(allow_none=True)
-    headers = fields.Dict(keys=fields.String(), values=fields.String())
+    headers = fields.Dict(
+        keys=fields.String(validate=HEADER_NAME), values=fields.String(validate=_header_value)
+    )
 
 
 class ConnectionFaultSchema(Strict):
     type = fields.String(required=True, validate=validate.OneOf(CONNECTION_FAULTS))
     chunks = fields.Integer(load_default=4, validate=validate.Range(min=1, max=1000))
     duration = fields.Integer(load_default=1000, validate=validate.Range(min=0))
+
+
+def _in_clock_range(moment: datetime) -> None:
+    try:
+        within_range(moment.astimezone(UTC))
+    except (ValueError, OverflowError):
+        raise ValidationError("The time is outside the clock's range, 1970 to 9000.") from None
 
 
 class RuleSchema(Strict):
@@ -114,8 +141,9 @@ class RuleSchema(Strict):
     skip = fields.Integer(load_default=0, validate=validate.Range(min=0))
     probability = fields.Float(validate=validate.Range(min=0, max=1))
     seed = fields.Integer()
-    expiresAt = fields.AwareDateTime()
-    ttl = fields.Integer(validate=validate.Range(min=1))
+    expiresAt = fields.AwareDateTime(validate=_in_clock_range)
+    # At most ten years, in milliseconds: expiry stays within the clock's range.
+    ttl = fields.Integer(validate=validate.Range(min=1, max=10 * 365 * 86_400_000))
 
     @validates_schema
     def _coherent(self, data: dict, **kwargs: Any) -> None:
@@ -154,7 +182,6 @@ class Rule:
 
     id: str
     spec: dict
-    created: datetime
     rng: Random
     matched: int = 0
     hits: int = 0
@@ -210,6 +237,36 @@ class Rule:
         }
 
 
+@dataclass(frozen=True)
+class Firing:
+    """A rule firing on one request: what to do, its counters then, and its random draws."""
+
+    rule_id: str
+    when: str
+    spec: dict
+    hits: int
+    remaining: int | None
+    delay: float  # seconds, already capped
+    noise: bytes  # random bytes for RANDOM_DATA_THEN_CLOSE and MALFORMED_RESPONSE_CHUNK
+
+    def journal(self) -> dict:
+        """What the journal records of the firing."""
+        return {"id": self.rule_id, "when": self.when, "hits": self.hits, "remaining": self.remaining}
+
+
+def _delay_ms(delay: dict | None, rng: Random, cap_ms: int) -> float:
+    """A delay drawn from the rule's distribution, in milliseconds, cut at the cap."""
+    if not delay:
+        return 0
+    if "fixed" in delay:
+        millis = delay["fixed"]
+    elif "uniform" in delay:
+        millis = rng.uniform(delay["uniform"]["lower"], delay["uniform"]["upper"])
+    else:
+        millis = rng.lognormvariate(math.log(delay["lognormal"]["median"]), delay["lognormal"]["sigma"])
+    return min(millis, cap_ms)
+
+
 class FaultRegistry:
     """Every fault rule, in creation order."""
 
@@ -228,9 +285,10 @@ class FaultRegistry:
                 now + timedelta(milliseconds=spec["ttl"]) if "ttl" in spec else None
             )
             seed = spec.get("seed", f"{self.seed}:{rule_id}")
-            rule = Rule(rule_id, spec, now, Random(seed), expires=expires)
+            rule = Rule(rule_id, spec, Random(seed), expires=expires)
+            report = rule.report(now)  # before storing it: a rule that cannot be reported is not kept
             self._rules[rule_id] = rule
-            return rule.report(now)
+            return report
 
     def reports(self, now: datetime, client_id: str | None = None) -> list[dict]:
         """Every rule (or those scoped to ``client_id``), reported."""
@@ -256,8 +314,10 @@ class FaultRegistry:
                 self._next_id = 1
                 self.seed = self.seed if reseed is None else reseed
 
-    def fire(self, facts: RequestFacts, now: datetime) -> Rule | None:
-        """The first live rule that fires on ``facts``, its counters updated; None if none does."""
+    def fire(self, facts: RequestFacts, now: datetime, cap_ms: int) -> Firing | None:
+        """The first live rule that fires on ``facts``: its counters updated, and every random
+        choice it makes for this request drawn now, under the lock, so a seeded rule repeats
+        itself even under concurrency. None if no rule fires."""
         with self._lock:
             for rule in self._rules.values():
                 if rule.state(now) != "active" or not rule.accepts(facts):
@@ -268,7 +328,11 @@ class FaultRegistry:
                 if "probability" in rule.spec and rule.rng.random() >= rule.spec["probability"]:
                     continue
                 rule.hits += 1
-                return rule
+                return Firing(
+                    rule.id, rule.when, rule.spec, rule.hits, rule.remaining(),
+                    delay=_delay_ms(rule.spec.get("delay"), rule.rng, cap_ms) / 1000,
+                    noise=rule.rng.randbytes(64),
+                )  # fmt: skip
             return None
 
     def _scoped(self, client_id: str | None) -> Iterable[Rule]:
@@ -321,47 +385,36 @@ def _facts() -> RequestFacts:
 def _before() -> Response | None:
     if journal.is_control(request.path):
         return None
-    rule = current_faults().fire(_facts(), current_clock().now())
-    if rule is None:
+    firing = current_faults().fire(_facts(), current_clock().now(), current_app.config["MAX_DELAY_MS"])
+    if firing is None:
         return None
-    g.fault = rule
-    journal.note(fault={"id": rule.id, "when": rule.when, "hits": rule.hits, "remaining": rule.remaining()})
-    if rule.when != "before":
+    g.fault = firing
+    journal.note(fault=firing.journal())
+    if firing.when != "before":
         return None
     # Without an error, the view is skipped all the same when the connection breaks: a stand-in
     # response, of which only the status line is ever sent (MALFORMED_RESPONSE_CHUNK).
-    return _act(rule, Response(status=200) if "fault" in rule.spec else None)
+    return _act(firing, Response(status=200) if "fault" in firing.spec else None)
 
 
 def _after(response: Response) -> Response:
-    rule = g.get("fault")
-    if rule is None or rule.when != "after":
+    firing = g.get("fault")
+    if firing is None or firing.when != "after":
         return response
-    return _act(rule, response)
+    return _act(firing, response)
 
 
-def _act(rule: Rule, response: Response | None) -> Response | None:
-    """Carry out ``rule`` on ``response``: delay it, replace it by an error, or mark the
+def _act(firing: Firing, response: Response | None) -> Response | None:
+    """Carry out a firing on ``response``: delay it, replace it by an error, or mark the
     connection for the middleware to break."""
-    _pause(rule)
-    if "respond" in rule.spec:
-        return _error_response(rule.spec["respond"])
-    if "fault" in rule.spec:
-        _break_connection(rule)
+    time.sleep(firing.delay)
+    if "respond" in firing.spec:
+        return _error_response(firing.spec["respond"])
+    if "fault" in firing.spec:
+        request.environ[ENVIRON_KEY] = firing
+        if firing.spec["fault"]["type"] != "DRIBBLE":
+            journal.note(dropped=True)
     return response
-
-
-def _pause(rule: Rule) -> None:
-    delay = rule.spec.get("delay")
-    if not delay:
-        return
-    if "fixed" in delay:
-        millis = delay["fixed"]
-    elif "uniform" in delay:
-        millis = rule.rng.uniform(delay["uniform"]["lower"], delay["uniform"]["upper"])
-    else:
-        millis = rule.rng.lognormvariate(math.log(delay["lognormal"]["median"]), delay["lognormal"]["sigma"])
-    time.sleep(min(millis, current_app.config["MAX_DELAY_MS"]) / 1000)
 
 
 def _error_response(respond: dict) -> Response:
@@ -388,12 +441,6 @@ def _phrase(status: int) -> str:
         return "The sandbox injected this error."
 
 
-def _break_connection(rule: Rule) -> None:
-    request.environ[ENVIRON_KEY] = rule
-    if rule.spec["fault"]["type"] != "DRIBBLE":
-        journal.note(dropped=True)
-
-
 class ConnectionFaultMiddleware:
     """WSGI middleware that carries out the connection fault a rule left in the environ."""
 
@@ -409,23 +456,17 @@ class ConnectionFaultMiddleware:
             return lambda data: None
 
         result = self.app(environ, capture)
-        rule = environ.get(ENVIRON_KEY)
-        if rule is None:
+        firing = environ.get(ENVIRON_KEY)
+        if firing is None:
             start_response(captured["status"], captured["headers"])
             return result
         try:
             body = b"".join(result)
         finally:
             getattr(result, "close", lambda: None)()
+        status, headers = captured["status"], captured["headers"]
         return connection.carry_out(
-            rule.spec["fault"],
-            environ,
-            start_response,
-            captured["status"],
-            captured["headers"],
-            body,
-            rule.rng,
-            self.cap,
+            firing.spec["fault"], environ, start_response, status, headers, body, firing.noise, self.cap
         )
 
 

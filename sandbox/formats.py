@@ -76,17 +76,24 @@ def read_body(
 
 
 def _read_json(raw: bytes, schema: Schema | None, max_depth: int) -> Body:
+    data = parse_json(raw, max_depth)
+    return Body(data, list(_ignored_json(data, schema, "")) if schema else [])
+
+
+def parse_json(raw: bytes, max_depth: int) -> Any:
+    """A JSON document from UTF-8 bytes; any fault of the client's (syntax, encoding, nesting,
+    a number too long to convert) is a 400 under ``body``."""
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as error:
         raise invalid("body", f"The body is not valid UTF-8: {error.reason}.") from None
-    except json.JSONDecodeError as error:
-        raise invalid("body", f"The body is not valid JSON: {error}.") from None
     except RecursionError:
         raise _too_deep(max_depth) from None
+    except ValueError as error:  # JSONDecodeError, and integers beyond Python's digit limit
+        raise invalid("body", f"The body is not valid JSON: {error}.") from None
     if _json_depth(data) > max_depth:
         raise _too_deep(max_depth)
-    return Body(data, list(_ignored_json(data, schema, "")) if schema else [])
+    return data
 
 
 def _reject_constant(name: str) -> None:
@@ -134,12 +141,12 @@ def _read_xml(raw: bytes, schema: Schema, root: str, max_depth: int) -> Body:
         element = fromstring(raw, forbid_dtd=True)
     except DefusedXmlException as error:
         raise invalid("body", f"DTDs and entity declarations are not allowed: {error}.") from None
-    except (ParseError, ValueError) as error:
+    except (ParseError, ValueError, LookupError) as error:  # LookupError: an unknown encoding
         raise invalid("body", f"The body is not well-formed XML: {error}.") from None
     if _xml_depth(element) > max_depth:
         raise _too_deep(max_depth)
     if element.tag != f"{{{NAMESPACE}}}{root}":
-        namespace, _, name = element.tag[1:].rpartition("}")
+        namespace, _, name = element.tag.lstrip("{").rpartition("}")
         raise invalid(
             "body",
             f"Expecting element '{root}' from namespace '{NAMESPACE}'. "
@@ -285,12 +292,28 @@ def _xml_name(key: str) -> str:
     return encoded if re.match(r"[A-Za-z_]", encoded) else f"_x{ord(encoded[0]):04X}_{encoded[1:]}"
 
 
+# Characters XML 1.0 cannot carry, even escaped (C0 controls but tab, newline, carriage return).
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_safe(value: Any) -> Any:
+    """``value`` with every string's XML-illegal characters replaced by U+FFFD, so the document
+    stays well-formed whatever a JSON client stored."""
+    if isinstance(value, str):
+        return XML_ILLEGAL.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {key: _xml_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_xml_safe(item) for item in value]
+    return value
+
+
 def _xml_document(
     root: str, tree: dict | list, namespaces: Mapping[str, str], items: Mapping[str, str] | None = None
 ) -> bytes:
     entry_names = items or {}
     inner = dicttoxml.dicttoxml(
-        tree, root=False, attr_type=True, item_func=lambda parent: entry_names.get(parent, "item")
+        _xml_safe(tree), root=False, attr_type=True, item_func=lambda parent: entry_names.get(parent, "item")
     ).decode("utf-8")
     # attr_type marks every element with its type; keep only null, as the nil DataContract writes.
     # Text is escaped (quotes included), so these patterns can only meet tags.

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from .clock import current_clock
-from .profiles import timestamp
+from .clock import current_clock, timestamp
 
 CONTROL_PREFIX = "/_sandbox"
 # Credentials never reach the journal; the scheme is kept, so a test can see which was used.
@@ -47,6 +47,8 @@ class Journal:
         self._lock = threading.Lock()
         self._entries: deque[dict] = deque(maxlen=size)
         self._next_id = 1
+        # Paths whose request bodies hold secrets (the OAuth token request): never kept.
+        self.secret_paths: set[str] = set()
 
     def record(self, entry: dict) -> None:
         """Add ``entry``, numbering it."""
@@ -109,17 +111,31 @@ def _headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def _start() -> None:
-    if not is_control(request.path):
-        g.journal_started = time.perf_counter()
-        g.journal_body = b""
-        g.journal_body = request.get_data(cache=True)  # views read it again from the cache; 413 if too large
+    # Every request is timed (the request log reads it too); only vendor requests are journaled.
+    g.request_started = time.perf_counter()
+
+
+def elapsed_ms() -> float:
+    """Milliseconds since the current request started."""
+    return round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 3)
+
+
+def _body() -> str:
+    """The request body as the journal keeps it: read only now, after authentication and the
+    view (which read it through the same cache), and never for a path that carries secrets."""
+    if request.path in current_journal().secret_paths:
+        return "[redacted]"
+    try:
+        return request.get_data(cache=True).decode("utf-8", "replace")
+    except RequestEntityTooLarge:
+        return "[larger than SANDBOX_MAX_CONTENT_LENGTH]"
 
 
 def _record(response: Response) -> Response:
-    if "journal_started" not in g:
+    if is_control(request.path):
         return response
     limit = current_app.config["MAX_JOURNAL_BODY"]
-    body = g.journal_body
+    body = _body()
     decided = notes()
     moment = current_clock().now()
     current_journal().record(
@@ -131,13 +147,12 @@ def _record(response: Response) -> Response:
             "clientId": (request.view_args or {}).get("client_id"),
             "query": request.args.to_dict(flat=False),
             "headers": _headers(request.headers.items()),
-            # A body holding secrets (the OAuth token request) is never kept.
-            "body": "[redacted]" if decided.get("bodyRedacted") else body[:limit].decode("utf-8", "replace"),
+            "body": body[:limit],
             "bodyTruncated": len(body) > limit,
             # A connection fault cut the exchange: the client saw no status at all.
             "status": None if decided.get("dropped") else response.status_code,
-            "durationMs": round((time.perf_counter() - g.journal_started) * 1000, 3),
-            **{key: value for key, value in decided.items() if key not in ("dropped", "bodyRedacted")},
+            "durationMs": elapsed_ms(),
+            **{key: value for key, value in decided.items() if key != "dropped"},
         }
     )
     return response

@@ -10,15 +10,17 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import jsonpatch
 import pycountry
 
 from . import schemas
+from .clock import timestamp
 from .errors import invalid
 
+INT64_MAX = 2**63 - 1
 ZIP_CODE = re.compile(r"(\d{5})(?:-?(\d{4}))?")
 CASS_FIELDS = ("CassAddress1", "CassAddress2", "CassCity", "CassStateProvince", "CassPostalCode")
 
@@ -38,11 +40,6 @@ class Account:
             customer_type=own.get("DefaultCustomerType", config["DEFAULT_CUSTOMER_TYPE"]),
             locale=own.get("DefaultLocale", config["DEFAULT_LOCALE"]),
         )
-
-
-def timestamp(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds, as ``Edited`` dates are written."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_profile(data: Mapping[str, Any], *, account: Account, user: str, now: datetime) -> dict:
@@ -121,10 +118,12 @@ def cass(stored: Mapping[str, Any], country: Any | None) -> dict:
 
 
 def phone_number(entry: Mapping[str, Any]) -> dict:
-    """A stored phone number; PhoneNumberNumeric is its digits as an integer (null when none)."""
-    digits = re.sub(r"\D", "", entry.get("PhoneNumber") or "")
+    """A stored phone number; PhoneNumberNumeric is its digits as an integer, null when there are
+    none or more than a .NET Int64 holds (the vendor's field is an integer)."""
+    digits = schemas.phone_digits(entry.get("PhoneNumber"))
+    numeric = int(digits) if 0 < len(digits) <= 19 else None
     return _copy(entry, schemas.CreatePhoneNumberEntry) | {
-        "PhoneNumberNumeric": int(digits) if digits else None,
+        "PhoneNumberNumeric": numeric if numeric is not None and numeric <= INT64_MAX else None,
         "IsDefault": _value(entry, "IsDefault"),
         "IsActive": True,
         "IsMobile": _value(entry, "IsMobile"),
@@ -151,7 +150,8 @@ def imported(data: Mapping[str, Any], *, account: Account, user: str, now: datet
     for a create, then those the document carries are kept (no ProfileId: None, one is assigned)."""
     profile = new_profile(data, account=account, user=user, now=now)
     profile["ProfileId"] = data.get("ProfileId")
-    profile["Edited"] = data.get("Edited") or profile["Edited"]
+    given = {key: value for key, value in (data.get("Edited") or {}).items() if value is not None}
+    profile["Edited"] |= given
     profile["Consents"] = [consent(given, user=user, now=now) for given in data.get("Consents") or ()]
     profile["ReasonCode"] = None if profile["IsActive"] else data.get("ReasonCode")
     return profile
@@ -194,7 +194,7 @@ def revise(
 # How a merge recognises that an entry of the request is one the profile already has.
 ENTRY_KEYS: dict[str, Any] = {
     "Addresses": lambda e: tuple(_fold(e.get(key)) for key in ("Address1", "City", "PostalCode")),
-    "PhoneNumbers": lambda e: re.sub(r"\D", "", e.get("PhoneNumber") or "") or e.get("PhoneNumber"),
+    "PhoneNumbers": lambda e: schemas.phone_digits(e.get("PhoneNumber")) or e.get("PhoneNumber"),
     "Emails": lambda e: _fold(e.get("EmailAddress")),
     "AlternateIds": lambda e: schemas.alternate_id_pair(e) or id(e),
     "Groups": lambda e: (_fold(e.get("GroupType")), _fold(e.get("GroupName"))),
@@ -265,8 +265,8 @@ def consent(given: Mapping[str, Any], *, user: str, now: datetime) -> dict:
         "ConsentStatus": given["ConsentStatus"],
         "ConsentVersion": given["ConsentVersion"],
         "Expired": given.get("Expired") or False,
-        "ExpirationDate": timestamp(_moment(expiration)) if expiration else None,
-        "ConsentDate": timestamp(_moment(moment)) if moment else stamp,
+        "ExpirationDate": timestamp(schemas.moment(expiration)) if expiration else None,
+        "ConsentDate": timestamp(schemas.moment(moment)) if moment else stamp,
         "Edited": given.get("Edited")
         or {"CreateDate": stamp, "CreatedBy": user, "ModifiedDate": stamp, "ModifiedBy": user},
     }
@@ -278,11 +278,6 @@ def latest_consents(profile: dict) -> dict:
     for consent in profile["Consents"]:
         latest[(consent["ConsentType"].casefold(), consent["Locale"].casefold())] = consent
     return profile | {"Consents": list(latest.values())}
-
-
-def _moment(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _fold(text: str | None) -> str | None:
@@ -298,8 +293,8 @@ def apply_patch(current: Mapping[str, Any], operations: list[dict]) -> Any:
             patched = jsonpatch.JsonPatch([operation]).apply(patched)
         except jsonpatch.JsonPatchTestFailed:
             raise invalid(f"Operations[{index}]", f"The test at '{operation['path']}' failed.") from None
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
-            raise invalid(
-                f"Operations[{index}]", f"The {operation['op']} could not be applied: {error}."
-            ) from None
+        # TypeError: an operation into a string (removing '/CustomerType/0'); LookupError: a bad index.
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, LookupError) as e:
+            message = f"The {operation['op']} could not be applied: {e}."
+            raise invalid(f"Operations[{index}]", message) from None
     return patched

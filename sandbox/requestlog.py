@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 
-from .journal import notes
+from .journal import elapsed_ms, notes
 
 FORMATS = ("text", "json")
 log = logging.getLogger("sandbox.requests")
-
-
-def _start() -> None:
-    g.log_started = time.perf_counter()
 
 
 def _line(response: Response) -> Response:
@@ -25,7 +20,7 @@ def _line(response: Response) -> Response:
         "method": request.method,
         "path": request.path,
         "status": None if decided.get("dropped") else response.status_code,
-        "durationMs": round((time.perf_counter() - g.get("log_started", time.perf_counter())) * 1000, 3),
+        "durationMs": elapsed_ms(),
         "clientId": (request.view_args or {}).get("client_id"),
         "fault": fault,
     }
@@ -41,8 +36,8 @@ def _line(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Log every request ``app`` answers (register before the hooks whose decisions it reports)."""
+    """Log every request ``app`` answers (register before the journal, whose timing it reads,
+    and the hooks whose decisions it reports)."""
     if app.config["LOG_FORMAT"] not in FORMATS:
         raise ValueError(f"SANDBOX_LOG_FORMAT must be text or json, not {app.config['LOG_FORMAT']!r}")
-    app.before_request(_start)
     app.after_request(_line)

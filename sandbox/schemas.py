@@ -9,8 +9,9 @@ beyond their type: the sandbox invents no limits.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_dump, validate, validates_schema
@@ -104,11 +105,13 @@ class Status(Named, fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         numbers = {name.casefold(): number for number, name in CONSENT_STATUSES.items()}
-        if isinstance(value, str):
-            value = int(value) if value.strip().isdigit() else numbers.get(value.strip().casefold(), value)
-        if isinstance(value, bool) or value not in CONSENT_STATUSES:
-            raise self.make_error("invalid", value=json.dumps(value))
-        return value
+        numbers |= {str(number): number for number in CONSENT_STATUSES}
+        if isinstance(value, str) and value.strip().casefold() in numbers:
+            return numbers[value.strip().casefold()]
+        if isinstance(value, int) and not isinstance(value, bool) and value in CONSENT_STATUSES:
+            return value
+        shown = json.dumps(value) if isinstance(value, str | int | float | bool | None) else "of this type"
+        raise self.make_error("invalid", value=shown if len(shown) <= 50 else shown[:47] + "...")
 
 
 class Moment(Text):
@@ -117,10 +120,22 @@ class Moment(Text):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError:
+            moment(text)
+        except (ValueError, OverflowError):
             raise ValidationError(f"The value '{text}' is not a valid ISO 8601 date and time.") from None
         return text
+
+
+def moment(text: str) -> datetime:
+    """An ISO 8601 date and time in UTC (one without a zone is taken as UTC); ValueError or
+    OverflowError when it is not one, or falls outside the years 1 to 9999 once in UTC."""
+    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def phone_digits(number: str | None) -> str:
+    """The digits of a phone number: what PhoneNumberNumeric holds and phone searches compare."""
+    return re.sub(r"\D", "", number or "")
 
 
 def collection(entry: type[Schema], xml_item: str) -> fields.List:

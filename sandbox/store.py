@@ -9,7 +9,6 @@ caller can change stored state behind the lock.
 from __future__ import annotations
 
 import copy
-import re
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 
 from .errors import Conflict, NotFound
-from .schemas import alternate_id_pair
+from .schemas import alternate_id_pair, phone_digits
 
 Change = Callable[[dict], dict]
 
@@ -36,11 +35,6 @@ def email_keys(profile: dict) -> set[str]:
 def phone_keys(profile: dict) -> set[str]:
     """The index keys of a profile's phone numbers: their digits."""
     return {digits for entry in profile["PhoneNumbers"] if (digits := phone_digits(entry.get("PhoneNumber")))}
-
-
-def phone_digits(number: str | None) -> str:
-    """The digits of a phone number, as searches compare them."""
-    return re.sub(r"\D", "", number or "")
 
 
 # Multi-valued indexes: many profiles may share an email address or a phone number.
@@ -66,7 +60,7 @@ class Tenant:
                 raise Conflict(
                     f"A profile with AlternateIdType '{entry['AlternateIdType']}' and "
                     f"AlternateId '{entry['AlternateId']}' already exists.",
-                    details={"conflict": {**entry, "heldBy": holder}},
+                    journal_facts={"conflict": {**entry, "heldBy": holder}},
                 )
 
     def put(self, profile: dict) -> None:

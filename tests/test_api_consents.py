@@ -72,14 +72,26 @@ def test_consents_in_xml_use_status_names(consents_url):
          "Error converting value true to type 'ConsentStatus'; use one of 1 (Granted), 2 (Denied), 3 (Revoked), 4 (NotSet)."),
         (CONSENT | {"ConsentDate": "yesterday"}, "Consents[0].ConsentDate",
          "The value 'yesterday' is not a valid ISO 8601 date and time."),
+        (CONSENT | {"ConsentDate": "0001-01-01T00:00:00+01:00"}, "Consents[0].ConsentDate",
+         "The value '0001-01-01T00:00:00+01:00' is not a valid ISO 8601 date and time."),
+        (CONSENT | {"ConsentDate": "9999-12-31T23:00:00-05:00"}, "Consents[0].ConsentDate",
+         "The value '9999-12-31T23:00:00-05:00' is not a valid ISO 8601 date and time."),
+        (CONSENT | {"ConsentStatus": "\u00b2"}, "Consents[0].ConsentStatus", None),
+        (CONSENT | {"ConsentStatus": "1" * 5000}, "Consents[0].ConsentStatus", None),
+        (CONSENT | {"ConsentStatus": [1]}, "Consents[0].ConsentStatus", None),
+        (CONSENT | {"ConsentStatus": {}}, "Consents[0].ConsentStatus", None),
     ],
-    ids=["type", "version", "locale", "no-locale", "no-status", "status-5", "status-bool", "date"],
+    ids=["type", "version", "locale", "no-locale", "no-status", "status-5", "status-bool", "date",
+         "date-before-year-1", "date-after-9999", "status-superscript", "status-huge", "status-list", "status-object"],
 )  # fmt: skip
 def test_consent_rules(consents_url, served, client_id, consent, path, message):
     response = send("POST", consents_url, {"Consents": [consent]})
 
     assert response.status_code == 400
-    assert response.json()["ModelState"] == {path: [message]}
+    if message:
+        assert response.json()["ModelState"] == {path: [message]}
+    else:
+        assert list(response.json()["ModelState"]) == [path]
     assert served.profiles(client_id)[0]["Consents"] == []
 
 

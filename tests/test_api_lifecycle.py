@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import find, minimal_profile, post_json, send, send_xml, xml_of
+from helpers import find, minimal_profile, post_json, send, send_xml, vendor, xml_of
 
 PAIR = {"AlternateIdType": "crm", "AlternateId": "C-1"}
 
@@ -176,3 +176,13 @@ def test_every_endpoint_answers_in_xml_under_both_prefixes(
 
     assert response.headers["Content-Type"] == "application/xml; charset=utf-8"
     assert xml_of(response).tag.rpartition("}")[2] == root
+
+
+def test_deactivate_with_an_empty_chunked_body(profile_url, created):
+    def empty():
+        yield b""
+
+    response = vendor.post(f"{profile_url}/{created['ProfileId']}/Deactivate", data=empty(), timeout=10)
+
+    assert response.status_code == 200
+    assert response.json()["IsActive"] is False

@@ -196,6 +196,8 @@ def test_patch_operations(profile_url, created, served, client_id):
         ([{"op": "replace", "path": "/CustomerType", "value": "VIP"}, {"op": "test", "path": "/CustomerType", "value": "Prospect"}],
          "Operations[1]", "The test at '/CustomerType' failed."),
         ([{"op": "remove", "path": "/Emails/5"}], "Operations[0]", None),
+        ([{"op": "remove", "path": "/CustomerType/0"}], "Operations[0]", None),
+        ([{"op": "add", "path": "/CustomerName/FirstName/x", "value": 1}], "Operations[0]", None),
         ([{"op": "replace", "path": "/CustomerType", "value": "x" * 101}], "CustomerType",
          "The field CustomerType must be a string with a maximum length of 100."),
         ([{"op": "add", "path": "/Emails/-", "value": {"EmailAddress": "b@example.com", "IsDefault": True}}], "Emails",
@@ -204,7 +206,7 @@ def test_patch_operations(profile_url, created, served, client_id):
         ({"Operations": {"op": "add"}}, "Operations", "Expected a collection: a JSON array, or XML entry elements."),
         ([{"path": "/CustomerType"}], "Operations[0].op", "Missing data for required field."),
     ],
-    ids=["move", "copy", "failed-test", "bad-pointer", "invalid-result", "two-defaults", "no-operations",
+    ids=["move", "copy", "failed-test", "bad-pointer", "into-a-string", "below-a-string", "invalid-result", "two-defaults", "no-operations",
          "operations-not-a-list", "no-op"],
 )  # fmt: skip
 def test_rejected_patch_changes_nothing(profile_url, created, served, client_id, operations, path, message):
@@ -354,7 +356,10 @@ def test_concurrent_updates_of_one_profile_leave_one_serial_outcome(profile_url,
 
 
 pointers = st.lists(
-    st.sampled_from(["CustomerName", "Emails", "0", "-", "IsActive", "AlternateIds", "x", ""]), max_size=3
+    st.sampled_from(
+        ["CustomerName", "CustomerType", "FirstName", "Emails", "0", "-", "IsActive", "AlternateIds", "x", ""]
+    ),
+    max_size=3,
 ).map(lambda steps: "/" + "/".join(steps))
 operations = st.lists(
     st.fixed_dictionaries(

@@ -48,3 +48,21 @@ def test_unusable_environment_setting_is_refused(monkeypatch):
 
     with pytest.raises(ValueError, match="SANDBOX_MAX_CONTENT_LENGTH"):
         create_app()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"ACCOUNTS": {"acme": 5}}, "SANDBOX_ACCOUNTS must be a JSON object"),
+        ({"DEFAULT_LOCALE": "x" * 16}, "SANDBOX_DEFAULT_LOCALE must be text of 1 to 15 characters"),
+        ({"DEFAULT_CUSTOMER_TYPE": ""}, "SANDBOX_DEFAULT_CUSTOMER_TYPE must be text of 1 to 100 characters"),
+        (
+            {"ACCOUNTS": {"acme": {"DefaultLocale": "x" * 16}}},
+            "SANDBOX_ACCOUNTS.acme.DefaultLocale must be text",
+        ),
+        ({"AUTH_TOKEN_SECONDS": 10**12}, "at most ten years"),
+    ],
+)
+def test_settings_that_would_fail_later_are_refused_at_start(config, message):
+    with pytest.raises(ValueError, match=message):
+        create_app(config)

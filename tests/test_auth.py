@@ -374,3 +374,34 @@ def test_refusals_are_journaled(strict):
         (401, "Unable to authenticate request"),
         (403, "The user 'reader' lacks the 'write' permission for this request."),
     ]
+
+
+def test_authentication_comes_before_the_body_is_read_even_when_too_large(lenient):
+    body = b'{"CustomerType": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+
+    response = requests.post(
+        f"{lenient.url}/acme/Profile", data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+
+    assert response.status_code == 401
+
+
+def test_a_token_request_stopped_by_a_fault_keeps_its_secret_out_of_the_journal(lenient):
+    control = SandboxClient(lenient.url)
+    control.add_fault(match={"path": "/oauth/*"}, respond={"status": 503}, times=1)
+
+    refused = requests.post(
+        f"{lenient.url}/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "acme/a",
+            "client_id": "x",
+            "client_secret": "TOPSECRET",
+        },
+        timeout=10,
+    )
+
+    [entry] = control.requests(path="/oauth/token", status=503)
+    assert refused.status_code == 503
+    assert entry["body"] == "[redacted]"
+    assert "TOPSECRET" not in json.dumps(control.requests())

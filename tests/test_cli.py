@@ -106,7 +106,9 @@ def hang_in_background(url: str, client_id: str, count: int, seconds: float) -> 
 def test_stays_responsive_while_hangs_are_in_progress():
     with Launched() as launched:
         hanging = hang_in_background(launched.url, "slow", count=8, seconds=6)
-        time.sleep(0.3)  # let the hangs take their threads
+        control = SandboxClient(launched.url)
+        while control.faults()[0]["hits"] < 8:  # every hang holds its request
+            time.sleep(0.05)
         created = post_json(f"{launched.url}/acme/Profile", minimal_profile())
         health = send("GET", f"{launched.url}/_sandbox/health")
         still_hanging = sum(thread.is_alive() for thread in hanging)
@@ -163,3 +165,18 @@ def test_one_log_line_per_request(log_format):
             "POST /acme/Profile 201 Nms client=acme fault=-",
             "GET /acme/Profile/1 503 Nms client=acme fault=f1",
         ]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [((), {"SANDBOX_PORT": "abc"}, "argument --port: invalid port value: 'abc'"),
+     (("--port", "70000"), {}, "argument --port: invalid port value: '70000'"),
+     (("--threads", "0"), {}, "argument --threads: invalid positive value: '0'")],
+)  # fmt: skip
+def test_bad_options_are_an_error_without_a_traceback(args, env, message):
+    with start(*args, env=env) as process:
+        _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    assert stderr.splitlines()[-1] == f"mypreferences-sandbox: error: {message}"
+    assert "Traceback" not in stderr

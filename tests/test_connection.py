@@ -28,13 +28,17 @@ def stored(control: SandboxClient, client_id: str) -> int:
     return len(control.export_state(client_id)["clients"].get(client_id, []))
 
 
-def exchange(port: int, client_id: str, timeout: float = 10) -> tuple[int, bytes]:
-    """POST a create over a fresh connection with http.client; (status, body) or what it raises."""
+def exchange(port: int, client_id: str, timeout: float = 10, stray: bytes = b"") -> tuple[int, bytes]:
+    """POST a create over a fresh connection with http.client (then ``stray`` bytes, as a client
+    pipelining requests would); (status, body) or what it raises."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request(
             "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json", **AUTH}
         )
+        if stray:
+            time.sleep(0.1)  # after the server has read the request: the bytes wait in the socket
+            connection.sock.sendall(stray)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -144,14 +148,15 @@ def test_hang_until_the_capped_time_then_close(server, client_id):
     assert stored(control, client_id) == 0
 
 
-def test_hang_ends_when_the_client_gives_up(control, served, client_id):
+@pytest.mark.parametrize("stray", [b"", b"GET / HTTP/1.1\r\n\r\n" * 3], ids=["plain", "with-pipelined-bytes"])
+def test_hang_ends_when_the_client_gives_up(control, served, client_id, stray):
     control.add_fault(match={"clientId": client_id}, fault={"type": "HANG", "duration": 8000}, times=1)
     before = set(threading.enumerate())
     outcome = []
 
     def give_up_after_half_a_second() -> None:
         try:
-            exchange(served.port, client_id, timeout=0.5)
+            exchange(served.port, client_id, timeout=0.5, stray=stray)
         except TimeoutError as error:
             outcome.append(error)
 

@@ -254,10 +254,23 @@ def test_the_control_plane_can_be_turned_off():
 control_paths = st.sampled_from(
     ["/reset", "/faults", "/faults/f1", "/requests", "/requests/count", "/state", "/clock", "/clock/advance"]
 )
+extremes = st.sampled_from(
+    [
+        10**30,
+        -(10**30),
+        1e308,
+        "9999-12-31T23:59:59-10:00",
+        "0001-01-01T00:00:00+10:00",
+        "\u0000\n",
+        "",
+        "_sandbox",
+    ]
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | extremes,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(
-        st.sampled_from(["match", "respond", "fault", "delay", "status", "type", "clients", "time", "seconds", "seed", "clientId", "x"]),
+        st.sampled_from(["match", "respond", "fault", "delay", "status", "type", "clients", "time", "seconds", "seed",
+                         "clientId", "headers", "ttl", "expiresAt", "lognormal", "median", "sigma", "fixed", "x"]),
         children, max_size=4),
     max_leaves=20,
 )  # fmt: skip
@@ -298,3 +311,77 @@ def test_cli_loads_a_seed_file():
         process.communicate(timeout=10)
 
     assert profile.json()["CustomerName"]["FirstName"] == "Ann"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "key"),
+    [
+        ("PUT", "/clock", {"time": "9999-12-31T23:59:59-10:00"}, "time"),
+        ("PUT", "/clock", {"time": "0001-01-01T00:00:00+10:00"}, "time"),
+        ("PUT", "/clock", {"time": "1969-12-31T23:59:59Z"}, "time"),
+        ("POST", "/clock/advance", {"seconds": 1e20}, "seconds"),
+        ("POST", "/reset", {"clientId": ""}, "clientId"),
+        ("POST", "/reset", {"clientId": "acme", "seed": 1}, "seed"),
+        ("POST", "/state", {"clients": {"": []}}, "clients"),
+        ("POST", "/state", {"clients": {"_sandbox": []}}, "clients"),
+        ("POST", "/state", {"clients": {"a/b": []}}, "clients"),
+        ("POST", "/faults", "[" * 100_000, "body"),
+    ],
+)  # fmt: skip
+def test_edge_payloads_are_400_not_500(fresh, method, path, body, key):
+    served, control = fresh
+    data = body if isinstance(body, str) else json.dumps(body)
+
+    response = requests.request(method, f"{served.url}/_sandbox{path}", data=data, timeout=10)
+
+    assert response.status_code == 400, response.text
+    assert any(name == key or name.startswith(f"{key}.") for name in response.json()["ModelState"])
+    assert control.clock()["frozen"] is False  # nothing changed
+
+
+def test_the_clock_near_the_end_of_its_range_keeps_every_feature_working(fresh):
+    served, control = fresh
+    control.set_clock("8999-12-31T00:00:00Z")
+
+    rule = control.add_fault(match={"clientId": "x"}, respond={"status": 503}, ttl=10 * 365 * 86_400_000)
+    token = requests.post(
+        f"{served.url}/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "a/b", "client_id": "x", "client_secret": "y"},
+        timeout=10,
+    )
+    advanced = requests.post(
+        f"{served.url}/_sandbox/clock/advance", json={"seconds": 10 * 365 * 86_400}, timeout=10
+    )
+
+    assert (rule["state"], token.status_code, advanced.status_code) == ("active", 200, 400)
+    assert control.faults()[0]["id"] == rule["id"]
+
+
+def test_an_imported_partial_edited_is_completed(fresh):
+    served, control = fresh
+    control.import_state(
+        {"clients": {"ed": [{"ProfileId": 5, "Edited": {"CreateDate": "2020-01-01T00:00:00.000Z"}}]}}
+    )
+
+    response = send("PUT", f"{served.url}/ed/Profile/5", {})
+
+    assert response.status_code == 200
+    assert response.json()["Edited"]["CreateDate"] == "2020-01-01T00:00:00.000Z"
+    assert response.json()["Edited"]["CreatedBy"] == "sandbox"
+
+
+def test_a_full_reset_revokes_bearer_tokens(fresh):
+    served, control = fresh
+    form = {"grant_type": "client_credentials", "scope": "acme/ann", "client_id": "x", "client_secret": "y"}
+    token = requests.post(f"{served.url}/oauth/token", data=form, timeout=10).json()["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    before = requests.post(f"{served.url}/acme/Profile", json={}, headers=bearer, timeout=10).json()[
+        "Edited"
+    ]["CreatedBy"]
+    control.reset()
+    after = requests.post(f"{served.url}/acme/Profile", json={}, headers=bearer, timeout=10).json()["Edited"][
+        "CreatedBy"
+    ]
+
+    assert (before, after) == ("ann", "sandbox")  # lenient mode: an unknown token is still well-formed

@@ -458,3 +458,35 @@ def test_warnings_escape_what_a_header_cannot_carry(profile_url):
     assert response.status_code == 201
     assert response.headers["X-Sandbox-Warning"] == "ignored unknown field 'N\\xe4me\\r\\nX-Injected: 1'"
     assert "X-Injected" not in response.headers
+
+
+def test_a_number_too_long_to_convert_is_a_400(profile_url):
+    response = send_bytes("POST", profile_url, b'{"IsActive": ' + b"1" * 5000 + b"}", JSON)
+
+    assert response.status_code == 400
+    assert model_state(response)["body"][0].startswith("The body is not valid JSON")
+
+
+def test_an_unknown_xml_encoding_is_a_400(profile_url):
+    body = b'<?xml version="1.0" encoding="foo"?>' + xml_profile("")
+
+    response = post(profile_url, body, XML, Accept=JSON)
+
+    assert response.status_code == 400
+    assert model_state(response)["body"][0].startswith("The body is not well-formed XML")
+
+
+def test_a_root_without_namespace_is_named_whole(profile_url):
+    response = post(profile_url, b"<foo/>", XML, Accept=JSON)
+
+    assert model_state(response)["body"] == [
+        f"Expecting element 'CreateUserProfile' from namespace '{NS}'. Encountered element 'foo' from namespace ''."
+    ]
+
+
+def test_xml_answers_stay_well_formed_whatever_json_stored(profile_url):
+    created = post_json(profile_url, minimal_profile(CustomerName={"FirstName": "A\u0001B"})).json()
+
+    response = vendor.get(f"{profile_url}/{created['ProfileId']}", headers={"Accept": XML}, timeout=10)
+
+    assert ET.fromstring(response.content).find(f"{{{NS}}}CustomerName/{{{NS}}}FirstName").text == "A\ufffdB"

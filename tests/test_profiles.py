@@ -167,3 +167,10 @@ def test_groups_answer_group_id_in_json_and_group_name_in_xml(profile_url):
     assert (
         "<GroupEntry><GroupName>Gold</GroupName><GroupType>Tier</GroupType><IsPrimary>true</IsPrimary>" in xml
     )
+
+
+@pytest.mark.parametrize("number", ["1" * 5000, "9" * 19])
+def test_phone_number_numeric_is_null_beyond_an_int64(profile_url, number):
+    [phone] = create(profile_url, PhoneNumbers=[{"PhoneNumber": number}])["PhoneNumbers"]
+
+    assert phone["PhoneNumberNumeric"] is None

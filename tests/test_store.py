@@ -17,7 +17,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from sandbox.errors import BadRequest, Conflict, NotFound
 from sandbox.profiles import Account, new_profile, revise, set_active
-from sandbox.store import SEARCH_INDEXES, ProfileStore, alternate_id_keys, phone_digits
+from sandbox.schemas import phone_digits
+from sandbox.store import SEARCH_INDEXES, ProfileStore, alternate_id_keys
 
 
 def alternate_ids(*pairs: tuple[str, str]) -> list[dict]:
