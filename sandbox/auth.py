@@ -174,7 +174,9 @@ def authenticate(client_id: str) -> str | None:
         user_id = _pnauthinfo3(scheme, parameters, client_id, strict)
     if strict:
         needed = PERMISSIONS.get(request.method, "write")
-        if needed not in authority.user(client_id, user_id).get("permissions", []):
+        # Both schemes above let only a configured user through in strict mode; `or {}` is for the type.
+        user = authority.user(client_id, user_id) or {}
+        if needed not in user.get("permissions", []):
             raise Forbidden(f"The user '{user_id}' lacks the '{needed}' permission for this request.")
     return user_id
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib import metadata
 from typing import Any
@@ -238,7 +238,7 @@ IMPORTED = schemas.ImportedProfile()
 
 def read_clients(clients: Mapping[str, list], config: Mapping[str, Any]) -> dict[str, list[dict]]:
     """Validate the profiles of a state document into their stored form; 400 with every error."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, Sequence[str]] = {}
     read: dict[str, list[dict]] = {}
     for client_id, items in clients.items():
         editor = {"account": Account.from_config(config, client_id), "user": config["DEFAULT_USER"]}

@@ -110,7 +110,8 @@ def served_routes() -> list[str]:
         if rule.endpoint == "static":
             continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: "{" + _camel(m[1]) + "}", rule.rule)
-        methods = ",".join(sorted(rule.methods - {"HEAD", "OPTIONS"}))
+        # Flask gives every rule its methods; werkzeug's Rule types them optional.
+        methods = ",".join(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
         routes.add(f"{methods} {path}")
     return sorted(routes, key=lambda route: route.split(" ", 1)[1])
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from random import Random
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
+from werkzeug.datastructures import Headers
 
 from . import connection, exchange, journal
 from .clock import current_clock, timestamp, within_range
@@ -173,7 +174,7 @@ class RequestFacts:
     path: str
     operation: str | None
     client_id: str | None
-    headers: Mapping[str, str]
+    headers: Headers
 
 
 @dataclass
@@ -404,7 +405,11 @@ def _after(response: Response) -> Response:
     return _act(firing, response)
 
 
-def _act(firing: Firing, response: Response | None) -> Response | None:
+# _act's response: given one, it returns one; given None, maybe None.
+MaybeResponse = TypeVar("MaybeResponse", bound=Response | None)
+
+
+def _act(firing: Firing, response: MaybeResponse) -> Response | MaybeResponse:
     """Carry out a firing on ``response``: delay it, replace it by an error, or mark the
     connection for the middleware to break."""
     time.sleep(firing.delay)

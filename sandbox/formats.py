@@ -127,7 +127,11 @@ def _ignored_json(data: Any, schema: Schema, path: str) -> Iterable[str]:
             yield _ignored(here, key in getattr(schema, "read_only", ()))
         elif isinstance(known, fields.Nested):
             yield from _ignored_json(value, known.schema, here)
-        elif isinstance(known, fields.List) and isinstance(value, list):
+        elif (
+            isinstance(known, fields.List)
+            and isinstance(known.inner, fields.Nested)
+            and isinstance(value, list)
+        ):
             for index, entry in enumerate(value):
                 yield from _ignored_json(entry, known.inner.schema, f"{here}[{index}]")
 
@@ -183,7 +187,7 @@ def _xml_object(element: Element, schema: Schema, path: str, ignored: list[str])
         name = _known_name(child)
         here = f"{path}.{_local_name(child)}" if path else _local_name(child)
         known = schema.fields.get(name) if name else None
-        if known is None:
+        if name is None or known is None:
             ignored.append(_ignored(here, name in getattr(schema, "read_only", ())))
         else:
             data[name] = _xml_value(child, known, here, ignored)
@@ -209,7 +213,7 @@ def _xml_list(element: Element, known: fields.List, path: str, ignored: list[str
     if len(element) == 0 and (element.text or "").strip():
         return element.text or ""  # text where a collection belongs: the schema reports the type
     item = known.metadata["xml_item"]
-    entries = []
+    entries: list[Any] = []
     for child in element:
         if _known_name(child) == item:
             here = f"{path}[{len(entries)}]"
@@ -260,14 +264,14 @@ def render(data: Any, media_type: str, schema: Schema | None = None, root: str =
 def _xml_tree(data: Mapping, schema: Schema, items: dict[str, str]) -> dict:
     """Reorder and rename ``data`` (JSON shape) into the vendor's XML layout, noting entry names."""
     tree: dict[str, Any] = {}
-    for key in schema.xml_order or schema.fields:
+    for key in getattr(schema, "xml_order", ()) or schema.fields:
         if key not in data:
             continue
         known, value = schema.fields[key], data[key]
         name = known.metadata.get("xml_name", key)
         if isinstance(known, fields.Nested) and value is not None:
             value = _xml_tree(value, known.schema, items)
-        elif isinstance(known, fields.List) and value is not None:
+        elif isinstance(known, fields.List) and isinstance(known.inner, fields.Nested) and value is not None:
             items[name] = known.metadata["xml_item"]
             value = [_xml_tree(entry, known.inner.schema, items) for entry in value]
         elif "xml_names" in known.metadata:

@@ -39,10 +39,10 @@ BODY_TYPES = ("application/json", "text/json", "application/xml", "text/xml")
 PATCH_TYPES = ("application/json-patch+json", "application/json", "text/json")
 JSON_ONLY = ("application/json",)
 
-VENDOR_SECURITY = [{"PNAUTHINFO3": []}, {"bearer": []}]
+VENDOR_SECURITY: list[dict[str, list[str]]] = [{"PNAUTHINFO3": []}, {"bearer": []}]
 # An empty requirement makes the token optional: the control plane wants one only when
 # SANDBOX_CONTROL_TOKEN is set.
-CONTROL_SECURITY = [{}, {"controlToken": []}]
+CONTROL_SECURITY: list[dict[str, list[str]]] = [{}, {"controlToken": []}]
 
 # A URL rule's arguments, <converter:name> or <name>; their OpenAPI names are camelCase.
 ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
@@ -124,7 +124,7 @@ def _profile(description: str, headers: Mapping[str, Any] | None = None) -> dict
 
 
 def _vendor(
-    success: Mapping[int | str, Any],
+    success: Mapping[str, Any],
     errors: Iterable[int],
     *,
     parameters: Iterable[Mapping[str, Any] | str] = (),

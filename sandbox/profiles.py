@@ -97,7 +97,8 @@ def find_country(entry: Mapping[str, Any]) -> Any | None:
         code = (entry.get(key) or "").strip()
         if code:
             code = code.zfill(3) if attribute == "numeric" else code
-            return pycountry.countries.get(**{attribute: code})
+            # default=None is get's own default; naming it tells mypy the criterion is not "default".
+            return pycountry.countries.get(default=None, **{attribute: code})
     return None
 
 
@@ -162,11 +163,15 @@ def document(profile: Mapping[str, Any]) -> dict:
     return _project(profile, schemas.CreateUserProfile)
 
 
-def _project(data: Mapping[str, Any], shape: type[schemas.Contract]) -> dict:
+def _project(data: Mapping[str, Any], shape: type[schemas.Schema]) -> dict:
     projected = {}
     for key, known in shape._declared_fields.items():
         value = data.get(key)
-        if isinstance(known, schemas.fields.List) and value is not None:
+        if (
+            isinstance(known, schemas.fields.List)
+            and isinstance(known.inner, schemas.fields.Nested)
+            and value is not None
+        ):
             value = [_project(entry, type(known.inner.schema)) for entry in value]
         elif isinstance(known, schemas.fields.Nested) and value is not None:
             value = _project(value, type(known.schema))

@@ -30,7 +30,7 @@ def utf16_length(text: str) -> int:
 class Named:
     """Error messages that may name the field: ``{name}`` in a message is the field's wire name."""
 
-    name: str
+    name: str | None
 
     def make_error(self, key: str, **kwargs: Any) -> ValidationError:
         return super().make_error(key, name=self.name, **kwargs)  # type: ignore[misc]
@@ -39,7 +39,8 @@ class Named:
 class Text(Named, fields.String):
     """A string field with ASP.NET's Required and StringLength rules and messages."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
+    # Not ClassVar: marshmallow declares it an instance attribute (each field gets a merged copy).
+    default_error_messages = {  # noqa: RUF012
         "required": "The {name} field is required.",
         "null": "The {name} field is required.",
         "invalid": "Error converting value {value} to type 'System.String'.",
@@ -73,7 +74,7 @@ class Text(Named, fields.String):
 class Flag(fields.Boolean):
     """A boolean that must be a boolean: JSON true/false, XML true/false/1/0; null means absent."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
+    default_error_messages = {  # noqa: RUF012 (not ClassVar: see Text)
         "invalid": "Error converting value {value} to type 'System.Boolean'.",
     }
 
@@ -92,7 +93,7 @@ CONSENT_STATUSES = {1: "Granted", 2: "Denied", 3: "Revoked", 4: "NotSet"}
 class Status(Named, fields.Field):
     """ConsentStatus: a number (1-4) in JSON and its name in XML; like Json.NET, either is read."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
+    default_error_messages = {  # noqa: RUF012 (not ClassVar: see Text)
         "required": "The {name} field is required.",
         "null": "The {name} field is required.",
         "invalid": "Error converting value {value} to type 'ConsentStatus'; use one of "
@@ -169,7 +170,8 @@ class Contract(Wire):
     class Meta:
         unknown = EXCLUDE
 
-    error_messages: ClassVar[dict[str, str]] = {"type": OBJECT_MESSAGE}
+    # Not ClassVar: marshmallow declares it an instance attribute (each schema gets a merged copy).
+    error_messages = {"type": OBJECT_MESSAGE}  # noqa: RUF012
 
 
 # --- request shapes -------------------------------------------------------------------------
@@ -236,7 +238,8 @@ class CustomerName(Contract):
 class CreateUserProfile(Contract):
     """The body of ``POST {clientId}/Profile``."""
 
-    read_only = ("ProfileId", "Edited", "Consents", "ReasonCode")
+    # Annotated as on Contract, or mypy would fix these four names and refuse ImportedProfile's ().
+    read_only: ClassVar[tuple[str, ...]] = ("ProfileId", "Edited", "Consents", "ReasonCode")
 
     Addresses = collection(CreateAddressEntry, "CreateAddressEntry")
     PhoneNumbers = collection(CreatePhoneNumberEntry, "CreatePhoneNumberEntry")

@@ -81,8 +81,8 @@ class Tenant:
         del self.profiles[profile_id]
 
     def _unindex(self, profile: dict) -> None:
-        for key in alternate_id_keys(profile):
-            del self.alternate_ids[key]
+        for pair in alternate_id_keys(profile):
+            del self.alternate_ids[pair]
         for name, keys in SEARCH_INDEXES.items():
             for key in keys(profile):
                 holders = self.search[name][key]
@@ -258,7 +258,8 @@ def _let_go(dropped: dict[str, Tenant] | Tenant | None) -> None:
     server keeps answering (the reset's own response first) while a large store is freed."""
     tenants = dropped.values() if isinstance(dropped, dict) else [dropped] if dropped else []
     for tenant in tenants:
-        for table in (tenant.profiles, tenant.alternate_ids, *tenant.search.values()):
+        tables: list[dict] = [tenant.profiles, tenant.alternate_ids, *tenant.search.values()]
+        for table in tables:
             while table:
                 for _ in range(min(len(table), 200)):
                     table.popitem()

@@ -1,4 +1,4 @@
-"""The code base stays lint-clean: ruff's checks and formatting, as configured in pyproject.toml."""
+"""The code base stays lint-clean: ruff's checks and formatting, and mypy, as configured in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -16,5 +16,11 @@ def test_ruff(command):
     result = subprocess.run(
         [sys.executable, "-m", "ruff", *command], cwd=ROOT, capture_output=True, text=True
     )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy():
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
 
     assert result.returncode == 0, result.stdout + result.stderr
