@@ -318,17 +318,14 @@ def test_token_errors(strict, change, status, error):
     assert response.json()["error"] == error
 
 
+def form_token(url: str, scope: str, secret: str = "y") -> requests.Response:
+    """A token request with made-up client credentials in the form body."""
+    fields = {"grant_type": "client_credentials", "scope": scope, "client_id": "x", "client_secret": secret}
+    return requests.post(f"{url}/oauth/token", data=fields, timeout=10)
+
+
 def test_lenient_issues_tokens_for_any_credentials(lenient):
-    response = requests.post(
-        f"{lenient.url}/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "scope": "acme/dave",
-            "client_id": "x",
-            "client_secret": "y",
-        },
-        timeout=10,
-    )
+    response = form_token(lenient.url, "acme/dave")
 
     created = create(lenient.url, f"Bearer {response.json()['access_token']}")
     assert created.json()["Edited"]["CreatedBy"] == "dave"
@@ -390,16 +387,7 @@ def test_a_token_request_stopped_by_a_fault_keeps_its_secret_out_of_the_journal(
     control = SandboxClient(lenient.url)
     control.add_fault(match={"path": "/oauth/*"}, respond={"status": 503}, times=1)
 
-    refused = requests.post(
-        f"{lenient.url}/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "scope": "acme/a",
-            "client_id": "x",
-            "client_secret": "TOPSECRET",
-        },
-        timeout=10,
-    )
+    refused = form_token(lenient.url, "acme/a", secret="TOPSECRET")
 
     [entry] = control.requests(path="/oauth/token", status=503)
     assert refused.status_code == 503
