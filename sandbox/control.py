@@ -240,8 +240,13 @@ def read_clients(clients: Mapping[str, list], config: Mapping[str, Any]) -> dict
     """Validate the profiles of a state document into their stored form; 400 with every error."""
     errors: dict[str, Sequence[str]] = {}
     read: dict[str, list[dict]] = {}
+    now = current_clock().now()  # one moment for the whole document
     for client_id, items in clients.items():
-        editor = {"account": Account.from_config(config, client_id), "user": config["DEFAULT_USER"]}
+        editor = {
+            "account": Account.from_config(config, client_id),
+            "user": config["DEFAULT_USER"],
+            "now": now,
+        }
         read[client_id] = []
         for index, item in enumerate(items):
             try:
@@ -255,7 +260,7 @@ def read_clients(clients: Mapping[str, list], config: Mapping[str, Any]) -> dict
                     }
                 )
                 continue
-            read[client_id].append(profiles.imported(data, now=current_clock().now(), **editor))
+            read[client_id].append(profiles.imported(data, **editor))
     if errors:
         raise BadRequest("The state document is invalid.", model_state=errors)
     return read

@@ -211,14 +211,13 @@ class Rule:
     def accepts(self, facts: RequestFacts) -> bool:
         """Whether every criterion of the rule's ``match`` holds for the request."""
         match = self.spec["match"]
-        headers = {name.lower(): value for name, value in facts.headers.items()}
         return (
             ("method" not in match or facts.method in {m.upper() for m in match["method"]})
             and ("path" not in match or fnmatch.fnmatchcase(facts.path, match["path"]))
             and ("operation" not in match or facts.operation == match["operation"])
             and ("clientId" not in match or facts.client_id == match["clientId"])
-            and all(
-                fnmatch.fnmatchcase(headers.get(name.lower(), ""), pattern) and name.lower() in headers
+            and all(  # werkzeug's Headers look names up ignoring case
+                (value := facts.headers.get(name)) is not None and fnmatch.fnmatchcase(value, pattern)
                 for name, pattern in match.get("headers", {}).items()
             )
         )
