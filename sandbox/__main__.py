@@ -18,7 +18,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from .app import SETTINGS, create_app
+from .app import create_app
+from .settings import SETTINGS
 
 PROG = "mypreferences-sandbox"
 

@@ -9,49 +9,7 @@ from flask import Flask
 from werkzeug.routing import BaseConverter
 
 from . import api, auth, clock, control, exchange, faults, journal, openapi, requestlog, store
-
-# Every setting: its default and what it means (the command line's --help prints this table).
-# Each is read from a SANDBOX_* environment variable, parsed as JSON where it parses.
-SETTINGS: dict[str, tuple[Any, str]] = {
-    "MAX_CONTENT_LENGTH": (1024 * 1024, "largest request body in bytes; larger gets 413"),
-    "MAX_NESTING_DEPTH": (32, "deepest JSON or XML nesting; deeper gets 400 before anything is expanded"),
-    "MAX_WARNINGS": (20, "most X-Sandbox-Warning headers on one response; a last one counts the rest"),
-    "MAX_SEARCH_RESULTS": (50, "most profiles a search returns; more matches get 403, as documented"),
-    "DEFAULT_USER": ("sandbox", "Edited.CreatedBy/ModifiedBy when the caller's user id is not known"),
-    "DEFAULT_CUSTOMER_TYPE": ("Customer", "the accounts' default CustomerType"),
-    "DEFAULT_LOCALE": ("en_US", "the accounts' default DefaultLocale"),
-    "ACCOUNTS": (
-        {},
-        'per-clientId account settings, e.g. {"acme": {"DefaultCustomerType": "Prospect", '
-        '"DefaultLocale": "fr_FR"}}',
-    ),
-    "CONTROL": (True, "the control plane under /_sandbox (health answers either way)"),
-    "CONTROL_TOKEN": (None, "bearer token every control call but health must carry"),
-    "MAX_DELAY_MS": (10_000, "cap on every injected delay, dribble and hang, in milliseconds"),
-    "MAX_JOURNAL_ENTRIES": (1000, "journal size; the oldest entries are dropped first"),
-    "MAX_JOURNAL_BODY": (4096, "bytes of each request body the journal keeps"),
-    "SEED": (0, "seed of the sandbox's random choices (fault odds, sampled delays, random bytes)"),
-    "SEED_FILE": (None, "a state document (see /_sandbox/state) loaded at start-up"),
-    "AUTH_MODE": ("lenient", "off, lenient (a well-formed header of a known scheme) or strict (AUTH_FILE)"),
-    "AUTH_FILE": (None, "strict mode's clients, users, secrets, permissions and OAuth clients (JSON)"),
-    "AUTH_WINDOW_SECONDS": (900, "how far a PNAUTHINFO3 timestamp may lag the sandbox clock"),
-    "AUTH_TOKEN_SECONDS": (3600, "lifetime of an OAuth bearer token"),
-    "LOG_FORMAT": ("text", "the one log line per request: text or json"),
-}
-DEFAULTS: dict[str, Any] = {key: default for key, (default, _) in SETTINGS.items()}
-
-TEN_YEARS = 10 * 365 * 86_400  # seconds
-POSITIVE_INTEGERS = (
-    "MAX_CONTENT_LENGTH",
-    "MAX_NESTING_DEPTH",
-    "MAX_WARNINGS",
-    "MAX_SEARCH_RESULTS",
-    "MAX_DELAY_MS",
-    "MAX_JOURNAL_ENTRIES",
-    "MAX_JOURNAL_BODY",
-    "AUTH_WINDOW_SECONDS",
-    "AUTH_TOKEN_SECONDS",
-)
+from .settings import DEFAULTS, check_config
 
 
 class ClientIdConverter(BaseConverter):
@@ -82,31 +40,3 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["SEED_FILE"]:
         control.load_seed_file(app, app.config["SEED_FILE"])
     return app
-
-
-def check_config(config: Mapping[str, Any]) -> None:
-    """Refuse settings the sandbox cannot run with, naming the setting."""
-    for key in POSITIVE_INTEGERS:
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"SANDBOX_{key} must be a positive integer, not {value!r}")
-    accounts = config["ACCOUNTS"]
-    if not isinstance(accounts, Mapping) or not all(isinstance(own, Mapping) for own in accounts.values()):
-        raise ValueError("SANDBOX_ACCOUNTS must be a JSON object of clientId -> settings")
-    # The defaults must pass the rules a client's own values do (CustomerType <= 100, ...).
-    _check_text("DEFAULT_CUSTOMER_TYPE", config["DEFAULT_CUSTOMER_TYPE"], 100)
-    _check_text("DEFAULT_LOCALE", config["DEFAULT_LOCALE"], 15)
-    for client, own in accounts.items():
-        _check_text(f"ACCOUNTS.{client}.DefaultCustomerType", own.get("DefaultCustomerType", "-"), 100)
-        _check_text(f"ACCOUNTS.{client}.DefaultLocale", own.get("DefaultLocale", "-"), 15)
-    if config["AUTH_TOKEN_SECONDS"] > TEN_YEARS or config["AUTH_WINDOW_SECONDS"] > TEN_YEARS:
-        raise ValueError("SANDBOX_AUTH_TOKEN_SECONDS and SANDBOX_AUTH_WINDOW_SECONDS are at most ten years")
-    if isinstance(config["SEED"], bool) or not isinstance(config["SEED"], int):
-        raise ValueError(f"SANDBOX_SEED must be an integer, not {config['SEED']!r}")
-    if not isinstance(config["CONTROL"], bool):
-        raise ValueError(f"SANDBOX_CONTROL must be true or false, not {config['CONTROL']!r}")
-
-
-def _check_text(name: str, value: Any, limit: int) -> None:
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise ValueError(f"SANDBOX_{name} must be text of 1 to {limit} characters, not {value!r}")

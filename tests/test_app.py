@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox import create_app
-from sandbox.app import DEFAULTS
+from sandbox.settings import DEFAULTS
 
 
 def test_defaults_are_safe():
