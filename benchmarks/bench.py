@@ -25,8 +25,8 @@ from flask import Flask
 
 from sandbox.__main__ import Server, listen
 from sandbox.app import create_app
-from sandbox.client import SandboxClient
-from sandbox.profiles import Account, new_profile
+from sandbox.control_client import ControlClient
+from sandbox.profiles import Account, Editor, new_profile
 from sandbox.pytest_plugin import LENIENT_AUTHORIZATION, InProcessServer
 
 BODY = json.dumps(
@@ -51,7 +51,7 @@ def fixture_start_up(rounds: int) -> None:
     for _ in range(rounds):
         started = time.perf_counter()
         server = InProcessServer({})
-        SandboxClient(server.url).health()
+        ControlClient(server.url).health()
         starts.append(time.perf_counter() - started)
         stops.append(timed(server.stop))
     start, stop = statistics.median(starts) * 1000, statistics.median(stops) * 1000
@@ -61,10 +61,10 @@ def fixture_start_up(rounds: int) -> None:
 
 def reset_cost(profiles: int) -> None:
     server = InProcessServer({})
-    control = SandboxClient(server.url)
-    store = server.app.extensions["sandbox.store"]
-    editor = {"account": Account("Customer", "en_US"), "user": "bench", "now": datetime.now(UTC)}
-    template = new_profile(json.loads(BODY), **editor)
+    control = ControlClient(server.url)
+    store = server.app.extensions["sandbox"].store
+    editor = Editor(Account("Customer", "en_US"), "bench", datetime.now(UTC))
+    template = new_profile(json.loads(BODY), editor)
     results = {}
     for count in (0, profiles):
         for index in range(count):
@@ -111,7 +111,7 @@ class Served:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                SandboxClient(f"http://127.0.0.1:{self.port}").health()
+                ControlClient(f"http://127.0.0.1:{self.port}").health()
                 return
             except Exception:
                 if which == "bare" and self._answers("/bare/Profile"):
@@ -180,7 +180,7 @@ def responsiveness(hangs: int, seconds: float) -> None:
             print(f"{worker_class:>8}: not installed (pip install gevent)")
             continue
         server = Served("sandbox", worker_class)
-        control = SandboxClient(f"http://127.0.0.1:{server.port}")
+        control = ControlClient(f"http://127.0.0.1:{server.port}")
         control.add_fault(match={"clientId": "slow"}, fault={"type": "HANG", "duration": int(seconds * 1000)})
         hanging = [threading.Thread(target=_quietly, args=(server.request, "GET", "/slow/Profile/1", None))
                    for _ in range(hangs)]  # fmt: skip

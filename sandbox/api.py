@@ -1,4 +1,4 @@
-"""The vendor's Profile endpoints: thin views that parse, validate, call the domain and respond.
+"""The vendor's Profile endpoints: each view states its contract, parses, calls the service, responds.
 
 The blueprint is registered twice, at the root and under ``/Profiles``, so a client whose base URL
 is the vendor's ``https://pmstg.mypreferences.com/Profiles/`` only swaps the host.
@@ -6,16 +6,18 @@ is the vendor's ``https://pmstg.mypreferences.com/Profiles/`` only swaps the hos
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
-from . import auth, exchange, journal, profiles, schemas
-from .clock import current_clock
-from .errors import Forbidden, invalid
-from .profiles import Account
-from .store import current_store
+from . import exchange, parts, profiles, schemas
+from .contract import PATCH_TYPES, Answer, Body, Query, View, documented
+from .errors import invalid
+from .formats import NAMESPACE
+from .profiles import Account, Editor
+from .record import current_record
+from .service import AlternateId, ProfileService, Search
 
 bp = Blueprint("api", __name__)
 
@@ -31,39 +33,71 @@ BY_ID = f"{PROFILES}/<int:profile_id>"
 BY_ALTERNATE_ID = f"{PROFILES}/AlternateIdType/<alternate_id_type>/AlternateId/<alternate_id>"
 ALTERNATE_ID_QUERY = ("alternateIdType", "alternateId")
 
+# --- the contracts' common parts ------------------------------------------------------------
 
-@bp.before_request
-def authenticate() -> None:
-    """Who calls (401, 403, or 404 for an unknown clientId in strict mode), before the body is read."""
-    g.user_id = auth.authenticate((request.view_args or {})["client_id"])
+WARNINGS = {"X-Sandbox-Warning": "One per unknown or read-only field that was ignored."}
+WRITE_ERRORS = dict.fromkeys((400, 401, 403, 404, 406, 409, 413, 415))
+READ_ERRORS = dict.fromkeys((400, 401, 403, 404, 406))
+NOT_HELD = {404: "No active profile holds the AlternateId."}
+PROFILE_BODY = Body(schemas.CreateUserProfile)
+PATCH_BODY = Body(
+    {"oneOf": [{"type": "array", "items": schemas.PatchOperation}, schemas.PatchDocument]}, PATCH_TYPES
+)
+ADDRESSED = (
+    Query("alternateIdType", description="With alternateId: the active profile holding it (case ignored)."),
+    Query("alternateId", description="With alternateIdType."),
+)
+REQUIRED_ADDRESS = tuple(Query(q.name, q.schema, q.description, required=True) for q in ADDRESSED)
+FLAGS = (
+    Query("implied", {"type": "boolean", "default": True}, "Accepted and checked; no effect."),
+    Query(
+        "includeConsentHistory",
+        {"type": "boolean", "default": True},
+        "false: only the latest consent of each ConsentType and Locale.",
+    ),
+)
+SEARCHES = (
+    Query("emailAddress", description="Search: active profiles with this email (case ignored)."),
+    Query("phoneNumber", description="Search: active profiles with a phone of the same digits."),
+    Query("lastName", description="Search: names containing these (case ignored); required with the others."),
+    Query("firstName"),
+    Query("middleName"),
+    Query("customFields[0].Name", description="Search by custom field; [1], [2], ... add more pairs."),
+    Query("customFields[0].Value", description="Without it, any value of the named field matches."),
+)
 
 
-@bp.before_request
-def negotiate() -> None:
-    """Refuse an Accept the sandbox cannot satisfy (406) before anything is read or stored."""
-    exchange.response_type()
+def _profile(description: str, headers: dict[str, str] | None = None) -> Answer:
+    return Answer(description, schemas.UserProfile, headers or {})
+
+
+def _wrapped(entry: type[schemas.Schema], root: str) -> dict:
+    """A list answer, wrapped in XML in the ``root`` element."""
+    return {"type": "array", "items": entry, "xml": {"name": root, "namespace": NAMESPACE, "wrapped": True}}
+
+
+def vendor(summary: str, answers: dict[int, Answer], **details: Any) -> Callable[[View], View]:
+    """A vendor endpoint's contract."""
+    return documented("vendor", summary, answers, **details)
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _editor(client_id: str) -> dict[str, Any]:
-    """Who writes and when, plus the clientId's account defaults: what new and revised profiles need."""
-    return {
-        "account": Account.from_config(current_app.config, client_id),
-        "user": auth.current_user(),
-        "now": current_clock().now(),
-    }
+def _editor(client_id: str) -> Editor:
+    """Who writes and when, plus the clientId's account defaults."""
+    config = current_app.config
+    return Editor(
+        account=Account.from_config(config, client_id),
+        user=current_record().user or config["DEFAULT_USER"],
+        now=parts.current().clock.now(),
+    )
 
 
-def _touch(editor: Mapping[str, Any]) -> Any:
-    return lambda profile: profiles.touch(profile, user=editor["user"], now=editor["now"])
-
-
-def _read_profile() -> tuple[Any, dict]:
-    """This request's body as a profile document: (the body read, its validated data)."""
+def _read_profile() -> tuple[dict, list[str]]:
+    """This request's body as a validated profile document, and the fields the vendor would ignore."""
     body = exchange.read(CREATE, "CreateUserProfile")
-    return body, schemas.load(CREATE, body.data)
+    return schemas.load(CREATE, body.data), body.ignored
 
 
 def _read_patch() -> list[dict]:
@@ -83,85 +117,90 @@ def _flag(name: str, default: bool) -> bool:
     return value.strip().lower() == "true"
 
 
-def _shown(profile: dict) -> dict:
-    """A profile as a retrieve shows it: with or without its consent history (``includeConsentHistory``)."""
+def _shows() -> Callable[[dict], dict]:
+    """How a retrieve shows a profile: with or without its consent history (``includeConsentHistory``)."""
     _flag("implied", True)  # accepted and checked; the sandbox has no preferences to imply
-    return profile if _flag("includeConsentHistory", True) else profiles.latest_consents(profile)
+    return (lambda profile: profile) if _flag("includeConsentHistory", True) else profiles.latest_consents
 
 
 def _one(profile: dict, status: int = 200, **kwargs: Any) -> Response:
-    journal.note(profileId=profile["ProfileId"])
+    current_record().profile_id = profile["ProfileId"]
     return exchange.respond(profile, PROFILE, "UserProfile", status, **kwargs)
 
 
-def _alternate_id_query() -> tuple[str, str] | None:
-    """The (type, id) of ``?alternateIdType=...&alternateId=...``; None when neither is given."""
+def _alternate_id_query() -> AlternateId | None:
+    """The AlternateId of ``?alternateIdType=...&alternateId=...``; None when neither is given."""
     kind, ident = (request.args.get(name) for name in ALTERNATE_ID_QUERY)
     if kind is None and ident is None:
         return None
     if not kind or not ident:
         missing = ALTERNATE_ID_QUERY[0] if not kind else ALTERNATE_ID_QUERY[1]
         raise invalid(missing, f"The {missing} query parameter is required with the other.")
-    return kind, ident
+    return AlternateId(kind, ident)
 
 
-def _with_alternate_id(document: dict, kind: str, ident: str) -> dict:
-    """``document`` holding the AlternateId it was addressed by (added when it lacks it)."""
-    entries = list(document.get("AlternateIds") or [])
-    wanted = (kind.casefold(), ident.casefold())
-    if all(schemas.alternate_id_pair(entry) != wanted for entry in entries):
-        entries.append({"AlternateIdType": kind, "AlternateId": ident})
-    return {**document, "AlternateIds": entries}
+def _required_alternate_id_query() -> AlternateId:
+    addressed = _alternate_id_query()
+    if addressed is None:
+        raise invalid("alternateIdType", "The alternateIdType and alternateId query parameters are required.")
+    return addressed
 
 
-def _merged(sent: dict, editor: Mapping[str, Any]) -> Any:
-    """A change that merges ``sent`` into a profile (POST by id, upsert)."""
-
-    def change(current: dict) -> dict:
-        data = schemas.load(CREATE, profiles.merge(profiles.document(current), sent))
-        return profiles.revise(current, data, **editor)
-
-    return change
-
-
-def _patched(operations: list[dict], editor: Mapping[str, Any]) -> Any:
-    def change(current: dict) -> dict:
-        patched = profiles.apply_patch(profiles.document(current), operations)
-        return profiles.revise(current, schemas.load(CREATE, patched), **editor)
-
-    return change
+def _service() -> ProfileService:
+    return parts.current().service
 
 
 # --- create, upsert, retrieve and search on {clientId}/Profile -------------------------------
 
 
 @bp.post(PROFILES)
+@vendor(
+    "Create a profile (or upsert by AlternateId)",
+    {
+        201: _profile("Created.", {"Location": "The new profile's URL.", **WARNINGS}),
+        200: _profile("Upsert: merged into the active holder of the AlternateId.", WARNINGS),
+    },
+    errors={**WRITE_ERRORS, 404: "Strict mode: an unknown clientId."},
+    body=PROFILE_BODY,
+    query=ADDRESSED,
+)
 def create_profile(client_id: str) -> Response:
     """Create a profile: 201 with Location and the UserProfile; 400 if invalid, 409 if an
     AlternateId is held by another profile of the clientId. Nothing is stored on an error.
 
     With ``?alternateIdType=...&alternateId=...`` it is an upsert: the active profile holding that
     AlternateId is merged with the body (200), or a new one is created holding it (201)."""
-    body, sent = _read_profile()
+    sent, ignored = _read_profile()
     editor = _editor(client_id)
     addressed = _alternate_id_query()
     if addressed is None:
-        stored, created = current_store().create(client_id, profiles.new_profile(sent, **editor)), True
+        stored, created = _service().create(client_id, sent, editor), True
     else:
-        data = _with_alternate_id(sent, *addressed)
-        stored, created = current_store().upsert(
-            client_id,
-            *addressed,
-            change=_merged(sent, editor),
-            new=lambda: profiles.new_profile(schemas.load(CREATE, data), **editor),
-        )
+        stored, created = _service().upsert(client_id, addressed, sent, editor)
     if not created:
-        return _one(stored, warnings=body.ignored)
+        return _one(stored, warnings=ignored)
     location = url_for(".get_profile", client_id=client_id, profile_id=stored["ProfileId"], _external=True)
-    return _one(stored, 201, headers={"Location": location}, warnings=body.ignored)
+    return _one(stored, 201, headers={"Location": location}, warnings=ignored)
 
 
 @bp.get(PROFILES)
+@vendor(
+    "Find profiles by AlternateId, email, phone, name or custom fields",
+    {
+        200: Answer(
+            "By AlternateId: one UserProfile. A search: a list (`[]`: no match).",
+            {"oneOf": [schemas.UserProfile, _wrapped(schemas.UserProfile, "ArrayOfUserProfile")]},
+        )
+    },
+    errors={
+        **READ_ERRORS,
+        400: "No search given, a bad flag, or half of an AlternateId pair.",
+        403: "More matches than SANDBOX_MAX_SEARCH_RESULTS (50, as documented); strict mode: no "
+        "`read` permission.",
+        404: "No active profile holds the AlternateId; strict mode: an unknown clientId.",
+    },
+    query=(*ADDRESSED, *SEARCHES, *FLAGS),
+)
 def find_profiles(client_id: str) -> Response:
     """By AlternateId (``alternateIdType`` and ``alternateId``: one UserProfile, 404 if no active
     profile holds it), or a search returning active profiles: ``emailAddress``, ``phoneNumber``
@@ -169,29 +208,36 @@ def find_profiles(client_id: str) -> Response:
     ``customFields[0].Name`` / ``customFields[0].Value`` (all pairs must match). More matches than
     the limit (50, as documented) is 403."""
     addressed = _alternate_id_query()
+    shown = _shows()
     if addressed is not None:
-        return _one(_shown(current_store().holder(client_id, *addressed)))
-    found = _search(client_id)
-    limit = current_app.config["MAX_SEARCH_RESULTS"]
-    if len(found) > limit:
-        raise Forbidden(f"The search matches more than {limit} profiles; narrow it.")
-    shown = [_shown(profile) for profile in found]
-    return exchange.respond(shown, PROFILE, "ArrayOfUserProfile", item="UserProfile")
+        return _one(shown(_service().get(client_id, addressed)))
+    found = _service().search(client_id, _search(), current_app.config["MAX_SEARCH_RESULTS"])
+    return exchange.respond(
+        [shown(profile) for profile in found], PROFILE, "ArrayOfUserProfile", item="UserProfile"
+    )
 
 
-def _search(client_id: str) -> list[dict]:
-    store, args = current_store(), request.args
+def _search() -> Search:
+    """The search the query asks for."""
+    args = request.args
     if "emailAddress" in args:
-        return store.search(client_id, "email", args["emailAddress"].casefold())
+        return Search(email=args["emailAddress"])
     if "phoneNumber" in args:
         digits = schemas.phone_digits(args["phoneNumber"])
         if not digits:
             raise invalid("phoneNumber", "The phoneNumber query parameter must contain digits.")
-        return store.search(client_id, "phone", digits)
+        return Search(phone=digits)
     if "lastName" in args:
-        return store.scan(client_id, _name_matcher())
+        if not args["lastName"]:
+            raise invalid("lastName", "The lastName query parameter is required.")
+        names = {"lastName": "LastName", "firstName": "FirstName", "middleName": "MiddleName"}
+        return Search(names={field: args[name] for name, field in names.items() if name in args})
     if "customFields[0].Name" in args:
-        return store.scan(client_id, _custom_field_matcher())
+        pairs, index = [], 0
+        while f"customFields[{index}].Name" in args:
+            pairs.append((args[f"customFields[{index}].Name"], args.get(f"customFields[{index}].Value")))
+            index += 1
+        return Search(custom_fields=tuple(pairs))
     raise invalid(
         "query",
         "Give alternateIdType and alternateId, emailAddress, phoneNumber, lastName, "
@@ -199,179 +245,190 @@ def _search(client_id: str) -> list[dict]:
     )
 
 
-def _name_matcher() -> Any:
-    wanted = {
-        field: request.args[name].casefold()
-        for name, field in (
-            ("lastName", "LastName"),
-            ("firstName", "FirstName"),
-            ("middleName", "MiddleName"),
-        )
-        if name in request.args
-    }
-    if not wanted["LastName"]:
-        raise invalid("lastName", "The lastName query parameter is required.")
-    return lambda profile: all(
-        text in (profile["CustomerName"].get(field) or "").casefold() for field, text in wanted.items()
-    )
-
-
-def _custom_field_matcher() -> Any:
-    wanted, index = [], 0
-    while f"customFields[{index}].Name" in request.args:
-        name = request.args[f"customFields[{index}].Name"].casefold()
-        value = request.args.get(f"customFields[{index}].Value")
-        wanted.append((name, value.casefold() if value is not None else None))
-        index += 1
-
-    def matches(profile: dict) -> bool:
-        held = {
-            ((f["Name"] or "").casefold(), (f["Value"] or "").casefold()) for f in profile["CustomFields"]
-        }
-        names = {name for name, _ in held}
-        return all((name, value) in held if value is not None else name in names for name, value in wanted)
-
-    return matches
-
-
 @bp.put(PROFILES)
+@vendor(
+    "Overwrite the holder of an AlternateId",
+    {200: _profile("The profile as stored now.", WARNINGS)},
+    errors={**WRITE_ERRORS, **NOT_HELD},
+    body=PROFILE_BODY,
+    query=REQUIRED_ADDRESS,
+)
 def replace_by_alternate_id(client_id: str) -> Response:
     """Overwrite the active profile holding ``?alternateIdType=...&alternateId=...`` (as PUT by id;
     the AlternateId it is addressed by is kept); 404 if none holds it."""
     addressed = _required_alternate_id_query()
-    body, sent = _read_profile()
-    editor = _editor(client_id)
-    data = schemas.load(CREATE, _with_alternate_id(sent, *addressed))
-    stored = current_store().update_holder(
-        client_id, *addressed, lambda current: profiles.revise(current, data, **editor)
-    )
-    return _one(stored, warnings=body.ignored)
+    sent, ignored = _read_profile()
+    return _one(_service().replace(client_id, addressed, sent, _editor(client_id)), warnings=ignored)
 
 
 @bp.patch(PROFILES)
+@vendor(
+    "JSON Patch the holder of an AlternateId",
+    {200: _profile("The profile as stored now.")},
+    errors={**WRITE_ERRORS, **NOT_HELD},
+    body=PATCH_BODY,
+    query=REQUIRED_ADDRESS,
+)
 def patch_by_alternate_id_query(client_id: str) -> Response:
     """JSON Patch the active profile holding ``?alternateIdType=...&alternateId=...``."""
-    return patch_by_alternate_id(client_id, *_required_alternate_id_query())
-
-
-def _required_alternate_id_query() -> tuple[str, str]:
-    addressed = _alternate_id_query()
-    if addressed is None:
-        raise invalid("alternateIdType", "The alternateIdType and alternateId query parameters are required.")
-    return addressed
+    addressed = _required_alternate_id_query()
+    return _one(_service().patch(client_id, addressed, _read_patch(), _editor(client_id)))
 
 
 # --- by AlternateId in the path -------------------------------------------------------------
 
 
 @bp.get(BY_ALTERNATE_ID)
+@vendor(
+    "Retrieve the holder of an AlternateId",
+    {200: _profile("The active profile holding the AlternateId.")},
+    errors={**READ_ERRORS, **NOT_HELD},
+    query=FLAGS,
+)
 def get_by_alternate_id(client_id: str, alternate_id_type: str, alternate_id: str) -> Response:
     """The active profile holding an AlternateId (case ignored); 404 if none."""
-    return _one(_shown(current_store().holder(client_id, alternate_id_type, alternate_id)))
+    shown = _shows()
+    return _one(shown(_service().get(client_id, AlternateId(alternate_id_type, alternate_id))))
 
 
 @bp.patch(BY_ALTERNATE_ID)
+@vendor(
+    "JSON Patch the holder of an AlternateId",
+    {200: _profile("The profile as stored now.")},
+    errors={**WRITE_ERRORS, **NOT_HELD},
+    body=PATCH_BODY,
+)
 def patch_by_alternate_id(client_id: str, alternate_id_type: str, alternate_id: str) -> Response:
     """JSON Patch the active profile holding an AlternateId (as PATCH by id); 404 if none."""
-    operations = _read_patch()
-    editor = _editor(client_id)
-    stored = current_store().update_holder(
-        client_id, alternate_id_type, alternate_id, _patched(operations, editor)
-    )
-    return _one(stored)
+    addressed = AlternateId(alternate_id_type, alternate_id)
+    return _one(_service().patch(client_id, addressed, _read_patch(), _editor(client_id)))
 
 
 # --- by ProfileId ---------------------------------------------------------------------------
 
 
 @bp.get(BY_ID)
+@vendor("Retrieve a profile", {200: _profile("The profile, active or not.")}, errors=READ_ERRORS, query=FLAGS)
 def get_profile(client_id: str, profile_id: int) -> Response:
     """One profile as a UserProfile, active or not; 404 if unknown or another clientId's."""
-    return _one(_shown(current_store().get(client_id, profile_id)))
+    shown = _shows()
+    return _one(shown(_service().get(client_id, profile_id)))
 
 
 @bp.put(BY_ID)
+@vendor(
+    "Overwrite a profile",
+    {200: _profile("The profile as stored now.", WARNINGS)},
+    errors=WRITE_ERRORS,
+    body=PROFILE_BODY,
+)
 def replace_profile(client_id: str, profile_id: int) -> Response:
     """Overwrite a profile: what the body omits becomes empty or takes its default (IsActive
     stays as it is unless given). 400 and 409 as for a create; nothing changes on an error."""
-    body, sent = _read_profile()
-    editor = _editor(client_id)
-    stored = current_store().update(
-        client_id, profile_id, lambda current: profiles.revise(current, sent, **editor)
-    )
-    return _one(stored, warnings=body.ignored)
+    sent, ignored = _read_profile()
+    return _one(_service().replace(client_id, profile_id, sent, _editor(client_id)), warnings=ignored)
 
 
 @bp.post(BY_ID)
+@vendor(
+    "Merge into a profile",
+    {200: _profile("The profile as stored now.", WARNINGS)},
+    errors=WRITE_ERRORS,
+    body=PROFILE_BODY,
+)
 def merge_profile(client_id: str, profile_id: int) -> Response:
     """Merge the body into a profile: only what is sent changes (see ``profiles.merge``)."""
-    body, sent = _read_profile()
-    stored = current_store().update(client_id, profile_id, _merged(sent, _editor(client_id)))
-    return _one(stored, warnings=body.ignored)
+    sent, ignored = _read_profile()
+    return _one(_service().merge(client_id, profile_id, sent, _editor(client_id)), warnings=ignored)
 
 
 @bp.patch(BY_ID)
+@vendor(
+    "JSON Patch a profile",
+    {200: _profile("The profile as stored now.")},
+    errors=WRITE_ERRORS,
+    body=PATCH_BODY,
+)
 def patch_profile(client_id: str, profile_id: int) -> Response:
     """Apply a JSON Patch (add, replace, remove, test; not move or copy) to the profile as a create
     document; the result is validated as a create. A failed test rejects the whole patch."""
-    operations = _read_patch()
-    stored = current_store().update(client_id, profile_id, _patched(operations, _editor(client_id)))
-    return _one(stored)
+    return _one(_service().patch(client_id, profile_id, _read_patch(), _editor(client_id)))
 
 
 @bp.delete(BY_ID)
+@vendor(
+    "Delete a profile",
+    {204: Answer("Deleted; its AlternateIds are free at once.")},
+    errors=READ_ERRORS,
+    query=(Query("reasonCode", {"type": "string", "maxLength": 256}),),
+)
 def delete_profile(client_id: str, profile_id: int) -> Response:
     """Delete a profile for good (``?reasonCode=`` is accepted, at most 256): 204; its
     AlternateIds are free at once."""
     reason = request.args.get("reasonCode", "")
     if schemas.utf16_length(reason) > 256:
         raise invalid("reasonCode", "The field reasonCode must be a string with a maximum length of 256.")
-    current_store().delete(client_id, profile_id)
-    journal.note(profileId=profile_id)
+    _service().delete(client_id, profile_id)
+    current_record().profile_id = profile_id
     return Response(status=204)
 
 
 @bp.post(f"{BY_ID}/Activate")
+@vendor(
+    "Activate a profile",
+    {200: _profile("Active, its ReasonCode cleared.")},
+    errors=dict.fromkeys((401, 403, 404, 406)),
+)
 def activate_profile(client_id: str, profile_id: int) -> Response:
     """Activate a profile and clear its ReasonCode; 200 with the UserProfile."""
-    touch = _touch(_editor(client_id))
-    stored = current_store().update(client_id, profile_id, lambda p: touch(profiles.set_active(p, True)))
-    return _one(stored)
+    return _one(_service().activate(client_id, profile_id, _editor(client_id)))
 
 
 @bp.post(f"{BY_ID}/Deactivate")
+@vendor(
+    "Deactivate a profile",
+    {200: _profile("Inactive; found by ProfileId only until reactivated.")},
+    errors=dict.fromkeys((400, 401, 403, 404, 406, 413, 415)),
+    body=Body(schemas.ReasonCode, required=False),
+)
 def deactivate_profile(client_id: str, profile_id: int) -> Response:
     """Deactivate a profile, with an optional body ``{"Reason": "..."}`` (at most 256) stored as
     its ReasonCode; 200 with the UserProfile. It then drops out of AlternateId lookups and searches."""
     reason = None
     if request.get_data(cache=True).strip():  # the body is optional, whatever its framing
         reason = schemas.load(REASON, exchange.read(REASON, "ReasonCode").data).get("Reason")
-    touch = _touch(_editor(client_id))
-    stored = current_store().update(
-        client_id, profile_id, lambda p: touch(profiles.set_active(p, False, reason))
-    )
-    return _one(stored)
+    return _one(_service().deactivate(client_id, profile_id, reason, _editor(client_id)))
 
 
 # --- consents -------------------------------------------------------------------------------
 
 
 @bp.post("/<client:client_id>/Consents/<int:profile_id>")
+@vendor(
+    "Record consents on a profile",
+    {200: _profile("The profile with the consents added.", WARNINGS)},
+    errors=dict.fromkeys((400, 401, 403, 404, 406, 413, 415)),
+    body=Body(schemas.CreateCustomerConsentList),
+)
 def add_consents(client_id: str, profile_id: int) -> Response:
     """Record one or more consents on a profile (``{"Consents": [...]}``); 200 with the UserProfile."""
     body = exchange.read(CONSENTS, "CreateCustomerConsentList")
     consents = schemas.load(CONSENTS, body.data)["Consents"]
-    editor = _editor(client_id)
-    touch = _touch(editor)
-    stored = current_store().update(
-        client_id,
-        profile_id,
-        lambda p: touch(profiles.add_consents(p, consents, user=editor["user"], now=editor["now"])),
-    )
+    stored = _service().add_consents(client_id, profile_id, consents, _editor(client_id))
     return _one(stored, warnings=body.ignored)
 
 
 @bp.get("/<client:client_id>/ConsentStatus")
+@vendor(
+    "List the consent statuses",
+    {
+        200: Answer(
+            "The four statuses, by number and name.",
+            _wrapped(schemas.ConsentStatusEntry, "ConsentStatusList"),
+        )
+    },
+    errors=dict.fromkeys((401, 403, 404, 406)),
+)
 def consent_statuses(client_id: str) -> Response:
     """The four consent statuses, by number and name."""
     statuses = [{"Id": number, "Name": name} for number, name in schemas.CONSENT_STATUSES.items()]

@@ -1,21 +1,27 @@
-"""The application factory: configuration layers, stateful parts, and the blueprints."""
+"""The application factory: configuration layers, the stateful parts, the pipeline and the blueprints."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter
 
-from . import api, auth, clock, control, exchange, faults, journal, openapi, requestlog, store
+from . import api, control, exchange, oauth, openapi, parts, pipeline
+from .contract import CONTROL_PREFIX
+from .control_schemas import StateSchema
+from .errors import VendorError
 from .settings import DEFAULTS, check_config
 
 
 class ClientIdConverter(BaseConverter):
-    """A clientId path segment; ``_sandbox`` is reserved for the control plane."""
+    """A clientId path segment; the control plane's prefix is reserved."""
 
-    regex = r"(?!_sandbox(?:/|$))[^/]+"
+    regex = rf"(?!{re.escape(CONTROL_PREFIX.strip('/'))}(?:/|$))[^/]+"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -26,17 +32,28 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     check_config(app.config)
     app.url_map.converters["client"] = ClientIdConverter
-    clock.init_app(app)
-    store.init_app(app)
+    app.extensions[parts.EXTENSION] = sandbox = parts.Parts.from_config(app.config)
+    pipeline.install(app)
     exchange.init_app(app)
-    requestlog.init_app(app)  # before journal and faults: after-hooks run in reverse order
-    journal.init_app(app)  # before faults: its after-hook must see what the faults decided
-    faults.init_app(app)
-    auth.init_app(app)
     app.register_blueprint(control.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.bp, url_prefix="/Profiles", name="prefixed_api")
     if app.config["SEED_FILE"]:
-        control.load_seed_file(app, app.config["SEED_FILE"])
+        _seed(sandbox, app.config, app.config["SEED_FILE"])
     return app
+
+
+def _seed(sandbox: parts.Parts, config: Mapping[str, Any], path: str) -> None:
+    """Import the state document at ``path`` through the profile service (ValueError, one line,
+    if unusable)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = StateSchema().load(json.load(file))
+        sandbox.service.import_state(document["clients"], control.importer(config, sandbox.clock.now()))
+    except (OSError, ValueError, ValidationError) as error:
+        raise ValueError(f"SANDBOX_SEED_FILE {path}: {error}") from None
+    except VendorError as error:
+        problems = "; ".join(f"{key}: {' '.join(messages)}" for key, messages in error.model_state.items())
+        raise ValueError(f"SANDBOX_SEED_FILE {path}: {error.message} {problems}".rstrip()) from None

@@ -3,13 +3,13 @@
 Modes (``SANDBOX_AUTH_MODE``): ``off`` checks nothing; ``lenient`` (the default) wants a
 well-formed header of a known scheme and takes its UserId, checking no secret, signature or time;
 ``strict`` checks clients, users, secrets, signatures, time windows and permissions against
-``SANDBOX_AUTH_FILE``. Authentication runs before a request's body is read.
+``SANDBOX_AUTH_FILE``. Verification takes its inputs explicitly (the header, the clientId, the
+method, the time): it knows nothing of HTTP frameworks.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
-
-from .clock import current_clock
 from .errors import Forbidden, NotFound, Unauthorized
 
 MODES = ("off", "lenient", "strict")
@@ -31,7 +28,6 @@ HASHES = {"SHA256": hashlib.sha256, "SHA384": hashlib.sha384, "SHA512": hashlib.
 SCHEME = re.compile(r"PNAUTHINFO3-(?P<keyed>HMAC-)?(?P<hash>SHA256|SHA384|SHA512)", re.IGNORECASE)
 PARAMETERS = re.compile(r"Credential=(?P<user>[^/\s]+)/(?P<issued>\S+)\s+Signature=(?P<signature>\S+)")
 REALM = "https://pm.mypreferences.com"
-TOKEN_PATH = "/oauth/token"
 # Live bearer tokens kept at most; issuing beyond it drops the oldest.
 MAX_TOKENS = 10_000
 
@@ -94,34 +90,130 @@ class Token:
 
 
 class Authority:
-    """The strict mode's directory (clients, users, secrets, permissions, OAuth clients) and the
-    bearer tokens issued, in any mode."""
+    """Who may call: the mode, the strict mode's directory (clients, users, secrets, permissions,
+    OAuth clients), and the bearer tokens issued, in any mode."""
 
-    def __init__(self, directory: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        mode: str,
+        directory: Mapping[str, Any],
+        *,
+        window: timedelta,
+        token_lifetime: timedelta,
+        default_user: str,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"SANDBOX_AUTH_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode == "strict" and not directory:
+            raise ValueError("SANDBOX_AUTH_MODE=strict needs SANDBOX_AUTH_FILE")
+        self.mode = mode
         self.clients: Mapping[str, Any] = directory.get("clients", {})
+        self.window = window
+        self.token_lifetime = token_lifetime
+        self.default_user = default_user
         self._lock = threading.Lock()
         self._tokens: dict[str, Token] = {}
+
+    @property
+    def strict(self) -> bool:
+        """Whether clients, users, secrets and permissions are checked."""
+        return self.mode == "strict"
 
     def user(self, client_id: str, user_id: str) -> Mapping[str, Any] | None:
         """A configured user of a configured client, or None."""
         return self.clients.get(client_id, {}).get("users", {}).get(user_id)
 
-    def issue(self, client_id: str, user_id: str, now: datetime, lifetime: timedelta) -> str:
-        """A new opaque bearer token for ``user_id`` of ``client_id``. Expired tokens are dropped
-        here, and past ``MAX_TOKENS`` live ones the oldest go first, so the table stays bounded."""
+    def authenticate(self, header: str, client_id: str, method: str, now: datetime) -> str | None:
+        """The UserId behind an ``Authorization`` header of a vendor request, or a 401/403/404 as
+        the mode decides (None: mode off)."""
+        if self.mode == "off":
+            return None
+        header = header.strip()
+        if not header:
+            raise _refuse(MISSING)
+        scheme, _, parameters = header.partition(" ")
+        if self.strict and client_id not in self.clients:
+            raise NotFound(f"The clientId '{client_id}' is not valid.")
+        if scheme.lower() == "bearer":
+            user_id = self._bearer(parameters.strip(), client_id, now)
+        else:
+            user_id = self._pnauthinfo3(scheme, parameters, client_id, now)
+        if self.strict:
+            needed = PERMISSIONS.get(method, "write")
+            # Both schemes let only a configured user through in strict mode; `or {}` is for the type.
+            user = self.user(client_id, user_id) or {}
+            if needed not in user.get("permissions", []):
+                raise Forbidden(f"The user '{user_id}' lacks the '{needed}' permission for this request.")
+        return user_id
+
+    def _pnauthinfo3(self, scheme: str, parameters: str, client_id: str, now: datetime) -> str:
+        found = SCHEME.fullmatch(scheme)
+        if found is None:
+            raise _refuse(BAD_SCHEME)
+        given = PARAMETERS.fullmatch(parameters.strip())
+        if given is None:
+            raise _refuse(UNAUTHENTICATED)
+        user_id = given["user"]
+        if not self.strict:
+            return user_id
+        issued = _issued(given["issued"], now)
+        if abs(now - issued) > self.window:
+            raise _refuse(SKEWED)
+        user = self.user(client_id, user_id)
+        if user is None:
+            raise _refuse(UNAUTHENTICATED)
+        expected = signature(
+            client_id,
+            user_id,
+            given["issued"],
+            user["secret"],
+            hash_name=found["hash"].upper(),
+            keyed=bool(found["keyed"]),
+        )
+        if not hmac.compare_digest(expected.encode(), given["signature"].encode()):
+            raise _refuse(UNAUTHENTICATED)
+        return user_id
+
+    def _bearer(self, value: str, client_id: str, now: datetime) -> str:
+        if not value:
+            raise _refuse(UNAUTHENTICATED)
+        token = self.token(value, now)
+        if token is None:
+            if self.strict:
+                raise _refuse(UNAUTHENTICATED)
+            return self.default_user  # lenient: any well-formed token will do
+        if token.client_id != client_id:
+            raise _refuse(UNAUTHENTICATED)
+        return token.user_id
+
+    def grant(
+        self, client_id: str, user_id: str, oauth_id: str, oauth_secret: str, now: datetime
+    ) -> str | None:
+        """A bearer token for the OAuth client credentials and scope, or None when strict mode
+        does not know them (other modes grant any)."""
+        if self.strict and not (
+            self._oauth_client(client_id, oauth_id, oauth_secret) and self.user(client_id, user_id)
+        ):
+            return None
+        return self._issue(client_id, user_id, now)
+
+    def _issue(self, client_id: str, user_id: str, now: datetime) -> str:
+        """A new opaque bearer token. Expired tokens are dropped here, and past ``MAX_TOKENS`` live
+        ones the oldest go first, so the table stays bounded."""
         token = secrets.token_urlsafe(32)
         with self._lock:
             for value in [value for value, held in self._tokens.items() if now >= held.expires]:
                 del self._tokens[value]
             while len(self._tokens) >= MAX_TOKENS:
                 del self._tokens[next(iter(self._tokens))]
-            self._tokens[token] = Token(client_id, user_id, now + lifetime)
+            self._tokens[token] = Token(client_id, user_id, now + self.token_lifetime)
         return token
 
-    def forget_tokens(self) -> None:
-        """Revoke every bearer token (a full reset)."""
-        with self._lock:
-            self._tokens.clear()
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """A full reset revokes every bearer token; a client's reset keeps them."""
+        if client_id is None:
+            with self._lock:
+                self._tokens.clear()
 
     def token(self, value: str, now: datetime) -> Token | None:
         """The live token ``value`` names, or None (an expired one is forgotten)."""
@@ -132,8 +224,7 @@ class Authority:
                 return None
             return token
 
-    def oauth_client(self, client_id: str, oauth_id: str, oauth_secret: str) -> bool:
-        """Whether the OAuth client credentials are configured for ``client_id``."""
+    def _oauth_client(self, client_id: str, oauth_id: str, oauth_secret: str) -> bool:
         configured = self.clients.get(client_id, {}).get("oauth", [])
         return any(
             hmac.compare_digest(entry["client_id"].encode(), oauth_id.encode())
@@ -154,63 +245,6 @@ def _refuse(cause: str) -> Unauthorized:
     )
 
 
-def authenticate(client_id: str) -> str | None:
-    """The UserId of the current vendor request, or a 401/403/404 as the mode decides (None: off)."""
-    config = current_app.config
-    mode = config["AUTH_MODE"]
-    if mode == "off":
-        return None
-    header = request.headers.get("Authorization", "").strip()
-    if not header:
-        raise _refuse(MISSING)
-    scheme, _, parameters = header.partition(" ")
-    strict = mode == "strict"
-    authority = current_authority()
-    if strict and client_id not in authority.clients:
-        raise NotFound(f"The clientId '{client_id}' is not valid.")
-    if scheme.lower() == "bearer":
-        user_id = _bearer(parameters.strip(), client_id, strict)
-    else:
-        user_id = _pnauthinfo3(scheme, parameters, client_id, strict)
-    if strict:
-        needed = PERMISSIONS.get(request.method, "write")
-        # Both schemes above let only a configured user through in strict mode; `or {}` is for the type.
-        user = authority.user(client_id, user_id) or {}
-        if needed not in user.get("permissions", []):
-            raise Forbidden(f"The user '{user_id}' lacks the '{needed}' permission for this request.")
-    return user_id
-
-
-def _pnauthinfo3(scheme: str, parameters: str, client_id: str, strict: bool) -> str:
-    found = SCHEME.fullmatch(scheme)
-    if found is None:
-        raise _refuse(BAD_SCHEME)
-    given = PARAMETERS.fullmatch(parameters.strip())
-    if given is None:
-        raise _refuse(UNAUTHENTICATED)
-    user_id = given["user"]
-    if not strict:
-        return user_id
-    now = current_clock().now()
-    issued = _issued(given["issued"], now)
-    if abs(now - issued) > timedelta(seconds=current_app.config["AUTH_WINDOW_SECONDS"]):
-        raise _refuse(SKEWED)
-    user = current_authority().user(client_id, user_id)
-    if user is None:
-        raise _refuse(UNAUTHENTICATED)
-    expected = signature(
-        client_id,
-        user_id,
-        given["issued"],
-        user["secret"],
-        hash_name=found["hash"].upper(),
-        keyed=bool(found["keyed"]),
-    )
-    if not hmac.compare_digest(expected.encode(), given["signature"].encode()):
-        raise _refuse(UNAUTHENTICATED)
-    return user_id
-
-
 def _issued(text: str, now: datetime) -> datetime:
     """The header's timestamp: ISO 8601 (no zone: UTC), not in the future."""
     try:
@@ -221,76 +255,6 @@ def _issued(text: str, now: datetime) -> datetime:
     if issued > now:
         raise _refuse(BAD_DATE)
     return issued
-
-
-def _bearer(value: str, client_id: str, strict: bool) -> str:
-    if not value:
-        raise _refuse(UNAUTHENTICATED)
-    token = current_authority().token(value, current_clock().now())
-    if token is None:
-        if strict:
-            raise _refuse(UNAUTHENTICATED)
-        return current_app.config["DEFAULT_USER"]  # lenient: any well-formed token will do
-    if token.client_id != client_id:
-        raise _refuse(UNAUTHENTICATED)
-    return token.user_id
-
-
-# --- the OAuth token endpoint ---------------------------------------------------------------
-
-bp = Blueprint("oauth", __name__)
-
-
-@bp.post(TOKEN_PATH)
-def issue_token() -> Response:
-    """OAuth 2.0 client credentials: ``grant_type=client_credentials``, ``scope=ClientId/UserId``,
-    the OAuth client's id and secret in a Basic header or the form body. 200 with an expiring
-    bearer token; RFC 6749 errors otherwise. (Strict mode checks the credentials.)"""
-    form = request.form
-    oauth_id, oauth_secret = _client_credentials()
-    if form.get("grant_type") != "client_credentials":
-        return _oauth_error("unsupported_grant_type", "grant_type must be client_credentials.")
-    client_id, _, user_id = form.get("scope", "").partition("/")
-    if not client_id or not user_id:
-        return _oauth_error("invalid_scope", "scope must be ClientId/UserId.")
-    if not oauth_id or not oauth_secret:
-        return _oauth_error("invalid_client", "Client credentials are missing.", 401)
-    authority = current_authority()
-    if current_app.config["AUTH_MODE"] == "strict" and not (
-        authority.oauth_client(client_id, oauth_id, oauth_secret) and authority.user(client_id, user_id)
-    ):
-        return _oauth_error("invalid_client", "The client credentials or the scope are not valid.", 401)
-    lifetime = current_app.config["AUTH_TOKEN_SECONDS"]
-    token = authority.issue(client_id, user_id, current_clock().now(), timedelta(seconds=lifetime))
-    body = {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": lifetime,
-        "scope": f"{client_id}/{user_id}",
-    }
-    return Response(json.dumps(body), 200, mimetype="application/json", headers={"Cache-Control": "no-store"})
-
-
-def _client_credentials() -> tuple[str, str]:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return "", ""
-        oauth_id, _, oauth_secret = decoded.partition(":")
-        return oauth_id, oauth_secret
-    return request.form.get("client_id", ""), request.form.get("client_secret", "")
-
-
-def _oauth_error(code: str, description: str, status: int = 400) -> Response:
-    body = {"error": code, "error_description": description}
-    return Response(
-        json.dumps(body), status, mimetype="application/json", headers={"Cache-Control": "no-store"}
-    )
-
-
-# --- wiring ---------------------------------------------------------------------------------
 
 
 def load_directory(path: str | None) -> dict:
@@ -311,30 +275,3 @@ def load_directory(path: str | None) -> dict:
         return directory
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"SANDBOX_AUTH_FILE {path}: {error}") from None
-
-
-def check(app: Flask) -> None:
-    """Refuse an unknown mode, or strict mode without a directory."""
-    mode = app.config["AUTH_MODE"]
-    if mode not in MODES:
-        raise ValueError(f"SANDBOX_AUTH_MODE must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode == "strict" and not app.config["AUTH_FILE"]:
-        raise ValueError("SANDBOX_AUTH_MODE=strict needs SANDBOX_AUTH_FILE")
-
-
-def init_app(app: Flask) -> None:
-    """Give ``app`` its authority (the strict directory, the issued tokens) and the token endpoint."""
-    check(app)
-    app.extensions["sandbox.auth"] = Authority(load_directory(app.config["AUTH_FILE"]))
-    app.extensions["sandbox.journal"].secret_paths.add(TOKEN_PATH)
-    app.register_blueprint(bp)
-
-
-def current_authority() -> Authority:
-    """The authority of the application handling the current request."""
-    return current_app.extensions["sandbox.auth"]
-
-
-def current_user() -> str:
-    """Who makes the current request: its authenticated UserId, else ``SANDBOX_DEFAULT_USER``."""
-    return g.get("user_id") or current_app.config["DEFAULT_USER"]

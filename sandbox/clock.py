@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from flask import Flask, current_app
-
 # How far a test may move the clock: far enough for any scenario, near enough that every date the
 # sandbox derives from it (token and rule expiry, windows) stays representable.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -61,18 +59,13 @@ class Clock:
         with self._lock:
             self._frozen = None
 
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """A full reset releases the clock; the clock is server-wide, so a client's reset leaves it."""
+        if client_id is None:
+            self.release()
+
     @property
     def frozen(self) -> bool:
         """Whether the clock was set (or advanced) and has not been released."""
         with self._lock:
             return self._frozen is not None
-
-
-def init_app(app: Flask) -> None:
-    """Give ``app`` its clock."""
-    app.extensions["sandbox.clock"] = Clock()
-
-
-def current_clock() -> Clock:
-    """The clock of the application handling the current request."""
-    return current_app.extensions["sandbox.clock"]

@@ -7,70 +7,32 @@ Every payload is JSON. With ``SANDBOX_CONTROL_TOKEN`` set, every call but health
 from __future__ import annotations
 
 import hmac
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from importlib import metadata
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema
 
-from . import formats, profiles, schemas
-from .auth import current_authority
-from .clock import current_clock, timestamp
-from .errors import BadRequest, NotFound, Unauthorized, VendorError, invalid
-from .faults import RULE, check_caps, current_faults
-from .journal import current_journal, matcher
-from .profiles import Account
-from .store import current_store
+from . import control_schemas as payloads
+from . import formats, parts, schemas
+from .clock import timestamp
+from .contract import CONTROL_PREFIX, JSON_ONLY, Answer, Body, Query, View, contract_of, documented
+from .errors import NotFound, Unauthorized, invalid
+from .exchange import json_response
+from .journal import matcher
+from .profiles import Account, Editor
 
-bp = Blueprint("control", __name__, url_prefix="/_sandbox")
+bp = Blueprint("control", __name__, url_prefix=CONTROL_PREFIX)
 
-
-class ResetSchema(schemas.Strict):
-    clientId = fields.String(validate=validate.Length(min=1))
-    seed = fields.Integer()
-
-    @validates_schema
-    def _seed_is_server_wide(self, data: dict, **kwargs: Any) -> None:
-        if "clientId" in data and "seed" in data:
-            raise ValidationError(
-                "The seed is server-wide: give it to a full reset, without clientId.", "seed"
-            )
+CLIENT = (Query("clientId", description="Only this client's."),)
+CHANGES = dict.fromkeys((400, 401, 404))
 
 
-class ClockSchema(schemas.Strict):
-    time = fields.DateTime(required=True)
-
-
-class AdvanceSchema(schemas.Strict):
-    seconds = fields.Float(required=True, validate=validate.Range(min=0))
-
-
-class StateSchema(schemas.Strict):
-    # A clientId a vendor path can name: one non-empty path segment, not the control prefix.
-    clients = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(r"^(?!_sandbox$)[^/]+$", error="Not a usable clientId.")),
-        values=fields.List(fields.Raw()),
-        required=True,
-    )
-
-
-class RequestFilterSchema(schemas.Strict):
-    clientId = fields.String()
-    method = fields.String()
-    path = fields.String()
-    status = fields.Integer()
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
-    limit = fields.Integer(validate=validate.Range(min=1))
-
-
-def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(data, ensure_ascii=False), status, headers=dict(headers or {}), mimetype="application/json"
-    )
+def control(summary: str, answers: dict[int, Answer], **details: Any) -> Callable[[View], View]:
+    """A control-plane endpoint's contract (by default, its errors are the plane's 401 and 404)."""
+    return documented("control", summary, answers, **{"errors": dict.fromkeys((401, 404)), **details})
 
 
 def _body() -> Any:
@@ -81,13 +43,7 @@ def _body() -> Any:
 
 def _payload(schema: Schema, data: Any = None) -> dict:
     """A control payload (the JSON body, or ``data``) validated by ``schema``; 400 naming each problem."""
-    data = _body() if data is None else data
-    try:
-        return schema.load(data)
-    except ValidationError as error:
-        raise BadRequest(
-            "The control payload is invalid.", model_state=dict(schemas.model_state(error.messages))
-        ) from None
+    return schemas.load(schema, _body() if data is None else data, message="The control payload is invalid.")
 
 
 @bp.before_request
@@ -108,110 +64,169 @@ def guard() -> None:
 
 
 @bp.get("/health")
+@control(
+    "Health",
+    {
+        200: Answer(
+            "Always, while the server runs (also with a token, also when turned off).", payloads.Health
+        )
+    },
+    errors={},
+    guarded=False,
+)
 def health() -> Response:
     """Always 200 while the server runs: ``{"status": "ok", "version": ...}``."""
-    return _json({"status": "ok", "version": metadata.version("mypreferences-sandbox")})
+    return json_response({"status": "ok", "version": metadata.version("mypreferences-sandbox")})
 
 
 @bp.post("/reset")
+@control(
+    "Reset everything, or one client",
+    {200: Answer("What was reset: `all` or the clientId.", payloads.ResetReport)},
+    errors=CHANGES,
+    body=Body(payloads.ResetSchema, JSON_ONLY, required=False),
+    query=CLIENT,
+)
 def reset() -> Response:
-    """Reset everything (profiles, ProfileIds, fault rules, journal, clock; ``seed`` reseeds), or,
-    with ``clientId``, only that client's profiles, fault rules and journal entries."""
+    """Reset everything (profiles, ProfileIds, fault rules, journal, clock, tokens; ``seed``
+    reseeds), or, with ``clientId``, only that client's profiles, fault rules and journal entries."""
     body = _body()
     if not isinstance(body, Mapping):
         raise invalid("body", "Expected a JSON object.")
-    options = _payload(ResetSchema(), {**request.args.to_dict(), **body})
-    client_id = options.get("clientId")
-    current_store().reset(client_id)
-    current_faults().clear(client_id, reseed=options.get("seed"))
-    current_journal().clear(client_id)
-    if client_id is None:
-        current_clock().release()
-        current_authority().forget_tokens()
-    return _json({"reset": client_id or "all"})
+    options = _payload(payloads.ResetSchema(), {**request.args.to_dict(), **body})
+    parts.current().reset(options.get("clientId"), seed=options.get("seed"))
+    return json_response({"reset": options.get("clientId") or "all"})
 
 
 # --- fault rules ----------------------------------------------------------------------------
 
+REPORT = Answer("The rule.", payloads.FaultReport)
+UNKNOWN_RULE = {404: "Unknown rule, or the control plane is off."}
+
 
 @bp.post("/faults")
-def add_fault() -> Response:
-    """Add a fault rule: 201 with the rule as reported (its id, hits, remaining)."""
-    spec = _payload(RULE)
-    check_caps(spec, current_app.config["MAX_DELAY_MS"])
-    operation = spec["match"].get("operation")
-    if operation is not None and operation not in _operations():
-        raise invalid(
-            "match.operation",
-            f"Unknown operation '{operation}'; use one of {', '.join(sorted(_operations()))}.",
+@control(
+    "Add a fault rule",
+    {
+        201: Answer(
+            "The rule as reported, with its id.", payloads.FaultReport, {"Location": "The rule's URL."}
         )
-    report = current_faults().add(spec, current_clock().now())
-    return _json(report, 201, {"Location": url_for(".get_fault", rule_id=report["id"], _external=True)})
+    },
+    errors=CHANGES,
+    body=Body(payloads.RuleSchema, JSON_ONLY),
+)
+def add_fault() -> Response:
+    """Add a fault rule: 201 with the rule as reported (its id, hits, remaining). Its
+    ``match.operation`` is a vendor view's name (``create_profile``)."""
+    spec = _payload(payloads.RULE)
+    payloads.check_caps(spec, current_app.config["MAX_DELAY_MS"])
+    operation = spec["match"].get("operation")
+    known = vendor_operations()
+    if operation is not None and operation not in known:
+        raise invalid(
+            "match.operation", f"Unknown operation '{operation}'; use one of {', '.join(sorted(known))}."
+        )
+    sandbox = parts.current()
+    report = sandbox.faults.add(spec, sandbox.clock.now())
+    return json_response(
+        report, 201, {"Location": url_for(".get_fault", rule_id=report["id"], _external=True)}
+    )
 
 
-def _operations() -> set[str]:
-    """The vendor operations a rule can name: the API's view names (``create_profile``, ...)."""
+def vendor_operations() -> set[str]:
+    """The operations a fault rule can name: the names of the vendor's views, from their contracts."""
     return {
-        endpoint.rpartition(".")[2] for endpoint in current_app.view_functions if endpoint.startswith("api.")
+        endpoint.rpartition(".")[2]
+        for endpoint, view in current_app.view_functions.items()
+        if (found := contract_of(view)) is not None and found.plane == "vendor"
     }
 
 
 @bp.get("/faults")
+@control(
+    "List fault rules",
+    {
+        200: Answer(
+            "Every rule, in the order they are tried.", {"type": "array", "items": payloads.FaultReport}
+        )
+    },
+    query=CLIENT,
+)
 def list_faults() -> Response:
     """Every rule (``?clientId=``: those scoped to it), in the order they are tried."""
-    return _json(current_faults().reports(current_clock().now(), request.args.get("clientId")))
+    sandbox = parts.current()
+    return json_response(sandbox.faults.reports(sandbox.clock.now(), request.args.get("clientId")))
 
 
 @bp.get("/faults/<rule_id>")
+@control("Get a fault rule", {200: REPORT}, errors={401: None, **UNKNOWN_RULE})
 def get_fault(rule_id: str) -> Response:
     """One rule; 404 if unknown."""
-    return _json(current_faults().report(rule_id, current_clock().now()))
+    sandbox = parts.current()
+    return json_response(sandbox.faults.report(rule_id, sandbox.clock.now()))
 
 
 @bp.delete("/faults/<rule_id>")
+@control("Remove a fault rule", {204: Answer("Removed.")}, errors={401: None, **UNKNOWN_RULE})
 def delete_fault(rule_id: str) -> Response:
     """Remove one rule: 204; 404 if unknown."""
-    current_faults().delete(rule_id)
+    parts.current().faults.delete(rule_id)
     return Response(status=204)
 
 
 @bp.delete("/faults")
+@control("Remove every fault rule, or a client's", {204: Answer("Removed.")}, query=CLIENT)
 def clear_faults() -> Response:
     """Remove every rule (``?clientId=``: those scoped to it): 204."""
-    current_faults().clear(request.args.get("clientId"))
+    parts.current().faults.reset(request.args.get("clientId"))
     return Response(status=204)
 
 
 # --- the journal ----------------------------------------------------------------------------
 
 
-def _filters() -> tuple[Any, int | None]:
-    options = _payload(RequestFilterSchema(), request.args.to_dict())
+def _filters() -> tuple[Callable[[dict], bool], int | None]:
+    options = _payload(payloads.RequestFilterSchema(), request.args.to_dict())
     limit = options.pop("limit", None)
     options["client_id"] = options.pop("clientId", None)
     return matcher(**options), limit
 
 
 @bp.get("/requests")
+@control(
+    "Read the request journal",
+    {200: Answer("Journal entries, oldest first.", {"type": "array", "items": payloads.JournalEntry})},
+    errors=CHANGES,
+    query=payloads.RequestFilterSchema,
+)
 def list_requests() -> Response:
     """Journal entries, oldest first, filtered by ``clientId``, ``method``, ``path`` (a glob),
     ``status``, ``since``, ``until``; ``limit`` keeps the newest ones."""
     matches, limit = _filters()
-    entries = current_journal().entries(matches)[-limit if limit else None :]
-    return _json([{key: value for key, value in entry.items() if key != "moment"} for entry in entries])
+    entries = parts.current().journal.entries(matches)[-limit if limit else None :]
+    return json_response(
+        [{key: value for key, value in entry.items() if key != "moment"} for entry in entries]
+    )
 
 
 @bp.get("/requests/count")
+@control(
+    "Count journal entries",
+    {200: Answer("How many entries match.", payloads.Count)},
+    errors=CHANGES,
+    query=payloads.RequestFilterSchema,
+)
 def count_requests() -> Response:
     """How many journal entries match the same filters: ``{"count": N}``."""
     matches, _ = _filters()
-    return _json({"count": current_journal().count(matches)})
+    return json_response({"count": parts.current().journal.count(matches)})
 
 
 @bp.delete("/requests")
+@control("Forget the journal, or a client's entries", {204: Answer("Forgotten.")}, query=CLIENT)
 def clear_requests() -> Response:
     """Forget the journal (``?clientId=``: that client's entries): 204."""
-    current_journal().clear(request.args.get("clientId"))
+    parts.current().journal.reset(request.args.get("clientId"))
     return Response(status=204)
 
 
@@ -219,105 +234,83 @@ def clear_requests() -> Response:
 
 
 @bp.get("/state")
+@control(
+    "Export profiles",
+    {200: Answer("The profiles as stored, per clientId.", payloads.StateSchema)},
+    query=CLIENT,
+)
 def export_state() -> Response:
     """The profiles of every client (``?clientId=``: one) as ``{"clients": {clientId: [...]}}``."""
-    return _json({"clients": current_store().export(request.args.get("clientId"))})
+    return json_response({"clients": parts.current().service.export(request.args.get("clientId"))})
 
 
 @bp.post("/state")
+@control(
+    "Import profiles",
+    {200: Answer("How many profiles each client now has.", payloads.ImportReport)},
+    errors={**CHANGES, 409: "A ProfileId or an AlternateId used twice; nothing changed."},
+    body=Body(payloads.StateSchema, JSON_ONLY),
+)
 def import_state() -> Response:
     """Replace the profiles of each client in a state document; 400 naming every invalid field,
     409 for a ProfileId or AlternateId used twice. Nothing changes on an error."""
-    document = _payload(StateSchema())
-    current_store().replace_clients(read_clients(document["clients"], current_app.config))
-    return _json({"imported": {client: len(items) for client, items in document["clients"].items()}})
+    document = _payload(payloads.StateSchema())
+    sandbox = parts.current()
+    imported = sandbox.service.import_state(
+        document["clients"], importer(current_app.config, sandbox.clock.now())
+    )
+    return json_response({"imported": imported})
 
 
-IMPORTED = schemas.ImportedProfile()
-
-
-def read_clients(clients: Mapping[str, list], config: Mapping[str, Any]) -> dict[str, list[dict]]:
-    """Validate the profiles of a state document into their stored form; 400 with every error."""
-    errors: dict[str, Sequence[str]] = {}
-    read: dict[str, list[dict]] = {}
-    now = current_clock().now()  # one moment for the whole document
-    for client_id, items in clients.items():
-        editor = {
-            "account": Account.from_config(config, client_id),
-            "user": config["DEFAULT_USER"],
-            "now": now,
-        }
-        read[client_id] = []
-        for index, item in enumerate(items):
-            try:
-                data = schemas.load(IMPORTED, item)
-            except BadRequest as error:
-                prefix = f"clients.{client_id}[{index}]"
-                errors.update(
-                    {
-                        f"{prefix}.{key}" if key != "body" else prefix: value
-                        for key, value in error.model_state.items()
-                    }
-                )
-                continue
-            read[client_id].append(profiles.imported(data, **editor))
-    if errors:
-        raise BadRequest("The state document is invalid.", model_state=errors)
-    return read
+def importer(config: Mapping[str, Any], now: datetime) -> Callable[[str], Editor]:
+    """Who writes an imported client's profiles: the default user, at one moment for the whole document."""
+    return lambda client_id: Editor(Account.from_config(config, client_id), config["DEFAULT_USER"], now)
 
 
 # --- clock ----------------------------------------------------------------------------------
 
+CLOCK = {200: Answer("The sandbox's time.", payloads.ClockReport)}
+
 
 def _clock_report() -> Response:
-    clock = current_clock()
-    return _json({"now": timestamp(clock.now()), "frozen": clock.frozen})
+    clock = parts.current().clock
+    return json_response({"now": timestamp(clock.now()), "frozen": clock.frozen})
 
 
 @bp.get("/clock")
+@control("Read the clock", CLOCK)
 def get_clock() -> Response:
     """The sandbox's time, and whether it is frozen."""
     return _clock_report()
 
 
 @bp.put("/clock")
+@control("Set and freeze the clock", CLOCK, errors=CHANGES, body=Body(payloads.ClockSchema, JSON_ONLY))
 def set_clock() -> Response:
     """Freeze the clock at ``{"time": ISO 8601}`` (no zone: UTC)."""
-    moment: datetime = _payload(ClockSchema())["time"]
+    moment: datetime = _payload(payloads.ClockSchema())["time"]
     try:
-        current_clock().set(moment)
+        parts.current().clock.set(moment)
     except ValueError as error:
         raise invalid("time", str(error)) from None
     return _clock_report()
 
 
 @bp.post("/clock/advance")
+@control("Advance the clock", CLOCK, errors=CHANGES, body=Body(payloads.AdvanceSchema, JSON_ONLY))
 def advance_clock() -> Response:
     """Move the clock by ``{"seconds": N}`` (a running clock is frozen first)."""
-    seconds = _payload(AdvanceSchema())["seconds"]
+    seconds = _payload(payloads.AdvanceSchema())["seconds"]
     try:
-        current_clock().advance(timedelta(seconds=seconds))
+        parts.current().clock.advance(timedelta(seconds=seconds))
     except (ValueError, OverflowError) as error:
         raise invalid("seconds", str(error) or "The clock would leave its range, 1970 to 9000.") from None
     return _clock_report()
 
 
 @bp.delete("/clock")
+@control("Release the clock", CLOCK)
 def release_clock() -> Response:
     """Let the clock follow real time again."""
-    current_clock().release()
+    parts.current().clock.release()
     return _clock_report()
-
-
-def load_seed_file(app: Any, path: str) -> None:
-    """Import the state document at ``path`` into ``app`` (ValueError, one line, if unusable)."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            document = StateSchema().load(json.load(file))
-        with app.app_context():
-            current_store().replace_clients(read_clients(document["clients"], app.config))
-    except (OSError, ValueError, ValidationError) as error:
-        raise ValueError(f"SANDBOX_SEED_FILE {path}: {error}") from None
-    except VendorError as error:
-        problems = "; ".join(f"{key}: {' '.join(messages)}" for key, messages in error.model_state.items())
-        raise ValueError(f"SANDBOX_SEED_FILE {path}: {error.message} {problems}".rstrip()) from None

@@ -18,12 +18,12 @@ class VendorError(Exception):
         model_state: Mapping[str, Sequence[str]] | None = None,
         headers: Mapping[str, str] | None = None,
         status: int | None = None,
-        journal_facts: Mapping[str, object] | None = None,
+        conflict: Mapping[str, object] | None = None,
         message_detail: str | None = None,
     ) -> None:
         self.message = message or self.message
         self.status = status or self.status
-        self.journal_facts = dict(journal_facts or {})  # recorded in the journal, never sent
+        self.conflict = dict(conflict) if conflict else None  # the journal's, never sent
         self.message_detail = message_detail  # sent as MessageDetail
         self.model_state = dict(model_state or {})
         self.headers = dict(headers or {})

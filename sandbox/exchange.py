@@ -6,24 +6,28 @@ speaks XML also gets its 400s, 404s and 409s in XML.
 
 from __future__ import annotations
 
+import json
 import logging
-import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from marshmallow import Schema
 from werkzeug.exceptions import HTTPException
 
-from . import errors, formats, journal
+from . import errors, formats
+from .contract import route_path
+from .record import current_record
 
 log = logging.getLogger(__name__)
 
 
 def response_type() -> str:
     """The negotiated media type of this request's response (406 if none can satisfy Accept)."""
-    if "response_type" not in g:
-        g.response_type = formats.negotiate(request.accept_mimetypes, request.mimetype)
-    return g.response_type
+    record = current_record()
+    if record.response_type is None:
+        record.response_type = formats.negotiate(request.accept_mimetypes, request.mimetype)
+    return record.response_type
 
 
 def read(schema: Schema | None, root: str) -> formats.Body:
@@ -64,8 +68,16 @@ def _response(body: bytes, status: int, media_type: str, headers: Mapping[str, s
     return response
 
 
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """``data`` as a JSON response: the sandbox's own answers (control plane, OAuth, documents)."""
+    return Response(
+        json.dumps(data, ensure_ascii=False), status, headers=dict(headers or {}), mimetype="application/json"
+    )
+
+
 def _warn(response: Response, warnings: list[str]) -> None:
     """Tell the client, header by header, what the vendor would silently ignore."""
+    current_record().warnings.extend(warnings)
     limit = current_app.config["MAX_WARNINGS"]
     for warning in warnings[:limit]:
         # Field names come from the client: escape what a header cannot carry (newlines, non-ASCII).
@@ -76,7 +88,9 @@ def _warn(response: Response, warnings: list[str]) -> None:
 
 def render_error(error: errors.VendorError) -> Response:
     """The vendor's error document in the negotiated format (JSON if negotiation itself failed)."""
-    journal.note(error={"status": error.status, **error.body()}, **error.journal_facts)
+    record = current_record()
+    record.error = {"status": error.status, **error.body()}
+    record.conflict = error.conflict
     try:
         media_type = response_type()
     except errors.NotAcceptable:
@@ -109,16 +123,10 @@ def served_routes() -> list[str]:
     for rule in current_app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: "{" + _camel(m[1]) + "}", rule.rule)
         # Flask gives every rule its methods; werkzeug's Rule types them optional.
         methods = ",".join(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
-        routes.add(f"{methods} {path}")
+        routes.add(f"{methods} {route_path(rule.rule)}")
     return sorted(routes, key=lambda route: route.split(" ", 1)[1])
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _unexpected(error: Exception) -> Response:

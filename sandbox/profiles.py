@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,11 +42,26 @@ class Account:
         )
 
 
-def new_profile(data: Mapping[str, Any], *, account: Account, user: str, now: datetime) -> dict:
+@dataclass(frozen=True)
+class Editor:
+    """Who writes and when, with the account's defaults: what new and revised profiles need."""
+
+    account: Account
+    user: str
+    now: datetime
+
+
+def edited(editor: Editor) -> dict:
+    """A new ``Edited`` record: created and last modified by ``editor``, now."""
+    stamp = timestamp(editor.now)
+    return {"CreateDate": stamp, "CreatedBy": editor.user, "ModifiedDate": stamp, "ModifiedBy": editor.user}
+
+
+def new_profile(data: Mapping[str, Any], editor: Editor) -> dict:
     """The stored form of a profile created from validated request ``data`` (no ProfileId yet)."""
-    stamp = timestamp(now)
+    account = editor.account
     return {
-        "Edited": {"CreateDate": stamp, "CreatedBy": user, "ModifiedDate": stamp, "ModifiedBy": user},
+        "Edited": edited(editor),
         "Addresses": [address(entry) for entry in data.get("Addresses") or ()],
         "PhoneNumbers": [phone_number(entry) for entry in data.get("PhoneNumbers") or ()],
         "Consents": [],
@@ -146,14 +161,14 @@ def _standard(text: str | None) -> str | None:
     return " ".join(text.split()).upper() if text else None
 
 
-def imported(data: Mapping[str, Any], *, account: Account, user: str, now: datetime) -> dict:
+def imported(data: Mapping[str, Any], editor: Editor) -> dict:
     """The stored form of a validated ``schemas.ImportedProfile``: generated fields are derived as
     for a create, then those the document carries are kept (no ProfileId: None, one is assigned)."""
-    profile = new_profile(data, account=account, user=user, now=now)
+    profile = new_profile(data, editor)
     profile["ProfileId"] = data.get("ProfileId")
     given = {key: value for key, value in (data.get("Edited") or {}).items() if value is not None}
     profile["Edited"] |= given
-    profile["Consents"] = [consent(given, user=user, now=now) for given in data.get("Consents") or ()]
+    profile["Consents"] = [consent(entry, editor) for entry in data.get("Consents") or ()]
     profile["ReasonCode"] = None if profile["IsActive"] else data.get("ReasonCode")
     return profile
 
@@ -179,15 +194,13 @@ def _project(data: Mapping[str, Any], shape: type[schemas.Schema]) -> dict:
     return projected
 
 
-def revise(
-    current: Mapping[str, Any], data: Mapping[str, Any], *, account: Account, user: str, now: datetime
-) -> dict:
+def revise(current: Mapping[str, Any], data: Mapping[str, Any], editor: Editor) -> dict:
     """``current`` rebuilt from a whole, validated request document ``data``.
 
     What the document omits takes its default, as a create would, except what a document cannot
     carry: ProfileId, Consents, the Edited creation fields, and IsActive when ``data`` omits it.
     """
-    revised = new_profile(data, account=account, user=user, now=now)
+    revised = new_profile(data, editor)
     revised["ProfileId"] = current["ProfileId"]
     revised["Consents"] = current["Consents"]
     revised["Edited"] |= {key: current["Edited"][key] for key in ("CreateDate", "CreatedBy")}
@@ -239,9 +252,9 @@ def _merge_entries(current: list[dict], sent: list[dict], key: Any) -> list[dict
     return merged
 
 
-def touch(profile: dict, *, user: str, now: datetime) -> dict:
-    """``profile`` marked as modified by ``user`` at ``now``."""
-    profile["Edited"] |= {"ModifiedDate": timestamp(now), "ModifiedBy": user}
+def touch(profile: dict, editor: Editor) -> dict:
+    """``profile`` marked as modified by ``editor``, now."""
+    profile["Edited"] |= {"ModifiedDate": timestamp(editor.now), "ModifiedBy": editor.user}
     return profile
 
 
@@ -252,16 +265,15 @@ def set_active(profile: dict, active: bool, reason: str | None = None) -> dict:
     return profile
 
 
-def add_consents(profile: dict, consents: list[Mapping[str, Any]], *, user: str, now: datetime) -> dict:
+def add_consents(profile: dict, consents: Sequence[Mapping[str, Any]], editor: Editor) -> dict:
     """``profile`` with ``consents`` (validated requests) recorded, each with its own Edited."""
-    profile["Consents"].extend(consent(given, user=user, now=now) for given in consents)
+    profile["Consents"].extend(consent(given, editor) for given in consents)
     return profile
 
 
-def consent(given: Mapping[str, Any], *, user: str, now: datetime) -> dict:
-    """A stored consent from a validated one: its date in UTC (default ``now``), its own Edited,
+def consent(given: Mapping[str, Any], editor: Editor) -> dict:
+    """A stored consent from a validated one: its date in UTC (default: now), its own Edited,
     not expired (a state document may carry Expired, ExpirationDate and Edited)."""
-    stamp = timestamp(now)
     moment = given.get("ConsentDate")
     expiration = given.get("ExpirationDate")
     return {
@@ -271,9 +283,8 @@ def consent(given: Mapping[str, Any], *, user: str, now: datetime) -> dict:
         "ConsentVersion": given["ConsentVersion"],
         "Expired": given.get("Expired") or False,
         "ExpirationDate": timestamp(schemas.moment(expiration)) if expiration else None,
-        "ConsentDate": timestamp(schemas.moment(moment)) if moment else stamp,
-        "Edited": given.get("Edited")
-        or {"CreateDate": stamp, "CreatedBy": user, "ModifiedDate": stamp, "ModifiedBy": user},
+        "ConsentDate": timestamp(schemas.moment(moment) if moment else editor.now),
+        "Edited": given.get("Edited") or edited(editor),
     }
 
 

@@ -25,7 +25,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from .app import create_app
-from .client import SandboxClient
+from .control_client import ControlClient
 
 # A well-formed header for the default (lenient) authentication; its UserId is "pytest".
 LENIENT_AUTHORIZATION = "PNAUTHINFO3-HMAC-SHA256 Credential=pytest/2026-01-01T00:00:00 Signature=cHl0ZXN0"
@@ -45,7 +45,7 @@ class SandboxServer:
 
     def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url.rstrip("/")
-        self.control = SandboxClient(self.url, token=token)
+        self.control = ControlClient(self.url, token=token)
 
 
 class InProcessServer(SandboxServer):
@@ -94,7 +94,7 @@ class SandboxHandle:
         return self.control.faults(self.client_id)
 
     def requests(self, **filters: Any) -> list[dict]:
-        """This test's journal entries (filters as ``SandboxClient.requests``)."""
+        """This test's journal entries (filters as ``ControlClient.requests``)."""
         return self.control.requests(client_id=self.client_id, **filters)
 
     def count(self, **filters: Any) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_dump, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from .errors import BadRequest
 
@@ -153,13 +153,6 @@ class Wire(Schema):
     """Base of every shape: ``xml_order`` lists its XML elements in order (empty: all, as declared)."""
 
     xml_order: ClassVar[tuple[str, ...]] = ()
-
-
-class Strict(Schema):
-    """Base of the sandbox's own payloads (control plane, fault rules): unknown fields are errors."""
-
-    class Meta:
-        unknown = RAISE
 
 
 class Contract(Wire):
@@ -384,12 +377,14 @@ class AddressEntry(CreateAddressEntry):
         )  # fmt: skip
 
     IsActive = fields.Boolean()
-    Country = fields.String()
-    CassAddress1 = fields.String()
-    CassAddress2 = fields.String()
-    CassCity = fields.String()
-    CassStateProvince = fields.String()
-    CassPostalCode = fields.String()
+    # Generated, and null when there is nothing to generate (no known country, no US ZIP): dump
+    # never checks allow_none, so it is here for the documentation's sake.
+    Country = fields.String(allow_none=True)
+    CassAddress1 = fields.String(allow_none=True)
+    CassAddress2 = fields.String(allow_none=True)
+    CassCity = fields.String(allow_none=True)
+    CassStateProvince = fields.String(allow_none=True)
+    CassPostalCode = fields.String(allow_none=True)
     CassStatus = fields.String()
 
 
@@ -399,7 +394,7 @@ class PhoneNumberEntry(CreatePhoneNumberEntry):
     class Meta:
         fields = ("PhoneType", "PhoneNumber", "PhoneNumberNumeric", "IsDefault", "IsActive", "IsMobile")
 
-    PhoneNumberNumeric = fields.Integer()
+    PhoneNumberNumeric = fields.Integer(allow_none=True)  # null: no digits, or beyond Int64
     IsActive = fields.Boolean()
 
 
@@ -430,7 +425,7 @@ class CustomerConsent(Wire):
     ConsentStatus = fields.Integer(metadata={"xml_names": CONSENT_STATUSES})
     ConsentVersion = fields.String()
     Expired = fields.Boolean()
-    ExpirationDate = fields.String()
+    ExpirationDate = fields.String(allow_none=True)
     ConsentDate = fields.String()
     Edited = fields.Nested(EditInfo)
 
@@ -491,6 +486,15 @@ class ImportedProfile(CreateUserProfile):
     ReasonCode = Text(max_length=256)
 
 
+class Error(Schema):
+    """ASP.NET Web API's HttpError. In XML, ``<Error>``, ModelState keys encoded as
+    XmlConvert.EncodeLocalName does, several messages of a key joined by a space."""
+
+    Message = fields.String(required=True)
+    MessageDetail = fields.String()
+    ModelState = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
 class ConsentStatusEntry(Wire):
     """One entry of ``GET {clientId}/ConsentStatus``."""
 
@@ -498,15 +502,43 @@ class ConsentStatusEntry(Wire):
     Name = fields.String()
 
 
+# --- documentation -------------------------------------------------------------------------
+
+
+def openapi_attributes(field: fields.Field) -> dict:
+    """What OpenAPI should say of a field beyond its type: the sandbox's own fields' rules, and the
+    XML layout its metadata carries."""
+    extra: dict[str, Any] = {}
+    if isinstance(field, Text):
+        # Text keeps its limits as attributes, not validators; required also refuses "" and blanks.
+        minimum = max(field.min_length, 1 if field.required else 0)
+        if minimum:
+            extra["minLength"] = minimum
+        if field.max_length is not None:
+            extra["maxLength"] = field.max_length
+    if isinstance(field, Moment):
+        extra["description"] = "ISO 8601; without a zone it is UTC."
+    if field.metadata.get("xml_names") == CONSENT_STATUSES:
+        named = ", ".join(f"{number} {name}" for number, name in CONSENT_STATUSES.items())
+        extra["enum"] = list(CONSENT_STATUSES)
+        extra["description"] = f"{named}. In XML, the name; either form is read."
+    if "xml_name" in field.metadata:
+        extra["xml"] = {"name": field.metadata["xml_name"]}
+    if isinstance(field, fields.List) and "xml_item" in field.metadata:
+        extra["xml"] = {"wrapped": True}
+    return extra
+
+
 # --- loading --------------------------------------------------------------------------------
 
 
-def load(schema: Schema, data: Any) -> dict:
-    """Validate ``data`` against ``schema``; every error at once as a 400 with ModelState."""
+def load(schema: Schema, data: Any, *, prefix: str = "", message: str | None = None) -> dict:
+    """Validate ``data`` against ``schema``; every error at once as a 400 (saying ``message``)
+    with ModelState keys under ``prefix``."""
     try:
         return schema.load(data)
     except ValidationError as error:
-        raise BadRequest(model_state=dict(model_state(error.messages))) from None
+        raise BadRequest(message, model_state=dict(model_state(error.messages, prefix))) from None
 
 
 def model_state(messages: Any, path: str = "") -> Iterator[tuple[str, list[str]]]:

@@ -1,9 +1,11 @@
-"""In-memory profiles per clientId, with their indexes: AlternateIds (unique), emails and phones.
+"""Where profiles are kept: the ``ProfileStore`` interface, and its in-memory implementation.
 
-One lock guards every read and write, so concurrent requests never lose or duplicate a profile, and
-a read-modify-write (``update``) is atomic: the change runs under the lock, and the stored profile
-and every index are replaced only if it returns. Profiles go in and come out as deep copies, so no
-caller can change stored state behind the lock.
+Everything above the store speaks to the interface only, so a store may hold profiles however it
+likes. The in-memory store keeps them per clientId, with their indexes: AlternateIds (unique),
+emails and phones. One lock guards every read and write, so concurrent requests never lose or
+duplicate a profile, and a read-modify-write (``update``) is atomic: the change runs under the
+lock, and the stored profile and every index are replaced only if it returns. Profiles go in and
+come out as deep copies, so no caller can change stored state behind the lock.
 """
 
 from __future__ import annotations
@@ -13,13 +15,62 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-
-from flask import Flask, current_app
+from typing import Protocol
 
 from .errors import Conflict, NotFound
 from .schemas import alternate_id_pair, phone_digits
 
 Change = Callable[[dict], dict]
+
+
+class ProfileStore(Protocol):
+    """Profiles per clientId, with ProfileIds unique across the server; every method is atomic.
+
+    Profiles go in and come out as plain documents (the stored form ``profiles`` builds); none that
+    a caller holds is ever the stored one. Unknown profiles are a ``NotFound``, taken AlternateIds a
+    ``Conflict``."""
+
+    def create(self, client_id: str, profile: dict) -> dict:
+        """Store a new profile under a fresh ProfileId; 409 if another holds one of its AlternateIds."""
+
+    def get(self, client_id: str, profile_id: int) -> dict:
+        """One profile of ``client_id``, active or not; 404 if unknown or another clientId's."""
+
+    def holder(self, client_id: str, kind: str, ident: str) -> dict:
+        """The active profile holding an AlternateId (case ignored); 404 if none."""
+
+    def update(self, client_id: str, profile_id: int, change: Change) -> dict:
+        """Replace a profile by ``change(copy of it)``, atomically; 409 on a taken AlternateId."""
+
+    def update_holder(self, client_id: str, kind: str, ident: str, change: Change) -> dict:
+        """``update`` the active profile holding an AlternateId; 404 if none."""
+
+    def upsert(
+        self, client_id: str, kind: str, ident: str, change: Change, new: Callable[[], dict]
+    ) -> tuple[dict, bool]:
+        """Update the active holder of an AlternateId, or create ``new()`` if none; True if created."""
+
+    def delete(self, client_id: str, profile_id: int) -> None:
+        """Forget a profile for good; its AlternateIds are free at once. 404 if unknown."""
+
+    def search(self, client_id: str, index: str, key: Hashable) -> list[dict]:
+        """The active profiles whose ``index`` ("email" or "phone") holds ``key``, by ProfileId."""
+
+    def scan(self, client_id: str, matches: Callable[[dict], bool]) -> list[dict]:
+        """The active profiles for which ``matches`` is true, by ProfileId."""
+
+    def profiles(self, client_id: str) -> list[dict]:
+        """Every profile of ``client_id``, active or not, in creation order."""
+
+    def export(self, client_id: str | None = None) -> dict[str, list[dict]]:
+        """The profiles of every clientId (or one), as stored."""
+
+    def replace_clients(self, clients: dict[str, list[dict]]) -> None:
+        """Replace the profiles of each clientId named, atomically; 409 for a ProfileId held
+        elsewhere or an AlternateId twice in a clientId, and then nothing changes."""
+
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles."""
 
 
 def alternate_id_keys(profile: dict) -> list[tuple[str, str]]:
@@ -60,7 +111,7 @@ class Tenant:
                 raise Conflict(
                     f"A profile with AlternateIdType '{entry['AlternateIdType']}' and "
                     f"AlternateId '{entry['AlternateId']}' already exists.",
-                    journal_facts={"conflict": {**entry, "heldBy": holder}},
+                    conflict={**entry, "heldBy": holder},
                 )
 
     def put(self, profile: dict) -> None:
@@ -106,8 +157,8 @@ class Tenant:
         return profile
 
 
-class ProfileStore:
-    """Every clientId's profiles; ProfileIds are unique across the server and increasing."""
+class MemoryStore:
+    """A ``ProfileStore`` in this process's memory; ProfileIds are increasing."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -196,7 +247,7 @@ class ProfileStore:
             tenant = self._tenant(client_id)
             return copy.deepcopy([p for p in tenant.profiles.values() if p["IsActive"] and matches(p)])
 
-    def reset(self, client_id: str | None = None) -> None:
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles.
 
         The old data is swapped out under the lock and freed by a background thread, so a reset
@@ -264,13 +315,3 @@ def _let_go(dropped: dict[str, Tenant] | Tenant | None) -> None:
                 for _ in range(min(len(table), 200)):
                     table.popitem()
                 time.sleep(0)
-
-
-def init_app(app: Flask) -> None:
-    """Give ``app`` an empty store."""
-    app.extensions["sandbox.store"] = ProfileStore()
-
-
-def current_store() -> ProfileStore:
-    """The store of the application handling the current request."""
-    return current_app.extensions["sandbox.store"]

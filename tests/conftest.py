@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from helpers import Launched, Served
 
-from sandbox.client import SandboxClient
+from sandbox.control_client import ControlClient
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +34,9 @@ def profile_url(base_url: str, client_id: str) -> str:
 
 
 @pytest.fixture
-def control(served: Served, client_id: str) -> Iterator[SandboxClient]:
+def control(served: Served, client_id: str) -> Iterator[ControlClient]:
     """The control plane of the shared server; the test's clientId is reset afterwards."""
-    client = SandboxClient(served.url)
+    client = ControlClient(served.url)
     yield client
     client.reset(client_id=client_id)
 

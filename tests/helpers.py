@@ -44,7 +44,7 @@ class Served(InProcessServer):
 
     def profiles(self, client_id: str) -> list[dict]:
         """What the store holds for ``client_id``."""
-        return self.app.extensions["sandbox.store"].profiles(client_id)
+        return self.app.extensions["sandbox"].store.profiles(client_id)
 
 
 def post_json(url: str, body: object, **headers: str) -> requests.Response:

@@ -13,7 +13,7 @@ import requests
 from helpers import FIXTURES, Served, minimal_profile, xml_of
 
 from sandbox.auth import pnauthinfo3_header, signature, signing_input
-from sandbox.client import SandboxClient
+from sandbox.control_client import ControlClient
 
 DIRECTORY = json.loads((FIXTURES / "auth.json").read_text())
 OAUTH = DIRECTORY["clients"]["acme"]["oauth"][0]
@@ -39,7 +39,7 @@ def lenient():
 @pytest.fixture(scope="module")
 def strict():
     with Served({"AUTH_MODE": "strict", "AUTH_FILE": str(FIXTURES / "auth.json")}) as served:
-        SandboxClient(served.url).set_clock(NOW)
+        ControlClient(served.url).set_clock(NOW)
         yield served
 
 
@@ -195,7 +195,7 @@ def test_strict_causes(strict, authorization, cause):
 def test_strict_window_is_configurable():
     config = {"AUTH_MODE": "strict", "AUTH_FILE": str(FIXTURES / "auth.json"), "AUTH_WINDOW_SECONDS": 60}
     with Served(config) as served:
-        SandboxClient(served.url).set_clock(NOW)
+        ControlClient(served.url).set_clock(NOW)
         inside = create(served.url, signed(moment=NOW - timedelta(seconds=60)))
         outside = create(served.url, signed(moment=NOW - timedelta(seconds=61)))
 
@@ -268,7 +268,7 @@ def test_token_flow(strict, basic):
 
 def test_token_expires_on_the_sandbox_clock(strict):
     bearer = f"Bearer {token(strict.url).json()['access_token']}"
-    control = SandboxClient(strict.url)
+    control = ControlClient(strict.url)
 
     control.advance_clock(3599)
     before = create(strict.url, bearer).status_code
@@ -332,7 +332,7 @@ def test_lenient_issues_tokens_for_any_credentials(lenient):
 
 
 def test_secrets_never_reach_the_journal(strict):
-    control = SandboxClient(strict.url)
+    control = ControlClient(strict.url)
     control.clear_requests()
     token(strict.url)
     token(strict.url, basic=False)
@@ -361,7 +361,7 @@ def test_unusable_auth_settings_are_refused(config, message):
 
 
 def test_refusals_are_journaled(strict):
-    control = SandboxClient(strict.url)
+    control = ControlClient(strict.url)
     control.clear_requests()
 
     create(strict.url, signed(secret="wrong"))
@@ -384,7 +384,7 @@ def test_authentication_comes_before_the_body_is_read_even_when_too_large(lenien
 
 
 def test_a_token_request_stopped_by_a_fault_keeps_its_secret_out_of_the_journal(lenient):
-    control = SandboxClient(lenient.url)
+    control = ControlClient(lenient.url)
     control.add_fault(match={"path": "/oauth/*"}, respond={"status": 503}, times=1)
 
     refused = form_token(lenient.url, "acme/a", secret="TOPSECRET")

@@ -17,7 +17,7 @@ import pytest
 import requests
 from helpers import Launched, fixture_bytes, minimal_profile, post_json, send, vendor
 
-from sandbox.client import SandboxClient
+from sandbox.control_client import ControlClient
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -89,7 +89,7 @@ def test_busy_port_is_an_error_without_a_traceback():
 
 def hang_in_background(url: str, client_id: str, count: int, seconds: float) -> list[threading.Thread]:
     """Start ``count`` requests that a HANG rule holds for ``seconds``; the threads end with them."""
-    SandboxClient(url).add_fault(
+    ControlClient(url).add_fault(
         match={"clientId": client_id}, fault={"type": "HANG", "duration": int(seconds * 1000)}, times=count
     )
 
@@ -106,7 +106,7 @@ def hang_in_background(url: str, client_id: str, count: int, seconds: float) -> 
 def test_stays_responsive_while_hangs_are_in_progress():
     with Launched() as launched:
         hanging = hang_in_background(launched.url, "slow", count=8, seconds=6)
-        control = SandboxClient(launched.url)
+        control = ControlClient(launched.url)
         while control.faults()[0]["hits"] < 8:  # every hang holds its request
             time.sleep(0.05)
         created = post_json(f"{launched.url}/acme/Profile", minimal_profile())
@@ -134,7 +134,7 @@ def test_stops_within_a_second_even_with_a_hang_in_flight(stop):
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_one_log_line_per_request(log_format):
     with Launched("--log-format", log_format) as launched:
-        SandboxClient(launched.url).add_fault(
+        ControlClient(launched.url).add_fault(
             match={"clientId": "acme", "method": "GET"}, respond={"status": 503}
         )
         post_json(f"{launched.url}/acme/Profile", minimal_profile())

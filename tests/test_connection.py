@@ -12,19 +12,19 @@ import urllib.request
 import pytest
 from helpers import AUTH, minimal_profile
 
-from sandbox.client import SandboxClient
+from sandbox.control_client import ControlClient
 
 BODY = json.dumps(minimal_profile()).encode()
 
 
 @pytest.fixture(params=["werkzeug", "gunicorn"])
-def server(request, served, launched) -> tuple[int, SandboxClient]:
+def server(request, served, launched) -> tuple[int, ControlClient]:
     """The port and control client of the development server, then of the command line's gunicorn."""
     port, url = (served.port, served.url) if request.param == "werkzeug" else (launched.port, launched.url)
-    return port, SandboxClient(url)
+    return port, ControlClient(url)
 
 
-def stored(control: SandboxClient, client_id: str) -> int:
+def stored(control: ControlClient, client_id: str) -> int:
     return len(control.export_state(client_id)["clients"].get(client_id, []))
 
 

@@ -13,14 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox import create_app
-from sandbox.client import ControlError, SandboxClient
+from sandbox.control_client import ControlClient, ControlError
 
 
 @pytest.fixture
 def fresh():
     """A server of its own, for tests that reset everything."""
     with Served() as served:
-        yield served, SandboxClient(served.url)
+        yield served, ControlClient(served.url)
 
 
 def test_health(control):
@@ -213,8 +213,8 @@ def test_bad_payloads_are_400_naming_the_problem(control, method, path, body, ke
 
 def test_the_token_locks_every_call_but_health():
     with Served({"CONTROL_TOKEN": "s3cret"}) as served:
-        locked = SandboxClient(served.url)
-        unlocked = SandboxClient(served.url, token="s3cret")
+        locked = ControlClient(served.url)
+        unlocked = ControlClient(served.url, token="s3cret")
         health = locked.health()
         with pytest.raises(ControlError) as missing:
             locked.faults()
@@ -238,7 +238,7 @@ def test_the_token_locks_every_call_but_health():
 def test_a_numeric_token_from_the_environment_works(monkeypatch):
     monkeypatch.setenv("SANDBOX_CONTROL_TOKEN", "12345")
     with Served() as served:
-        assert SandboxClient(served.url, token="12345").faults() == []
+        assert ControlClient(served.url, token="12345").faults() == []
 
 
 def test_the_control_plane_can_be_turned_off():

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from helpers import Served, minimal_profile, post_json, xml_of
 
-from sandbox.client import ControlError, SandboxClient
+from sandbox.control_client import ControlClient, ControlError
 
 
 def create(profile_url: str, **headers: str):
@@ -87,7 +87,7 @@ def test_fixed_delay_before_the_answer(control, client_id, profile_url):
 
 def test_delay_is_capped_by_configuration():
     with Served({"MAX_DELAY_MS": 200}) as served:
-        control = SandboxClient(served.url)
+        control = ControlClient(served.url)
         control.add_fault(delay={"lognormal": {"median": 5000, "sigma": 0.1}})
         started = time.monotonic()
         post_json(f"{served.url}/acme/Profile", minimal_profile())
@@ -198,7 +198,7 @@ def test_a_rule_scoped_to_one_client_does_not_touch_another(control, client_id, 
 
 def test_faults_never_apply_to_the_control_plane():
     with Served() as served:
-        control = SandboxClient(served.url)
+        control = ControlClient(served.url)
         control.add_fault(respond={"status": 500})
 
         assert control.health()["status"] == "ok"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import Served, minimal_profile, post_json, send
 
-from sandbox.client import ControlError, SandboxClient
+from sandbox.control_client import ControlClient, ControlError
 
 PAIR = [{"AlternateIdType": "crm", "AlternateId": "C-1"}]
 
@@ -92,7 +92,7 @@ def test_the_control_plane_is_not_journaled(control, client_id):
 
 def test_clear_one_client_or_all():
     with Served() as served:
-        control = SandboxClient(served.url)
+        control = ControlClient(served.url)
         post_json(f"{served.url}/a/Profile", minimal_profile())
         post_json(f"{served.url}/b/Profile", minimal_profile())
 
@@ -106,7 +106,7 @@ def test_clear_one_client_or_all():
 
 def test_the_journal_is_bounded_and_drops_the_oldest():
     with Served({"MAX_JOURNAL_ENTRIES": 3, "MAX_JOURNAL_BODY": 10}) as served:
-        control = SandboxClient(served.url)
+        control = ControlClient(served.url)
         for index in range(5):
             send("GET", f"{served.url}/acme/Profile/{index + 1000}")
         post_json(f"{served.url}/acme/Profile", minimal_profile())

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from sandbox.errors import BadRequest, Conflict, NotFound
-from sandbox.profiles import Account, new_profile, revise, set_active
+from sandbox.profiles import Account, Editor, new_profile, revise, set_active
 from sandbox.schemas import phone_digits
-from sandbox.store import SEARCH_INDEXES, ProfileStore, alternate_id_keys
+from sandbox.store import SEARCH_INDEXES, MemoryStore, alternate_id_keys
 
 
 def alternate_ids(*pairs: tuple[str, str]) -> list[dict]:
@@ -141,7 +141,7 @@ def test_concurrent_creates_with_overlapping_alternate_ids(profile_url, served, 
 PAIRS = [("crm", "a-1"), ("CRM", "A-1"), ("crm", "a-2"), ("erp", "a-1"), ("web", "w")]
 EMAILS = ["ann@example.com", "ANN@example.com", "bob@example.com"]
 PHONES = ["404-555-0100", "(404) 555 0100", "555-0199"]
-EDITOR = {"account": Account("Customer", "en_US"), "user": "tester", "now": datetime(2026, 1, 1, tzinfo=UTC)}
+EDITOR = Editor(Account("Customer", "en_US"), "tester", datetime(2026, 1, 1, tzinfo=UTC))
 
 documents = st.fixed_dictionaries(
     {
@@ -161,7 +161,7 @@ class IndexedStore(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.store = ProfileStore()
+        self.store = MemoryStore()
         self.ids: list[int] = []
 
     def snapshot(self) -> list[dict]:
@@ -170,7 +170,7 @@ class IndexedStore(RuleBasedStateMachine):
     @rule(document=documents)
     def create(self, document):
         with contextlib.suppress(Conflict):
-            self.ids.append(self.store.create("acme", new_profile(document, **EDITOR))["ProfileId"])
+            self.ids.append(self.store.create("acme", new_profile(document, EDITOR))["ProfileId"])
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data(), document=documents)
@@ -178,7 +178,7 @@ class IndexedStore(RuleBasedStateMachine):
         profile_id = data.draw(st.sampled_from(self.ids))
         before = self.snapshot()
         try:
-            self.store.update("acme", profile_id, lambda current: revise(current, document, **EDITOR))
+            self.store.update("acme", profile_id, lambda current: revise(current, document, EDITOR))
         except Conflict:
             assert self.snapshot() == before
 

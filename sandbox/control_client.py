@@ -3,7 +3,7 @@
 It needs nothing beyond the standard library, so a test suite can drive a sandbox in a container
 as easily as the in-process one::
 
-    control = SandboxClient("http://127.0.0.1:8080")
+    control = ControlClient("http://127.0.0.1:8080")
     control.add_fault(match={"operation": "create_profile"}, respond={"status": 503}, times=1)
     assert control.count(client_id="acme", method="POST") == 1
 """
@@ -16,6 +16,8 @@ import urllib.parse
 import urllib.request
 from datetime import datetime
 from typing import Any
+
+from .contract import CONTROL_PREFIX
 
 # Python-style filter names and the query parameters they become.
 FILTERS = {"client_id": "clientId", "method": "method", "path": "path", "status": "status",
@@ -31,7 +33,7 @@ class ControlError(Exception):
         super().__init__(f"{status}: {body}")
 
 
-class SandboxClient:
+class ControlClient:
     """The control plane of the sandbox at ``base_url`` (with ``token`` if it demands one)."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 10) -> None:
@@ -41,7 +43,8 @@ class SandboxClient:
 
     def _call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
         params = {key: _text(value) for key, value in (query or {}).items() if value is not None}
-        url = f"{self.base_url}/_sandbox{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        query_string = f"?{urllib.parse.urlencode(params)}" if params else ""
+        url = f"{self.base_url}{CONTROL_PREFIX}{path}{query_string}"
         headers = {"Accept": "application/json"}
         data = None
         if body is not None:

@@ -1,0 +1,73 @@
+"""The sandbox's stateful parts, held together so that a reset reaches every one of them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, Protocol
+
+from flask import current_app
+
+from .auth import Authority, load_directory
+from .clock import Clock
+from .faults import FaultRegistry
+from .journal import Journal
+from .service import ProfileService
+from .store import MemoryStore, ProfileStore
+
+EXTENSION = "sandbox"
+
+
+class Resettable(Protocol):
+    """A part that holds state: a reset forgets all of it, or what belongs to one clientId."""
+
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """Forget everything (taking ``seed`` where the part draws random choices), or ``client_id``'s."""
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Every stateful part of one sandbox. Each field is reset by ``reset``, so a part added here
+    cannot be forgotten by it; the profile service, which holds no state, is built on the store."""
+
+    clock: Clock
+    store: ProfileStore
+    faults: FaultRegistry
+    journal: Journal
+    authority: Authority
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Parts:
+        """The parts, empty, as the settings say (ValueError, one line, for unusable settings)."""
+        return cls(
+            clock=Clock(),
+            store=MemoryStore(),
+            faults=FaultRegistry(config["SEED"]),
+            journal=Journal(config["MAX_JOURNAL_ENTRIES"]),
+            authority=Authority(
+                config["AUTH_MODE"],
+                load_directory(config["AUTH_FILE"]),
+                window=timedelta(seconds=config["AUTH_WINDOW_SECONDS"]),
+                token_lifetime=timedelta(seconds=config["AUTH_TOKEN_SECONDS"]),
+                default_user=config["DEFAULT_USER"],
+            ),
+        )
+
+    @cached_property
+    def service(self) -> ProfileService:
+        """The profile service over this sandbox's store."""
+        return ProfileService(self.store)
+
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """Reset every part: everything, or only ``client_id``'s data (``seed``: a full reset's)."""
+        for part in dataclasses.fields(self):
+            resettable: Resettable = getattr(self, part.name)
+            resettable.reset(client_id, seed=seed)
+
+
+def current() -> Parts:
+    """The parts of the application handling the current request."""
+    return current_app.extensions[EXTENSION]

@@ -1,0 +1,221 @@
+"""The one request pipeline: every hook a request passes, in one visible order.
+
+Before the view (``_before``): the request's record is filled in; a fault rule may fire; a vendor
+request is authenticated, then its ``Accept`` negotiated, all before its body is read. After it
+(``_after``): a fault that fires after the operation hits the response; the journal records the
+vendor request; one log line is written. Around it all, a WSGI middleware starts the record and
+carries out connection faults on the client's real socket. Faults come before authentication on
+purpose: an outage answers before the vendor's application looks at credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from . import connection, exchange, parts
+from .clock import timestamp
+from .contract import contract_of, is_control, operation_name
+from .errors import VendorError
+from .faults import Firing, RequestFacts
+from .journal import REDACTED, redact
+from .record import ENVIRON_KEY, RequestRecord, current_record
+
+LOG_FORMATS = ("text", "json")
+log = logging.getLogger("sandbox.requests")
+
+# What the vendor's stack says for the statuses a test most often injects.
+MESSAGES = {
+    401: "Authorization has been denied for this request.",
+    500: "An error has occurred.",
+}
+
+
+def install(app: Flask) -> None:
+    """Put ``app``'s requests through the pipeline."""
+    if app.config["LOG_FORMAT"] not in LOG_FORMATS:
+        raise ValueError(f"SANDBOX_LOG_FORMAT must be text or json, not {app.config['LOG_FORMAT']!r}")
+    app.before_request(_before)
+    app.after_request(_after)
+    app.wsgi_app = ConnectionFaults(app.wsgi_app, app.config["MAX_DELAY_MS"])  # type: ignore[method-assign]
+
+
+def _before() -> Response | None:
+    record = current_record()
+    view = current_app.view_functions.get(request.endpoint or "")
+    record.contract = contract_of(view)
+    record.operation = operation_name(request.endpoint)
+    record.client_id = (request.view_args or {}).get("client_id")
+    record.control = is_control(request.path)
+    if record.control:
+        return None
+    stand_in = _fire_before(record)
+    if stand_in is not None:
+        return stand_in
+    if record.plane == "vendor":
+        sandbox = parts.current()
+        header = request.headers.get("Authorization", "")
+        record.user = sandbox.authority.authenticate(
+            header, record.client_id or "", request.method, sandbox.clock.now()
+        )
+        exchange.response_type()  # 406 before anything is read or stored
+    return None
+
+
+def _after(response: Response) -> Response:
+    record = current_record()
+    if record.firing is not None and record.firing.when == "after":
+        response = _carry_out(record, record.firing, response)
+    if not record.control:
+        parts.current().journal.record(_journal_entry(record, response))
+    _log_line(record, response)
+    return response
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+def _fire_before(record: RequestRecord) -> Response | None:
+    """Fire the first matching fault rule; carry it out now if it acts before the operation."""
+    sandbox = parts.current()
+    facts = RequestFacts(request.method, request.path, record.operation, record.client_id, request.headers)
+    firing = sandbox.faults.fire(facts, sandbox.clock.now(), current_app.config["MAX_DELAY_MS"])
+    record.firing = firing
+    if firing is None or firing.when != "before":
+        return None
+    # Without an error, the view is skipped all the same when the connection breaks: a stand-in
+    # response, of which only the status line is ever sent (MALFORMED_RESPONSE_CHUNK).
+    return _carry_out(record, firing, Response(status=200) if "fault" in firing.spec else None)
+
+
+def _carry_out(record: RequestRecord, firing: Firing, response: Any) -> Any:
+    """Delay ``response``, replace it by an injected error, or leave the connection fault to the
+    middleware (which reads the record's firing)."""
+    time.sleep(firing.delay)
+    if "respond" in firing.spec:
+        return _injected(firing.spec["respond"])
+    if "fault" in firing.spec and firing.spec["fault"]["type"] != "DRIBBLE":
+        record.dropped = True
+    return response
+
+
+def _injected(respond: dict) -> Response:
+    """The injected error: the given body as it is, or the vendor's error in the negotiated format."""
+    headers = respond.get("headers", {})
+    status = respond["status"]
+    if "body" not in respond:
+        return exchange.render_error(
+            VendorError(MESSAGES.get(status) or _phrase(status), status=status, headers=headers)
+        )
+    body = respond["body"]
+    if isinstance(body, str):
+        response = Response(body, status, content_type="text/plain; charset=utf-8")
+    else:
+        response = Response(json.dumps(body), status, content_type="application/json; charset=utf-8")
+    response.headers.update(headers)
+    return response
+
+
+def _phrase(status: int) -> str:
+    try:
+        return f"{HTTPStatus(status).phrase}."
+    except ValueError:
+        return "The sandbox injected this error."
+
+
+class ConnectionFaults:
+    """WSGI middleware: starts each request's record, and carries out the connection fault that a
+    rule left on it once the application has answered."""
+
+    def __init__(self, app: Any, cap_ms: int) -> None:
+        self.app = app
+        self.cap = cap_ms / 1000
+
+    def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+        record = environ[ENVIRON_KEY] = RequestRecord()
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Any:
+            captured.update(status=status, headers=headers)
+            return lambda data: None
+
+        result = self.app(environ, capture)
+        firing = record.firing
+        if firing is None or "fault" not in firing.spec:
+            start_response(captured["status"], captured["headers"])
+            return result
+        try:
+            body = b"".join(result)
+        finally:
+            getattr(result, "close", lambda: None)()
+        status, headers = captured["status"], captured["headers"]
+        return connection.carry_out(
+            firing.spec["fault"], environ, start_response, status, headers, body, firing.noise, self.cap
+        )
+
+
+# --- the journal entry and the log line -----------------------------------------------------
+
+
+def _journal_entry(record: RequestRecord, response: Response) -> dict:
+    limit = current_app.config["MAX_JOURNAL_BODY"]
+    body = _kept_body(record)
+    moment = parts.current().clock.now()
+    entry = {
+        "moment": moment,
+        "time": timestamp(moment),
+        "method": request.method,
+        "path": request.path,
+        "clientId": record.client_id,
+        "query": request.args.to_dict(flat=False),
+        "headers": redact(request.headers.items()),
+        "body": body[:limit],
+        "bodyTruncated": len(body) > limit,
+        "status": None if record.dropped else response.status_code,
+        "durationMs": record.elapsed_ms(),
+    }
+    decided = {
+        "profileId": record.profile_id,
+        "error": record.error,
+        "conflict": record.conflict,
+        "fault": record.firing.journal() if record.firing else None,
+        "warnings": record.warnings or None,
+    }
+    return entry | {key: value for key, value in decided.items() if value is not None}
+
+
+def _kept_body(record: RequestRecord) -> str:
+    """The request body as the journal keeps it: read only now, after authentication and the view
+    (which read it through the same cache), and never one that carries secrets."""
+    if record.contract is not None and record.contract.secret_body:
+        return REDACTED
+    try:
+        return request.get_data(cache=True).decode("utf-8", "replace")
+    except RequestEntityTooLarge:
+        return "[larger than SANDBOX_MAX_CONTENT_LENGTH]"
+
+
+def _log_line(record: RequestRecord, response: Response) -> None:
+    fields = {
+        "method": request.method,
+        "path": request.path,
+        "status": None if record.dropped else response.status_code,
+        "durationMs": record.elapsed_ms(),
+        "clientId": record.client_id,
+        "fault": record.firing.rule_id if record.firing else None,
+    }
+    if current_app.config["LOG_FORMAT"] == "json":
+        log.info(json.dumps(fields))
+    else:
+        log.info(
+            "%s %s %s %.1fms client=%s fault=%s",
+            fields["method"], fields["path"], fields["status"] or "-", fields["durationMs"],
+            fields["clientId"] or "-", fields["fault"] or "-",
+        )  # fmt: skip

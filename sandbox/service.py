@@ -1,0 +1,206 @@
+"""The profile service: every operation on profiles, between the views and the store.
+
+Views parse a request and hand the service validated data and an ``Editor`` (who writes, when, for
+which account); the service builds and revises stored profiles (``profiles``) and has the store
+keep them, each write one atomic change. It knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import profiles, schemas
+from .errors import BadRequest, Forbidden
+from .profiles import Editor
+from .store import Change, ProfileStore
+
+CREATE = schemas.CreateUserProfile()
+IMPORTED = schemas.ImportedProfile()
+
+
+@dataclass(frozen=True)
+class AlternateId:
+    """An (AlternateIdType, AlternateId) pair that addresses the active profile holding it."""
+
+    kind: str
+    ident: str
+
+
+# A profile addressed by its ProfileId, or by an AlternateId its active holder has.
+Target = int | AlternateId
+
+
+@dataclass(frozen=True)
+class Search:
+    """What a search asks for: an email address, phone digits, name parts (CustomerName field to
+    the text it must contain), or custom fields (name, and the value, None for any)."""
+
+    email: str | None = None
+    phone: str | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
+    custom_fields: tuple[tuple[str, str | None], ...] = ()
+
+
+class ProfileService:
+    """Profiles of every clientId, created, read, changed and searched as the vendor does."""
+
+    def __init__(self, store: ProfileStore) -> None:
+        self.store = store
+
+    def get(self, client_id: str, target: Target) -> dict:
+        """A profile by ProfileId (active or not), or the active holder of an AlternateId; 404 if none."""
+        if isinstance(target, AlternateId):
+            return self.store.holder(client_id, target.kind, target.ident)
+        return self.store.get(client_id, target)
+
+    def create(self, client_id: str, data: Mapping[str, Any], editor: Editor) -> dict:
+        """A new profile from a validated create document; 409 if an AlternateId is taken."""
+        return self.store.create(client_id, profiles.new_profile(data, editor))
+
+    def upsert(
+        self, client_id: str, target: AlternateId, data: Mapping[str, Any], editor: Editor
+    ) -> tuple[dict, bool]:
+        """Merge ``data`` into the active holder of ``target``, or create a profile holding it;
+        True if created."""
+        holding = schemas.load(CREATE, _holding(data, target))
+        return self.store.upsert(
+            client_id,
+            target.kind,
+            target.ident,
+            change=_merged(data, editor),
+            new=lambda: profiles.new_profile(holding, editor),
+        )
+
+    def replace(self, client_id: str, target: Target, data: Mapping[str, Any], editor: Editor) -> dict:
+        """Overwrite a profile with a whole document (by AlternateId: keeping that AlternateId)."""
+        if isinstance(target, AlternateId):
+            data = schemas.load(CREATE, _holding(data, target))
+        return self._change(client_id, target, lambda current: profiles.revise(current, data, editor))
+
+    def merge(self, client_id: str, target: Target, data: Mapping[str, Any], editor: Editor) -> dict:
+        """Merge a document into a profile: only what it sends changes (``profiles.merge``)."""
+        return self._change(client_id, target, _merged(data, editor))
+
+    def patch(self, client_id: str, target: Target, operations: Sequence[dict], editor: Editor) -> dict:
+        """Apply JSON Patch operations to a profile's document; the result is validated as a create."""
+
+        def change(current: dict) -> dict:
+            patched = profiles.apply_patch(profiles.document(current), list(operations))
+            return profiles.revise(current, schemas.load(CREATE, patched), editor)
+
+        return self._change(client_id, target, change)
+
+    def activate(self, client_id: str, target: Target, editor: Editor) -> dict:
+        """Activate a profile and clear its ReasonCode."""
+        return self._change(client_id, target, lambda p: profiles.touch(profiles.set_active(p, True), editor))
+
+    def deactivate(self, client_id: str, target: Target, reason: str | None, editor: Editor) -> dict:
+        """Deactivate a profile, keeping ``reason`` as its ReasonCode."""
+        return self._change(
+            client_id, target, lambda p: profiles.touch(profiles.set_active(p, False, reason), editor)
+        )
+
+    def add_consents(
+        self, client_id: str, target: Target, consents: Sequence[Mapping[str, Any]], editor: Editor
+    ) -> dict:
+        """Record validated consents on a profile, each with its own Edited."""
+        return self._change(
+            client_id,
+            target,
+            lambda p: profiles.touch(profiles.add_consents(p, consents, editor), editor),
+        )
+
+    def delete(self, client_id: str, profile_id: int) -> None:
+        """Delete a profile for good; its AlternateIds are free at once."""
+        self.store.delete(client_id, profile_id)
+
+    def search(self, client_id: str, criteria: Search, limit: int) -> list[dict]:
+        """The active profiles matching ``criteria``, by ProfileId; 403 past ``limit`` of them."""
+        if criteria.email is not None:
+            found = self.store.search(client_id, "email", criteria.email.casefold())
+        elif criteria.phone is not None:
+            found = self.store.search(client_id, "phone", criteria.phone)
+        elif criteria.names:
+            found = self.store.scan(client_id, _names_match(criteria.names))
+        else:
+            found = self.store.scan(client_id, _custom_fields_match(criteria.custom_fields))
+        if len(found) > limit:
+            raise Forbidden(f"The search matches more than {limit} profiles; narrow it.")
+        return found
+
+    def profiles(self, client_id: str) -> list[dict]:
+        """Every profile of a clientId, active or not, as stored."""
+        return self.store.profiles(client_id)
+
+    def export(self, client_id: str | None = None) -> dict[str, list[dict]]:
+        """The profiles of every clientId (or one), as stored: a state document's ``clients``."""
+        return self.store.export(client_id)
+
+    def import_state(
+        self, clients: Mapping[str, Sequence[Any]], editor_for: Callable[[str], Editor]
+    ) -> dict[str, int]:
+        """Replace the profiles of each clientId of a state document's ``clients``: 400 naming every
+        invalid field (``clients.acme[0].Emails``), 409 for a ProfileId or AlternateId used twice;
+        nothing changes on an error. How many profiles each clientId now has."""
+        problems: dict[str, Sequence[str]] = {}
+        read: dict[str, list[dict]] = {}
+        for client_id, items in clients.items():
+            editor = editor_for(client_id)
+            read[client_id] = []
+            for index, item in enumerate(items):
+                try:
+                    data = schemas.load(IMPORTED, item, prefix=f"clients.{client_id}[{index}]")
+                except BadRequest as error:
+                    problems.update(error.model_state)
+                    continue
+                read[client_id].append(profiles.imported(data, editor))
+        if problems:
+            raise BadRequest("The state document is invalid.", model_state=problems)
+        self.store.replace_clients(read)
+        return {client_id: len(items) for client_id, items in read.items()}
+
+    def _change(self, client_id: str, target: Target, change: Change) -> dict:
+        if isinstance(target, AlternateId):
+            return self.store.update_holder(client_id, target.kind, target.ident, change)
+        return self.store.update(client_id, target, change)
+
+
+def _holding(document: Mapping[str, Any], target: AlternateId) -> dict:
+    """``document`` holding the AlternateId it was addressed by (added when it lacks it)."""
+    entries = list(document.get("AlternateIds") or [])
+    wanted = (target.kind.casefold(), target.ident.casefold())
+    if all(schemas.alternate_id_pair(entry) != wanted for entry in entries):
+        entries.append({"AlternateIdType": target.kind, "AlternateId": target.ident})
+    return {**document, "AlternateIds": entries}
+
+
+def _merged(sent: Mapping[str, Any], editor: Editor) -> Change:
+    """A change that merges ``sent`` into a profile, validating the result as a create."""
+
+    def change(current: dict) -> dict:
+        data = schemas.load(CREATE, profiles.merge(profiles.document(current), sent))
+        return profiles.revise(current, data, editor)
+
+    return change
+
+
+def _names_match(wanted: Mapping[str, str]) -> Callable[[dict], bool]:
+    folded = {name: text.casefold() for name, text in wanted.items()}
+    return lambda profile: all(
+        text in (profile["CustomerName"].get(name) or "").casefold() for name, text in folded.items()
+    )
+
+
+def _custom_fields_match(wanted: Sequence[tuple[str, str | None]]) -> Callable[[dict], bool]:
+    folded = [(name.casefold(), value.casefold() if value is not None else None) for name, value in wanted]
+
+    def matches(profile: dict) -> bool:
+        held = {
+            ((f["Name"] or "").casefold(), (f["Value"] or "").casefold()) for f in profile["CustomFields"]
+        }
+        names = {name for name, _ in held}
+        return all((name, value) in held if value is not None else name in names for name, value in folded)
+
+    return matches
