@@ -124,6 +124,17 @@ def contract_of(view: Callable[..., Any] | None) -> Contract | None:
     return getattr(view, ATTRIBUTE, None)
 
 
+def operation_names(views: Mapping[str, Callable[..., Any]], plane: str) -> set[str]:
+    """The names of the operations of ``plane`` among an app's views (by endpoint)."""
+    return {
+        name
+        for endpoint, view in views.items()
+        if (found := contract_of(view)) is not None
+        and found.plane == plane
+        and (name := operation_name(endpoint))
+    }
+
+
 def operation_name(endpoint: str | None) -> str | None:
     """An endpoint's operation name, as fault rules and the journal call it: the view's name."""
     return endpoint.rpartition(".")[2] if endpoint and "." in endpoint else None

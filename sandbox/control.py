@@ -18,7 +18,7 @@ from marshmallow import Schema
 from . import control_schemas as payloads
 from . import formats, parts, schemas
 from .clock import timestamp
-from .contract import CONTROL_PREFIX, JSON_ONLY, Answer, Body, Query, View, contract_of, documented
+from .contract import CONTROL_PREFIX, JSON_ONLY, Answer, Body, Query, View, documented, operation_names
 from .errors import NotFound, Unauthorized, invalid
 from .exchange import json_response
 from .journal import matcher
@@ -121,7 +121,7 @@ def add_fault() -> Response:
     spec = _payload(payloads.RULE)
     payloads.check_caps(spec, current_app.config["MAX_DELAY_MS"])
     operation = spec["match"].get("operation")
-    known = vendor_operations()
+    known = operation_names(current_app.view_functions, "vendor")
     if operation is not None and operation not in known:
         raise invalid(
             "match.operation", f"Unknown operation '{operation}'; use one of {', '.join(sorted(known))}."
@@ -131,15 +131,6 @@ def add_fault() -> Response:
     return json_response(
         report, 201, {"Location": url_for(".get_fault", rule_id=report["id"], _external=True)}
     )
-
-
-def vendor_operations() -> set[str]:
-    """The operations a fault rule can name: the names of the vendor's views, from their contracts."""
-    return {
-        endpoint.rpartition(".")[2]
-        for endpoint, view in current_app.view_functions.items()
-        if (found := contract_of(view)) is not None and found.plane == "vendor"
-    }
 
 
 @bp.get("/faults")

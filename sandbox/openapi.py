@@ -33,6 +33,7 @@ from .contract import (
     camel,
     contract_of,
     documented,
+    operation_names,
     route_path,
 )
 from .contract import Body as RequestBody
@@ -174,8 +175,9 @@ def _add_paths(spec: APISpec, app: Flask) -> None:
         spec.path(path=path, operations=item["operations"], parameters=item["parameters"])
 
 
-def _describe_schemas(spec: APISpec, plugin: MarshmallowPlugin) -> None:
-    """Each schema component described by its docstring; the vendor's with their XML names."""
+def _describe_schemas(spec: APISpec, plugin: MarshmallowPlugin, app: Flask) -> None:
+    """Each schema component described by its docstring, the vendor's with their XML names; the
+    operations a fault rule can match, by name."""
     assert plugin.converter is not None
     components = spec.components.schemas
     for key, name in plugin.converter.refs.items():
@@ -191,6 +193,8 @@ def _describe_schemas(spec: APISpec, plugin: MarshmallowPlugin) -> None:
                     nested = plugin.converter.refs[make_schema_key(resolve_schema_instance(inner.nested))]  # type: ignore[arg-type]
                     components[nested].setdefault("xml", {})["name"] = field.metadata["xml_item"]
     components["ConsentStatusEntry"]["xml"]["name"] = "ConsentStatus"
+    operations = components["Match"]["properties"]["operation"]
+    operations["enum"] = sorted(operation_names(app.view_functions, "vendor"))
     components["Error"]["xml"] = {"name": "Error"}  # ASP.NET writes its errors in no namespace
     # A state document's profiles are read one by one as ImportedProfiles, so that every error can
     # be named by client and index: the schema leaves them Raw.
@@ -230,7 +234,7 @@ def build_spec(app: Flask) -> dict:
         },
     )
     _add_paths(spec, app)
-    _describe_schemas(spec, plugin)
+    _describe_schemas(spec, plugin, app)
     return spec.to_dict()
 
 
