@@ -284,7 +284,9 @@ def consent(given: Mapping[str, Any], editor: Editor) -> dict:
         "Expired": given.get("Expired") or False,
         "ExpirationDate": timestamp(schemas.moment(expiration)) if expiration else None,
         "ConsentDate": timestamp(schemas.moment(moment) if moment else editor.now),
-        "Edited": given.get("Edited") or edited(editor),
+        # What a state document's Edited gives is kept, and what it leaves out is generated.
+        "Edited": edited(editor)
+        | {key: value for key, value in (given.get("Edited") or {}).items() if value is not None},
     }
 
 

@@ -245,7 +245,9 @@ class MemoryStore:
         """The active profiles for which ``matches`` is true, by ProfileId."""
         with self._lock:
             tenant = self._tenant(client_id)
-            return copy.deepcopy([p for p in tenant.profiles.values() if p["IsActive"] and matches(p)])
+            found = (p for p in tenant.profiles.values() if p["IsActive"] and matches(p))
+            # An import may store ProfileIds out of order: sort, as the index searches do.
+            return copy.deepcopy(sorted(found, key=lambda p: p["ProfileId"]))
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles.

@@ -1,0 +1,548 @@
+"""The fault registry without HTTP: matching, order, skip, times, odds, expiry, reset, delays, threads."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from werkzeug.datastructures import Headers
+
+from sandbox.control_schemas import RULE
+from sandbox.errors import NotFound
+from sandbox.faults import FaultRegistry, Firing, RequestFacts
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+CAP_MS = 10_000
+
+
+def facts(
+    method: str = "POST",
+    path: str = "/acme/Profile",
+    operation: str | None = "create_profile",
+    client_id: str | None = "acme",
+    headers: object = None,
+) -> RequestFacts:
+    return RequestFacts(method, path, operation, client_id, headers if headers is not None else Headers())
+
+
+def registry_with(*specs: dict, seed: int = 0) -> FaultRegistry:
+    """A registry holding one rule per spec, each loaded as the control plane loads it."""
+    registry = FaultRegistry(seed)
+    for spec in specs:
+        registry.add(RULE.load(spec), NOW)
+    return registry
+
+
+def fire(registry: FaultRegistry, request: RequestFacts | None = None, now: datetime = NOW) -> Firing | None:
+    return registry.fire(request or facts(), now, CAP_MS)
+
+
+def fired_ids(registry: FaultRegistry, count: int, request: RequestFacts | None = None) -> list[str | None]:
+    return [firing.rule_id if (firing := fire(registry, request)) else None for _ in range(count)]
+
+
+def counters(registry: FaultRegistry, rule_id: str = "f1", now: datetime = NOW) -> tuple:
+    report = registry.report(rule_id, now)
+    return report["matched"], report["hits"], report["remaining"], report["state"]
+
+
+ERROR = {"respond": {"status": 503}}
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("match", "request_facts", "fires"),
+    [
+        ({}, facts(), True),
+        ({"method": "POST"}, facts(method="POST"), True),
+        ({"method": "post"}, facts(method="POST"), True),
+        ({"method": ["GET", "PUT"]}, facts(method="PUT"), True),
+        ({"method": ["GET", "PUT"]}, facts(method="POST"), False),
+        ({"path": "/acme/Profile*"}, facts(path="/acme/Profile/12"), True),
+        ({"path": "/acme/Profile*"}, facts(path="/acme/profile/12"), False),
+        ({"path": "/*/Profile/?"}, facts(path="/beta/Profile/7"), True),
+        ({"path": "/*/Profile/?"}, facts(path="/beta/Profile/17"), False),
+        ({"operation": "create_profile"}, facts(operation="create_profile"), True),
+        ({"operation": "create_profile"}, facts(operation="get_profile"), False),
+        ({"operation": "create_profile"}, facts(operation=None), False),
+        ({"clientId": "acme"}, facts(client_id="acme"), True),
+        ({"clientId": "acme"}, facts(client_id="acme-2"), False),
+        ({"clientId": "acme"}, facts(client_id=None), False),
+        ({"headers": {"X-Test-Case": "retry-*"}}, facts(headers=Headers({"x-test-case": "retry-3"})), True),
+        ({"headers": {"x-test-case": "retry-*"}}, facts(headers=Headers({"X-TEST-CASE": "retry-3"})), True),
+        ({"headers": {"X-Test-Case": "retry-*"}}, facts(headers=Headers({"X-Test-Case": "Retry-3"})), False),
+        ({"headers": {"X-Test-Case": "retry-*"}}, facts(headers=Headers({"X-Other": "retry-3"})), False),
+        ({"headers": {"X-Test-Case": "*"}}, facts(headers=Headers()), False),
+        ({"headers": {"X-Test-Case": "*"}}, facts(headers=Headers({"X-Test-Case": ""})), True),
+        ({"headers": {"A": "1", "B": "2"}}, facts(headers=Headers({"A": "1", "B": "2"})), True),
+        ({"headers": {"A": "1", "B": "2"}}, facts(headers=Headers({"A": "1"})), False),
+        ({"headers": {"X-Test-Case": "retry-*"}}, facts(headers={"X-Test-Case": "retry-1"}), True),
+        ({"headers": {"X-Test-Case": "retry-*"}}, facts(headers={}), False),
+        ({"method": "POST", "clientId": "acme", "path": "/acme/*"}, facts(), True),
+        ({"method": "POST", "clientId": "acme", "path": "/beta/*"}, facts(), False),
+    ],
+    ids=[
+        "empty-matches-all", "one-method", "method-lower-case", "method-list-hit", "method-list-miss",
+        "path-glob-hit", "path-glob-is-case-sensitive", "path-question-mark-one-char", "path-question-mark-miss",
+        "operation-hit", "operation-miss", "operation-unknown", "client-hit", "client-miss", "client-none",
+        "header-glob-hit", "header-name-case-ignored", "header-value-glob-is-case-sensitive",
+        "header-absent-other-present", "header-absent-none", "header-empty-value-matches-star",
+        "headers-all-hit", "headers-one-missing", "plain-get-object-hit", "plain-get-object-absent",
+        "all-criteria-hit", "one-criterion-misses",
+    ],
+)  # fmt: skip
+def test_a_rule_fires_only_when_every_criterion_holds(match, request_facts, fires):
+    registry = registry_with({"match": match, **ERROR})
+
+    firing = fire(registry, request_facts)
+
+    assert (firing is not None) == fires
+    assert counters(registry) == ((1, 1, None, "active") if fires else (0, 0, None, "active"))
+
+
+def test_a_plain_object_with_get_serves_as_headers():
+    class Lowered:
+        def __init__(self, **values: str) -> None:
+            self.values = {name.lower(): value for name, value in values.items()}
+
+        def get(self, key: str) -> str | None:
+            return self.values.get(key.lower())
+
+    registry = registry_with({"match": {"headers": {"X-Case": "a*"}}, **ERROR})
+
+    assert fire(registry, facts(headers=Lowered(x_case="no"))) is None
+    assert fire(registry, facts(headers=Lowered(**{"x-case": "abc"}))).rule_id == "f1"
+
+
+# --- order ------------------------------------------------------------------------------------
+
+
+def test_the_first_matching_rule_in_creation_order_fires_and_only_it():
+    registry = registry_with(
+        {"match": {"clientId": "beta"}, **ERROR},
+        {"match": {"method": "POST"}, "respond": {"status": 500}},
+        {"match": {}, "respond": {"status": 502}},
+    )
+
+    firing = fire(registry)
+
+    assert (firing.rule_id, firing.spec["respond"]) == ("f2", {"status": 500})
+    assert [(r["id"], r["matched"], r["hits"]) for r in registry.reports(NOW)] == [
+        ("f1", 0, 0),
+        ("f2", 1, 1),
+        ("f3", 0, 0),
+    ]
+
+
+def test_a_spent_rule_lets_the_next_one_fire():
+    registry = registry_with({"times": 1, **ERROR}, {"times": 2, **ERROR})
+
+    assert fired_ids(registry, 4) == ["f1", "f2", "f2", None]
+
+
+def test_a_deleted_rule_no_longer_fires_and_a_new_one_comes_last():
+    registry = registry_with(ERROR, ERROR)
+    registry.delete("f1")
+    registry.add(RULE.load(ERROR), NOW)
+
+    assert [r["id"] for r in registry.reports(NOW)] == ["f2", "f3"]
+    assert fired_ids(registry, 2) == ["f2", "f2"]
+
+
+# --- skip and times ---------------------------------------------------------------------------
+
+
+def test_skip_lets_the_first_matches_pass_and_counts_them():
+    registry = registry_with({"skip": 2, "times": 1, **ERROR})
+
+    outcomes = fired_ids(registry, 4)
+
+    assert outcomes == [None, None, "f1", None]
+    assert counters(registry) == (3, 1, 0, "spent")
+
+
+def test_skip_counts_only_matching_requests():
+    registry = registry_with({"match": {"method": "GET"}, "skip": 1, **ERROR})
+
+    assert fire(registry, facts(method="POST")) is None
+    assert fire(registry, facts(method="GET")) is None
+    assert fire(registry, facts(method="GET")).rule_id == "f1"
+    assert counters(registry) == (2, 1, None, "active")
+
+
+def test_times_spends_the_rule_after_n_firings():
+    registry = registry_with({"times": 2, **ERROR})
+
+    first, second, third = (fire(registry) for _ in range(3))
+
+    assert (first.hits, first.remaining) == (1, 1)
+    assert (second.hits, second.remaining) == (2, 0)
+    assert third is None
+    assert counters(registry) == (2, 2, 0, "spent")
+
+
+def test_a_spent_rule_counts_no_further_matches():
+    registry = registry_with({"times": 1, **ERROR})
+
+    fired_ids(registry, 5)
+
+    assert counters(registry) == (1, 1, 0, "spent")
+
+
+def test_without_times_a_rule_fires_forever():
+    registry = registry_with(ERROR)
+
+    assert fired_ids(registry, 20) == ["f1"] * 20
+    assert counters(registry) == (20, 20, None, "active")
+
+
+# --- probability ------------------------------------------------------------------------------
+
+
+def probability_outcomes(spec: dict, seed: int = 0, count: int = 40) -> list[bool]:
+    registry = registry_with(spec, seed=seed)
+    return [fire(registry) is not None for _ in range(count)]
+
+
+def test_a_seeded_probability_repeats_its_sequence_in_a_fresh_registry():
+    spec = {"probability": 0.5, "seed": 7, **ERROR}
+
+    first, second = probability_outcomes(spec, seed=1), probability_outcomes(spec, seed=2)
+
+    assert first == second
+    assert 5 < sum(first) < 35
+    assert first != probability_outcomes({**spec, "seed": 8})
+
+
+def test_without_a_seed_the_registry_seed_and_rule_id_decide():
+    spec = {"probability": 0.5, **ERROR}
+    as_f2 = registry_with(spec, spec, seed=3)
+    as_f2.delete("f1")
+
+    same = probability_outcomes(spec, seed=3), probability_outcomes(spec, seed=3)
+    other_seed = probability_outcomes(spec, seed=4)
+    other_id = [fire(as_f2) is not None for _ in range(40)]
+
+    assert same[0] == same[1]
+    assert same[0] != other_seed
+    assert same[0] != other_id
+
+
+def test_a_probability_miss_counts_the_match_but_not_a_hit():
+    outcomes = probability_outcomes({"probability": 0.5, "seed": 7, **ERROR})
+    registry = registry_with({"probability": 0.5, "seed": 7, **ERROR})
+
+    fired_ids(registry, 40)
+
+    assert counters(registry) == (40, sum(outcomes), None, "active")
+
+
+@pytest.mark.parametrize(("probability", "expected"), [(0, False), (0.0, False), (1, True), (1.0, True)])
+def test_probability_zero_never_fires_and_one_always_does(probability, expected):
+    assert probability_outcomes({"probability": probability, **ERROR}, count=200) == [expected] * 200
+
+
+def test_a_probability_miss_lets_the_next_rule_fire():
+    registry = registry_with({"probability": 0, **ERROR}, ERROR)
+
+    assert fired_ids(registry, 2) == ["f2", "f2"]
+    assert counters(registry, "f1") == (2, 0, None, "active")
+
+
+def test_a_full_reset_with_a_seed_draws_as_a_fresh_registry_with_that_seed():
+    spec = {"probability": 0.5, **ERROR}
+    registry = registry_with(spec, seed=1)
+    fired_ids(registry, 5)
+
+    registry.reset(seed=9)
+    registry.add(RULE.load(spec), NOW)
+
+    assert [fire(registry) is not None for _ in range(40)] == probability_outcomes(spec, seed=9)
+
+
+def test_a_full_reset_without_a_seed_keeps_the_registry_seed():
+    spec = {"probability": 0.5, **ERROR}
+    registry = registry_with(spec, seed=5)
+
+    registry.reset()
+    registry.add(RULE.load(spec), NOW)
+
+    assert registry.seed == 5
+    assert [fire(registry) is not None for _ in range(40)] == probability_outcomes(spec, seed=5)
+
+
+# --- expiry -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("offset", "state", "fires"),
+    [(timedelta(milliseconds=-1), "active", True), (timedelta(0), "expired", False),
+     (timedelta(hours=1), "expired", False)],
+    ids=["just-before", "at-expiry", "after"],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    ("lifetime", "expires"),
+    [({"ttl": 90_000}, NOW + timedelta(seconds=90)),
+     ({"expiresAt": "2026-01-01T14:30:00+02:00"}, datetime(2026, 1, 1, 12, 30, tzinfo=UTC))],
+    ids=["ttl", "expiresAt"],
+)  # fmt: skip
+def test_a_rule_expires_at_its_time(lifetime, expires, offset, state, fires):
+    registry = registry_with({**lifetime, **ERROR})
+    moment = expires + offset
+
+    firing = fire(registry, now=moment)
+
+    assert (firing is not None) == fires
+    assert counters(registry, now=moment) == (int(fires), int(fires), None, state)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "shown"),
+    [({"ttl": 1500}, "2026-01-01T12:00:01.500Z"),
+     ({"expiresAt": "2026-01-01T14:30:00+02:00"}, "2026-01-01T12:30:00.000Z"),
+     ({}, None)],
+    ids=["ttl", "expiresAt", "none"],
+)  # fmt: skip
+def test_expiry_is_reported_in_utc_and_the_ttl_is_not(lifetime, shown):
+    registry = registry_with({**lifetime, **ERROR})
+
+    report = registry.report("f1", NOW)
+
+    assert report["expiresAt"] == shown
+    assert "ttl" not in report
+
+
+def test_the_ttl_counts_from_the_time_the_rule_is_added():
+    registry = FaultRegistry(0)
+    added = NOW + timedelta(days=3)
+    registry.add(RULE.load({"ttl": 1000, **ERROR}), added)
+
+    assert fire(registry, now=added + timedelta(milliseconds=999)).rule_id == "f1"
+    assert fire(registry, now=added + timedelta(milliseconds=1000)) is None
+
+
+def test_expiry_wins_over_spent_in_the_state():
+    registry = registry_with({"times": 1, "ttl": 1000, **ERROR})
+    fire(registry)
+
+    assert counters(registry) == (1, 1, 0, "spent")
+    assert counters(registry, now=NOW + timedelta(seconds=1)) == (1, 1, 0, "expired")
+
+
+def test_the_full_report_of_a_rule():
+    registry = FaultRegistry(0)
+    spec = {
+        "match": {"clientId": "acme", "method": "POST"},
+        "respond": {"status": 503, "headers": {"Retry-After": "2"}},
+        "times": 2,
+        "skip": 1,
+        "probability": 1,
+        "seed": 7,
+        "ttl": 60_000,
+    }
+
+    added = registry.add(RULE.load(spec), NOW)
+    fired_ids(registry, 2)
+
+    expected = {
+        "id": "f1",
+        "match": {"clientId": "acme", "method": ["POST"]},
+        "respond": {"status": 503, "headers": {"Retry-After": "2"}},
+        "times": 2,
+        "skip": 1,
+        "probability": 1.0,
+        "seed": 7,
+        "when": "before",
+        "expiresAt": "2026-01-01T12:01:00.000Z",
+    }
+    assert added == {**expected, "matched": 0, "hits": 0, "remaining": 2, "state": "active"}
+    assert registry.reports(NOW) == [{**expected, "matched": 2, "hits": 1, "remaining": 1, "state": "active"}]
+
+
+# --- reports, delete and reset ----------------------------------------------------------------
+
+
+def test_reports_can_be_narrowed_to_a_client():
+    registry = registry_with(
+        {"match": {"clientId": "acme"}, **ERROR}, ERROR, {"match": {"clientId": "beta"}, **ERROR}
+    )
+
+    assert [r["id"] for r in registry.reports(NOW)] == ["f1", "f2", "f3"]
+    assert [r["id"] for r in registry.reports(NOW, "acme")] == ["f1"]
+    assert [r["id"] for r in registry.reports(NOW, "gamma")] == []
+
+
+def test_a_client_reset_removes_only_that_clients_rules_and_ids_keep_counting():
+    registry = registry_with(
+        {"match": {"clientId": "acme"}, **ERROR},
+        {"match": {"clientId": "beta"}, **ERROR},
+        ERROR,
+        {"match": {"clientId": "acme", "method": "GET"}, **ERROR},
+    )
+
+    registry.reset("acme")
+    added = registry.add(RULE.load(ERROR), NOW)
+
+    assert added["id"] == "f5"
+    assert [r["id"] for r in registry.reports(NOW)] == ["f2", "f3", "f5"]
+
+
+def test_a_full_reset_removes_every_rule_and_restarts_the_ids():
+    registry = registry_with({"match": {"clientId": "acme"}, **ERROR}, ERROR)
+
+    registry.reset()
+
+    assert registry.reports(NOW) == []
+    assert fire(registry) is None
+    assert registry.add(RULE.load(ERROR), NOW)["id"] == "f1"
+
+
+@pytest.mark.parametrize(
+    "action",
+    [lambda registry: registry.report("f1", NOW), lambda registry: registry.delete("f1")],
+    ids=["report", "delete"],
+)
+def test_an_unknown_rule_is_not_found(action):
+    registry = registry_with(ERROR)
+    registry.delete("f1")
+
+    with pytest.raises(NotFound) as raised:
+        action(registry)
+
+    assert (raised.value.status, raised.value.message) == (404, "No fault rule 'f1' exists.")
+    assert registry.reports(NOW) == []
+
+
+# --- delays, noise and the firing -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delay", "cap_ms", "seconds"),
+    [(None, 10_000, 0.0), ({"fixed": 250}, 10_000, 0.25), ({"fixed": 0}, 10_000, 0.0),
+     ({"fixed": 5000}, 1200, 1.2), ({"uniform": {"lower": 40, "upper": 40}}, 10_000, 0.04),
+     ({"uniform": {"lower": 3000, "upper": 4000}}, 100, 0.1),
+     ({"lognormal": {"median": 5000, "sigma": 0}}, 1200, 1.2)],
+    ids=["none", "fixed", "fixed-zero", "fixed-capped", "uniform-degenerate", "uniform-capped",
+         "lognormal-capped"],
+)  # fmt: skip
+def test_delays_are_in_seconds_and_cut_at_the_cap(delay, cap_ms, seconds):
+    spec = {**ERROR, **({"delay": delay} if delay else {})}
+    registry = registry_with(spec)
+
+    assert registry.fire(facts(), NOW, cap_ms).delay == seconds
+
+
+def test_a_uniform_delay_stays_within_its_bounds_and_varies():
+    registry = registry_with({"delay": {"uniform": {"lower": 10, "upper": 50}}, "seed": 3})
+
+    delays = [fire(registry).delay for _ in range(200)]
+
+    assert all(0.010 <= delay <= 0.050 for delay in delays)
+    assert min(delays) < 0.015
+    assert max(delays) > 0.045
+    fresh = registry_with({"delay": {"uniform": {"lower": 10, "upper": 50}}, "seed": 3})
+    assert [fire(fresh).delay for _ in range(200)] == delays
+
+
+def test_a_lognormal_delay_follows_its_seed_and_is_cut_at_the_cap():
+    spec = {"delay": {"lognormal": {"median": 100, "sigma": 2}}, "seed": 11}
+    first, second = registry_with(spec), registry_with(spec)
+
+    delays = [first.fire(facts(), NOW, 300).delay for _ in range(100)]
+
+    assert delays == [second.fire(facts(), NOW, 300).delay for _ in range(100)]
+    assert all(0 < delay <= 0.3 for delay in delays)
+    assert 0.3 in delays
+    assert min(delays) < 0.1
+
+
+def test_noise_is_64_bytes_and_seeded():
+    spec = {"fault": {"type": "RANDOM_DATA_THEN_CLOSE"}, "seed": 4}
+
+    first, second = fire(registry_with(spec)), fire(registry_with(spec))
+    registry = registry_with(spec)
+    one, two = fire(registry), fire(registry)
+
+    assert len(first.noise) == 64
+    assert first.noise == second.noise == one.noise
+    assert two.noise != one.noise
+
+
+def test_the_firing_carries_the_rule_and_its_journal_entry():
+    registry = registry_with({"match": {"clientId": "acme"}, "respond": {"status": 429}, "times": 3})
+
+    firing = fire(registry)
+
+    assert (firing.rule_id, firing.when, firing.hits, firing.remaining, firing.delay) == (
+        "f1",
+        "before",
+        1,
+        2,
+        0.0,
+    )
+    assert firing.spec["respond"] == {"status": 429}
+    assert firing.journal() == {"id": "f1", "when": "before", "hits": 1, "remaining": 2}
+
+
+def test_the_journal_of_an_unlimited_rule_has_no_remaining():
+    registry = registry_with({"when": "after", **ERROR})
+
+    assert fire(registry).journal() == {"id": "f1", "when": "after", "hits": 1, "remaining": None}
+
+
+@pytest.mark.parametrize(
+    ("spec", "when"),
+    [({"respond": {"status": 503}}, "before"),
+     ({"delay": {"fixed": 10}}, "before"),
+     ({"fault": {"type": "CONNECTION_RESET_BY_PEER"}}, "before"),
+     ({"fault": {"type": "HANG"}}, "before"),
+     ({"fault": {"type": "TRUNCATED_RESPONSE"}}, "after"),
+     ({"fault": {"type": "DRIBBLE"}}, "after"),
+     ({"respond": {"status": 503}, "when": "after"}, "after"),
+     ({"fault": {"type": "EMPTY_RESPONSE"}, "when": "after"}, "after"),
+     ({"fault": {"type": "DRIBBLE"}, "when": "after"}, "after")],
+    ids=["respond", "delay", "reset", "hang", "truncated", "dribble", "respond-after", "empty-after",
+         "dribble-explicit"],
+)  # fmt: skip
+def test_when_defaults_to_before_except_for_response_shaping_faults(spec, when):
+    registry = registry_with(spec)
+
+    assert registry.report("f1", NOW)["when"] == when
+    assert fire(registry).when == when
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+
+def test_concurrent_requests_consume_a_rule_exactly():
+    registry = registry_with({"match": {"clientId": "acme"}, "times": 50, **ERROR})
+    threads, per_thread = 8, 100
+    firings: list[Firing] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def worker() -> None:
+        start.wait()
+        mine = [firing for _ in range(per_thread) if (firing := fire(registry)) is not None]
+        with lock:
+            firings.extend(mine)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can, to expose any race
+    try:
+        workers = [threading.Thread(target=worker) for _ in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+    assert len(firings) == 50
+    assert sorted(firing.hits for firing in firings) == list(range(1, 51))
+    assert sorted(firing.remaining for firing in firings) == list(range(50))
+    assert counters(registry) == (50, 50, 0, "spent")
