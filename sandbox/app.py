@@ -33,13 +33,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     check_config(app.config)
     app.url_map.converters["client"] = ClientIdConverter
     app.extensions[parts.EXTENSION] = sandbox = parts.Parts.from_config(app.config)
-    pipeline.install(app)
-    exchange.init_app(app)
     app.register_blueprint(control.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.bp, url_prefix="/Profiles", name="prefixed_api")
+    pipeline.install(app)
+    exchange.init_app(app)
     if app.config["SEED_FILE"]:
         _seed(sandbox, app.config, app.config["SEED_FILE"])
     return app

@@ -76,21 +76,25 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
 
 
 def _warn(response: Response, warnings: list[str]) -> None:
-    """Tell the client, header by header, what the vendor would silently ignore."""
-    current_record().warnings.extend(warnings)
+    """Tell the client, header by header, what the vendor would silently ignore; the journal
+    keeps the same lines."""
     limit = current_app.config["MAX_WARNINGS"]
-    for warning in warnings[:limit]:
-        # Field names come from the client: escape what a header cannot carry (newlines, non-ASCII).
-        response.headers.add("X-Sandbox-Warning", warning.encode("unicode_escape").decode("ascii"))
+    # Field names come from the client: escape what a header cannot carry (newlines, non-ASCII,
+    # lone surrogates), which JSON cannot carry either.
+    told = [warning.encode("unicode_escape").decode("ascii") for warning in warnings[:limit]]
     if len(warnings) > limit:
-        response.headers.add("X-Sandbox-Warning", f"and {len(warnings) - limit} more")
+        told.append(f"and {len(warnings) - limit} more")
+    for line in told:
+        response.headers.add("X-Sandbox-Warning", line)
+    current_record().warnings.extend(told)
 
 
 def render_error(error: errors.VendorError) -> Response:
     """The vendor's error document in the negotiated format (JSON if negotiation itself failed)."""
     record = current_record()
     record.error = {"status": error.status, **error.body()}
-    record.conflict = error.conflict
+    if error.conflict is not None:  # an injected error that replaces a 409 keeps its conflict
+        record.conflict = error.conflict
     try:
         media_type = response_type()
     except errors.NotAcceptable:

@@ -38,10 +38,20 @@ MESSAGES = {
 }
 
 
+SECRET_PATHS = "sandbox.secret_paths"
+
+
 def install(app: Flask) -> None:
-    """Put ``app``'s requests through the pipeline."""
+    """Put ``app``'s requests through the pipeline (once its blueprints are registered)."""
     if app.config["LOG_FORMAT"] not in LOG_FORMATS:
         raise ValueError(f"SANDBOX_LOG_FORMAT must be text or json, not {app.config['LOG_FORMAT']!r}")
+    # By path, not by the view a request reached: a wrong method on the token path reaches none,
+    # and its body holds the secret all the same.
+    app.extensions[SECRET_PATHS] = frozenset(
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if (found := contract_of(app.view_functions[rule.endpoint])) is not None and found.secret_body
+    )
     app.before_request(_before)
     app.after_request(_after)
     app.wsgi_app = ConnectionFaults(app.wsgi_app, app.config["MAX_DELAY_MS"])  # type: ignore[method-assign]
@@ -166,7 +176,7 @@ class ConnectionFaults:
 
 def _journal_entry(record: RequestRecord, response: Response) -> dict:
     limit = current_app.config["MAX_JOURNAL_BODY"]
-    body = _kept_body(record)
+    body = _kept_body()
     moment = parts.current().clock.now()
     entry = {
         "moment": moment,
@@ -191,10 +201,10 @@ def _journal_entry(record: RequestRecord, response: Response) -> dict:
     return entry | {key: value for key, value in decided.items() if value is not None}
 
 
-def _kept_body(record: RequestRecord) -> str:
+def _kept_body() -> str:
     """The request body as the journal keeps it: read only now, after authentication and the view
     (which read it through the same cache), and never one that carries secrets."""
-    if record.contract is not None and record.contract.secret_body:
+    if request.path.rstrip("/") in current_app.extensions[SECRET_PATHS]:
         return REDACTED
     try:
         return request.get_data(cache=True).decode("utf-8", "replace")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import Served, minimal_profile, post_json, send
+from helpers import Served, minimal_profile, post_json, send, send_bytes
 
 from sandbox.control_client import ControlClient, ControlError
 
@@ -133,3 +133,42 @@ def test_the_client_refuses_unknown_filters(control):
         control.count(colour="red")
     with pytest.raises(ControlError):
         control.fault("f-none")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/oauth/token"), ("PUT", "/oauth/token"), ("POST", "/oauth/token/")]
+)
+def test_a_token_request_body_is_redacted_whatever_its_method_or_route(control, base_url, method, path):
+    secret = f"secret-{method}-{len(path)}"
+    form = f"grant_type=client_credentials&scope=acme/alice&client_id=cid&client_secret={secret}"
+
+    response = send_bytes(method, f"{base_url}{path}", form.encode(), "application/x-www-form-urlencoded")
+
+    assert response.status_code in (404, 405)
+    entries = control.requests(path=path)
+    assert entries and entries[-1]["body"] == "[redacted]"
+    assert secret not in str(entries)
+
+
+def test_an_injected_error_after_a_conflict_keeps_the_conflict(control, client_id, profile_url):
+    first = post_json(profile_url, minimal_profile(AlternateIds=PAIR)).json()
+    control.add_fault(match={"clientId": client_id}, when="after", respond={"status": 500}, times=1)
+
+    response = post_json(profile_url, minimal_profile(AlternateIds=PAIR))
+
+    entry = control.requests(client_id=client_id)[-1]
+    assert (response.status_code, entry["status"]) == (500, 500)
+    assert entry["conflict"] == {**PAIR[0], "heldBy": first["ProfileId"]}
+
+
+def test_warnings_are_journaled_as_the_headers_say_them_escaped_and_capped(control, client_id, profile_url):
+    unknown = {f"Extra{index}": 1 for index in range(90)}
+
+    response = post_json(profile_url, {**minimal_profile(), "Odd\ud800": 1, **unknown})
+
+    [entry] = control.requests(client_id=client_id)
+    told = [line.strip() for line in response.headers["X-Sandbox-Warning"].split(",")]
+    assert entry["warnings"] == told
+    assert entry["warnings"][0] == "ignored unknown field 'Odd\\ud800'"
+    assert len(entry["warnings"]) == 21
+    assert entry["warnings"][-1] == "and 71 more"
