@@ -35,7 +35,7 @@ ALTERNATE_ID_QUERY = ("alternateIdType", "alternateId")
 
 # --- the contracts' common parts ------------------------------------------------------------
 
-WARNINGS = {"X-Sandbox-Warning": "One per unknown or read-only field that was ignored."}
+WARNINGS = {"X-Sandbox-Warning": "One per thing the vendor might treat differently (a field ignored, ...)."}
 WRITE_ERRORS = dict.fromkeys((400, 401, 403, 404, 406, 409, 413, 415))
 READ_ERRORS = dict.fromkeys((400, 401, 403, 404, 406))
 NOT_HELD = {404: "No active profile holds the AlternateId."}
@@ -95,9 +95,9 @@ def _editor(client_id: str) -> Editor:
 
 
 def _read_profile() -> tuple[dict, list[str]]:
-    """This request's body as a validated profile document, and the fields the vendor would ignore."""
+    """This request's body as a validated profile document, and what the vendor might read otherwise."""
     body = exchange.read(CREATE, "CreateUserProfile")
-    return schemas.load(CREATE, body.data), body.ignored
+    return schemas.load(CREATE, body.data), body.warnings
 
 
 def _read_patch() -> list[dict]:
@@ -170,7 +170,7 @@ def create_profile(client_id: str) -> Response:
 
     With ``?alternateIdType=...&alternateId=...`` it is an upsert: the active profile holding that
     AlternateId is merged with the body (200), or a new one is created holding it (201)."""
-    sent, ignored = _read_profile()
+    sent, warnings = _read_profile()
     editor = _editor(client_id)
     addressed = _alternate_id_query()
     if addressed is None:
@@ -178,9 +178,9 @@ def create_profile(client_id: str) -> Response:
     else:
         stored, created = _service().upsert(client_id, addressed, sent, editor)
     if not created:
-        return _one(stored, warnings=ignored)
+        return _one(stored, warnings=warnings)
     location = url_for(".get_profile", client_id=client_id, profile_id=stored["ProfileId"], _external=True)
-    return _one(stored, 201, headers={"Location": location}, warnings=ignored)
+    return _one(stored, 201, headers={"Location": location}, warnings=warnings)
 
 
 @bp.get(PROFILES)
@@ -257,8 +257,8 @@ def replace_by_alternate_id(client_id: str) -> Response:
     """Overwrite the active profile holding ``?alternateIdType=...&alternateId=...`` (as PUT by id;
     the AlternateId it is addressed by is kept); 404 if none holds it."""
     addressed = _required_alternate_id_query()
-    sent, ignored = _read_profile()
-    return _one(_service().replace(client_id, addressed, sent, _editor(client_id)), warnings=ignored)
+    sent, warnings = _read_profile()
+    return _one(_service().replace(client_id, addressed, sent, _editor(client_id)), warnings=warnings)
 
 
 @bp.patch(PROFILES)
@@ -325,8 +325,8 @@ def get_profile(client_id: str, profile_id: int) -> Response:
 def replace_profile(client_id: str, profile_id: int) -> Response:
     """Overwrite a profile: what the body omits becomes empty or takes its default (IsActive
     stays as it is unless given). 400 and 409 as for a create; nothing changes on an error."""
-    sent, ignored = _read_profile()
-    return _one(_service().replace(client_id, profile_id, sent, _editor(client_id)), warnings=ignored)
+    sent, warnings = _read_profile()
+    return _one(_service().replace(client_id, profile_id, sent, _editor(client_id)), warnings=warnings)
 
 
 @bp.post(BY_ID)
@@ -338,8 +338,8 @@ def replace_profile(client_id: str, profile_id: int) -> Response:
 )
 def merge_profile(client_id: str, profile_id: int) -> Response:
     """Merge the body into a profile: only what is sent changes (see ``profiles.merge``)."""
-    sent, ignored = _read_profile()
-    return _one(_service().merge(client_id, profile_id, sent, _editor(client_id)), warnings=ignored)
+    sent, warnings = _read_profile()
+    return _one(_service().merge(client_id, profile_id, sent, _editor(client_id)), warnings=warnings)
 
 
 @bp.patch(BY_ID)
@@ -415,7 +415,7 @@ def add_consents(client_id: str, profile_id: int) -> Response:
     body = exchange.read(CONSENTS, "CreateCustomerConsentList")
     consents = schemas.load(CONSENTS, body.data)["Consents"]
     stored = _service().add_consents(client_id, profile_id, consents, _editor(client_id))
-    return _one(stored, warnings=body.ignored)
+    return _one(stored, warnings=body.warnings)
 
 
 @bp.get("/<client:client_id>/ConsentStatus")

@@ -37,10 +37,11 @@ logging.getLogger("dicttoxml").setLevel(logging.WARNING)
 
 @dataclass
 class Body:
-    """A request body read off the wire: its data, and the fields the vendor would ignore."""
+    """A request body read off the wire: its data, and warnings of what the vendor would read
+    differently (fields it ignores, ...)."""
 
     data: Any
-    ignored: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def is_xml(media_type: str | None) -> bool:
@@ -157,7 +158,7 @@ def _read_xml(raw: bytes, schema: Schema, root: str, max_depth: int) -> Body:
             f"Encountered element '{name}' from namespace '{namespace}'.",
         )
     body = Body(None)
-    body.data = _xml_object(element, schema, "", body.ignored)
+    body.data = _xml_object(element, schema, "", body.warnings)
     return body
 
 
