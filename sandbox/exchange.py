@@ -58,7 +58,7 @@ def respond(
     dumped = schema.dump(data, many=isinstance(data, list))
     body = formats.render(dumped, media_type, schema, root, item)
     response = _response(body, status, media_type, headers)
-    _warn(response, list(warnings))
+    current_record().warnings.extend(warnings)
     return response
 
 
@@ -73,20 +73,6 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
     return Response(
         json.dumps(data, ensure_ascii=False), status, headers=dict(headers or {}), mimetype="application/json"
     )
-
-
-def _warn(response: Response, warnings: list[str]) -> None:
-    """Tell the client, header by header, what the vendor would silently ignore; the journal
-    keeps the same lines."""
-    limit = current_app.config["MAX_WARNINGS"]
-    # Field names come from the client: escape what a header cannot carry (newlines, non-ASCII,
-    # lone surrogates), which JSON cannot carry either.
-    told = [warning.encode("unicode_escape").decode("ascii") for warning in warnings[:limit]]
-    if len(warnings) > limit:
-        told.append(f"and {len(warnings) - limit} more")
-    for line in told:
-        response.headers.add("X-Sandbox-Warning", line)
-    current_record().warnings.extend(told)
 
 
 def render_error(error: errors.VendorError) -> Response:

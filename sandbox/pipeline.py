@@ -2,10 +2,11 @@
 
 Before the view (``_before``): the request's record is filled in; a fault rule may fire; a vendor
 request is authenticated, then its ``Accept`` negotiated, all before its body is read. After it
-(``_after``): a fault that fires after the operation hits the response; the journal records the
-vendor request; one log line is written. Around it all, a WSGI middleware starts the record and
-carries out connection faults on the client's real socket. Faults come before authentication on
-purpose: an outage answers before the vendor's application looks at credentials.
+(``_after``): a fault that fires after the operation hits the response; the warnings gathered on
+the way become ``X-Sandbox-Warning`` headers; the journal records the vendor request; one log line
+is written. Around it all, a WSGI middleware starts the record and carries out connection faults
+on the client's real socket. Faults come before authentication on purpose: an outage answers
+before the vendor's application looks at credentials.
 """
 
 from __future__ import annotations
@@ -83,10 +84,23 @@ def _after(response: Response) -> Response:
     record = current_record()
     if record.firing is not None and record.firing.when == "after":
         response = _carry_out(record, record.firing, response)
+    told = _told(record.warnings)
+    for line in told:
+        response.headers.add("X-Sandbox-Warning", line)
     if not record.control:
-        parts.current().journal.record(_journal_entry(record, response))
+        parts.current().journal.record(_journal_entry(record, response, told))
     _log_line(record, response)
     return response
+
+
+def _told(warnings: list[str]) -> list[str]:
+    """The warnings as the client is told them, one header each, and as the journal keeps them:
+    escaped (they may hold a client's field names: newlines, non-ASCII, lone surrogates) and capped."""
+    limit = current_app.config["MAX_WARNINGS"]
+    told = [warning.encode("unicode_escape").decode("ascii") for warning in warnings[:limit]]
+    if len(warnings) > limit:
+        told.append(f"and {len(warnings) - limit} more")
+    return told
 
 
 # --- faults ---------------------------------------------------------------------------------
@@ -174,7 +188,7 @@ class ConnectionFaults:
 # --- the journal entry and the log line -----------------------------------------------------
 
 
-def _journal_entry(record: RequestRecord, response: Response) -> dict:
+def _journal_entry(record: RequestRecord, response: Response, told: list[str]) -> dict:
     limit = current_app.config["MAX_JOURNAL_BODY"]
     body = _kept_body()
     moment = parts.current().clock.now()
@@ -196,7 +210,7 @@ def _journal_entry(record: RequestRecord, response: Response) -> dict:
         "error": record.error,
         "conflict": record.conflict,
         "fault": record.firing.journal() if record.firing else None,
-        "warnings": record.warnings or None,
+        "warnings": told or None,
     }
     return entry | {key: value for key, value in decided.items() if value is not None}
 
