@@ -1,10 +1,11 @@
 """The vendor's Authorization schemes: PNAUTHINFO3 signatures and OAuth 2.0 bearer tokens.
 
-Modes (``SANDBOX_AUTH_MODE``): ``off`` checks nothing; ``lenient`` (the default) wants a
-well-formed header of a known scheme and takes its UserId, checking no secret, signature or time;
-``strict`` checks clients, users, secrets, signatures, time windows and permissions against
-``SANDBOX_AUTH_FILE``. Verification takes its inputs explicitly (the header, the clientId, the
-method, the time): it knows nothing of HTTP frameworks.
+Modes (``SANDBOX_AUTH_MODE``): ``off`` checks nothing; ``lenient`` (the default) checks what the
+vendor would check without a secret (a well-formed header of a known scheme, an ISO 8601 timestamp
+neither in the future nor out of the window) and verifies a signature only where the user's secret
+is configured, warning where it is not; ``strict`` checks clients, users, secrets, signatures, time
+windows and permissions against ``SANDBOX_AUTH_FILE``. Verification takes its inputs explicitly
+(the header, the clientId, the method, the time): it knows nothing of HTTP frameworks.
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ class Token:
     expires: datetime
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who calls (None: authentication is off), and what the sandbox let pass unchecked."""
+
+    user: str | None
+    warnings: tuple[str, ...] = ()
+
+
 class Authority:
     """Who may call: the mode, the strict mode's directory (clients, users, secrets, permissions,
     OAuth clients), and the bearer tokens issued, in any mode."""
@@ -123,11 +132,11 @@ class Authority:
         """A configured user of a configured client, or None."""
         return self.clients.get(client_id, {}).get("users", {}).get(user_id)
 
-    def authenticate(self, header: str, client_id: str, method: str, now: datetime) -> str | None:
-        """The UserId behind an ``Authorization`` header of a vendor request, or a 401/403/404 as
-        the mode decides (None: mode off)."""
+    def authenticate(self, header: str, client_id: str, method: str, now: datetime) -> Caller:
+        """Who is behind an ``Authorization`` header of a vendor request, or a 401/403/404 as the
+        mode decides."""
         if self.mode == "off":
-            return None
+            return Caller(None)
         header = header.strip()
         if not header:
             raise _refuse(MISSING)
@@ -135,18 +144,20 @@ class Authority:
         if self.strict and client_id not in self.clients:
             raise NotFound(f"The clientId '{client_id}' is not valid.")
         if scheme.lower() == "bearer":
-            user_id = self._bearer(parameters.strip(), client_id, now)
+            caller = self._bearer(parameters.strip(), client_id, now)
         else:
-            user_id = self._pnauthinfo3(scheme, parameters, client_id, now)
+            caller = self._pnauthinfo3(scheme, parameters, client_id, now)
         if self.strict:
             needed = PERMISSIONS.get(method, "write")
             # Both schemes let only a configured user through in strict mode; `or {}` is for the type.
-            user = self.user(client_id, user_id) or {}
+            user = self.user(client_id, caller.user or "") or {}
             if needed not in user.get("permissions", []):
-                raise Forbidden(f"The user '{user_id}' lacks the '{needed}' permission for this request.")
-        return user_id
+                raise Forbidden(f"The user '{caller.user}' lacks the '{needed}' permission for this request.")
+        return caller
 
-    def _pnauthinfo3(self, scheme: str, parameters: str, client_id: str, now: datetime) -> str:
+    def _pnauthinfo3(self, scheme: str, parameters: str, client_id: str, now: datetime) -> Caller:
+        """Every mode checks what needs no secret (scheme, parameters, the timestamp and its window);
+        the signature is checked where the user's secret is known, and must be in strict mode."""
         found = SCHEME.fullmatch(scheme)
         if found is None:
             raise _refuse(BAD_SCHEME)
@@ -154,14 +165,20 @@ class Authority:
         if given is None:
             raise _refuse(UNAUTHENTICATED)
         user_id = given["user"]
-        if not self.strict:
-            return user_id
         issued = _issued(given["issued"], now)
         if abs(now - issued) > self.window:
             raise _refuse(SKEWED)
         user = self.user(client_id, user_id)
         if user is None:
-            raise _refuse(UNAUTHENTICATED)
+            if self.strict:
+                raise _refuse(UNAUTHENTICATED)
+            return Caller(
+                user_id,
+                (
+                    f"PNAUTHINFO3 signature not verified: no secret is configured for "
+                    f"UserId '{user_id}' of '{client_id}' (SANDBOX_AUTH_FILE)",
+                ),
+            )
         expected = signature(
             client_id,
             user_id,
@@ -172,19 +189,20 @@ class Authority:
         )
         if not hmac.compare_digest(expected.encode(), given["signature"].encode()):
             raise _refuse(UNAUTHENTICATED)
-        return user_id
+        return Caller(user_id)
 
-    def _bearer(self, value: str, client_id: str, now: datetime) -> str:
+    def _bearer(self, value: str, client_id: str, now: datetime) -> Caller:
         if not value:
             raise _refuse(UNAUTHENTICATED)
         token = self.token(value, now)
         if token is None:
             if self.strict:
                 raise _refuse(UNAUTHENTICATED)
-            return self.default_user  # lenient: any well-formed token will do
+            # Lenient: a token this sandbox did not issue (one from the vendor's token API) will do.
+            return Caller(self.default_user, ("bearer token not issued by this sandbox: accepted unchecked",))
         if token.client_id != client_id:
             raise _refuse(UNAUTHENTICATED)
-        return token.user_id
+        return Caller(token.user_id)
 
     def grant(
         self, client_id: str, user_id: str, oauth_id: str, oauth_secret: str, now: datetime

@@ -73,9 +73,11 @@ def _before() -> Response | None:
     if record.plane == "vendor":
         sandbox = parts.current()
         header = request.headers.get("Authorization", "")
-        record.user = sandbox.authority.authenticate(
+        caller = sandbox.authority.authenticate(
             header, record.client_id or "", request.method, sandbox.clock.now()
         )
+        record.user = caller.user
+        record.warnings.extend(caller.warnings)
         exchange.response_type()  # 406 before anything is read or stored
     return None
 

@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import requests
 
+from sandbox.auth import pnauthinfo3_header
 from sandbox.pytest_plugin import InProcessServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -54,13 +56,27 @@ def post_json(url: str, body: object, **headers: str) -> requests.Response:
     )
 
 
-# A well-formed header, as the default (lenient) authentication wants on every vendor request.
-AUTH = {"Authorization": "PNAUTHINFO3-HMAC-SHA256 Credential=tester/2026-01-01T00:00:00 Signature=dGVzdA=="}
+def auth(moment: datetime | None = None) -> dict[str, str]:
+    """A well-formed header of UserId ``tester``, issued at ``moment`` (default: now), as the default
+    (lenient) authentication wants on every vendor request: it checks the timestamp, not the
+    signature (no secret is configured)."""
+    return {"Authorization": pnauthinfo3_header("any", "tester", "no-secret", moment)}
+
+
+# What lenient authentication says of every request that ``auth()`` signs: no secret is configured.
+UNVERIFIED = "PNAUTHINFO3 signature not verified"
+
+
+def warnings_of(response: requests.Response) -> list[str]:
+    """The ``X-Sandbox-Warning`` lines of a response, but for lenient authentication's own."""
+    return [
+        line for line in response.raw.headers.getlist("X-Sandbox-Warning") if not line.startswith(UNVERIFIED)
+    ]
 
 
 def _headers(headers: dict[str, str]) -> dict[str, str]:
-    """``AUTH`` plus ``headers`` (underscores in names become hyphens)."""
-    return {**AUTH, **{name.replace("_", "-"): value for name, value in headers.items()}}
+    """``auth()`` plus ``headers`` (underscores in names become hyphens)."""
+    return {**auth(), **{name.replace("_", "-"): value for name, value in headers.items()}}
 
 
 def minimal_profile(**fields: object) -> dict:
@@ -112,13 +128,13 @@ def patch(url: str, operations: object) -> requests.Response:
 
 
 class Vendor:
-    """``requests``' verbs for vendor calls: ``AUTH`` is added to the headers of every one."""
+    """``requests``' verbs for vendor calls: ``auth()`` is added to the headers of every one."""
 
     @staticmethod
     def request(
         method: str, url: str, headers: dict[str, str] | None = None, **kwargs: object
     ) -> requests.Response:
-        return requests.request(method, url, headers={**AUTH, **(headers or {})}, **kwargs)
+        return requests.request(method, url, headers={**auth(), **(headers or {})}, **kwargs)
 
     def get(self, url: str, **kwargs: object) -> requests.Response:
         return self.request("GET", url, **kwargs)

@@ -89,18 +89,56 @@ def test_lenient_wants_a_well_formed_header(lenient, authorization, cause):
 @pytest.mark.parametrize(
     "scheme", ["PNAUTHINFO3-HMAC-SHA256", "pnauthinfo3-hmac-sha512", "PnAuthInfo3-SHA384"]
 )
-def test_lenient_takes_the_user_id_and_checks_no_signature(lenient, scheme):
-    response = create(lenient.url, f"{scheme} Credential=carol/not-even-a-date Signature=bogus")
+def test_lenient_takes_the_user_id_and_warns_that_it_checked_no_signature(lenient, scheme):
+    issued = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+    response = create(lenient.url, f"{scheme} Credential=carol/{issued} Signature=bogus")
 
     assert response.status_code == 201
     assert response.json()["Edited"]["CreatedBy"] == response.json()["Edited"]["ModifiedBy"] == "carol"
+    assert response.raw.headers.getlist("X-Sandbox-Warning") == [
+        "PNAUTHINFO3 signature not verified: no secret is configured for UserId 'carol' of 'acme' "
+        "(SANDBOX_AUTH_FILE)"
+    ]
 
 
-def test_lenient_accepts_any_bearer_token(lenient):
+@pytest.mark.parametrize(
+    ("issued", "cause"),
+    [
+        ("not-even-a-date", "The specified date does not match an expected ISO 8601 format"),
+        ("2026-13-01T00:00:00", "The specified date does not match an expected ISO 8601 format"),
+        ("+1h", "The specified date does not match an expected ISO 8601 format"),
+        ("-16m", "The difference between the issued timestamp and the current time is too large"),
+    ],
+)
+def test_lenient_checks_what_needs_no_secret_the_timestamp_and_its_window(lenient, issued, cause):
+    offsets = {"+1h": timedelta(hours=1), "-16m": -timedelta(minutes=16)}
+    if issued in offsets:
+        issued = (datetime.now(UTC) + offsets[issued]).strftime("%Y-%m-%dT%H:%M:%S")
+
+    response = create(lenient.url, f"PNAUTHINFO3-HMAC-SHA256 Credential=carol/{issued} Signature=x")
+
+    assert (response.status_code, response.json()) == (401, {"Message": cause})
+
+
+def test_lenient_verifies_the_signature_where_a_secret_is_configured():
+    with Served({"AUTH_FILE": str(FIXTURES / "auth.json")}) as served:
+        now = datetime.now(UTC)
+        good = create(served.url, signed(moment=now))
+        forged = create(served.url, signed(secret="wrong", moment=now))
+
+    assert (good.status_code, good.raw.headers.getlist("X-Sandbox-Warning")) == (201, [])
+    assert (forged.status_code, forged.json()) == (401, {"Message": "Unable to authenticate request"})
+
+
+def test_lenient_accepts_any_bearer_token_with_a_warning(lenient):
     response = create(lenient.url, "Bearer anything")
 
     assert response.status_code == 201
     assert response.json()["Edited"]["CreatedBy"] == "sandbox"
+    assert (
+        response.headers["X-Sandbox-Warning"] == "bearer token not issued by this sandbox: accepted unchecked"
+    )
 
 
 def test_401_in_xml(lenient):

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import AUTH, minimal_profile
+from helpers import auth, minimal_profile
 
 from sandbox.control_client import ControlClient
 
@@ -34,7 +34,7 @@ def exchange(port: int, client_id: str, timeout: float = 10, stray: bytes = b"")
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request(
-            "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json", **AUTH}
+            "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json", **auth()}
         )
         if stray:
             time.sleep(0.1)  # after the server has read the request: the bytes wait in the socket
@@ -75,7 +75,7 @@ def test_malformed_chunk_before_promises_200(server, client_id):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request(
-            "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json", **AUTH}
+            "POST", f"/{client_id}/Profile", body=BODY, headers={"Content-Type": "application/json", **auth()}
         )
         response = connection.getresponse()
         status = response.status
@@ -104,7 +104,7 @@ def test_urllib_sees_a_reset_as_an_error(server, client_id):
     request = urllib.request.Request(
         f"{control.base_url}/{client_id}/Profile",
         data=BODY,
-        headers={"Content-Type": "application/json", **AUTH},
+        headers={"Content-Type": "application/json", **auth()},
     )
 
     with pytest.raises((urllib.error.URLError, ConnectionResetError)):

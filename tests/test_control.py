@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 import requests
-from helpers import FIXTURES, Served, fixture_json, minimal_profile, post_json, send
+from helpers import FIXTURES, Served, auth, fixture_json, minimal_profile, post_json, send
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -176,11 +177,12 @@ def test_unusable_seed_file_is_refused(tmp_path, content, message):
 
 
 def test_clock_drives_edited_timestamps(control, profile_url):
-    control.set_clock("2030-01-01T09:00:00Z")
+    frozen = datetime(2030, 1, 1, 9, tzinfo=UTC)
+    control.set_clock(frozen)
     try:
-        created = post_json(profile_url, minimal_profile()).json()
+        created = post_json(profile_url, minimal_profile(), **auth(frozen)).json()
         advanced = control.advance_clock(900)
-        updated = send("POST", f"{profile_url}/{created['ProfileId']}", {}).json()
+        updated = send("POST", f"{profile_url}/{created['ProfileId']}", {}, **auth(frozen)).json()
     finally:
         released = control.release_clock()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
-from helpers import Served, minimal_profile, post_json, xml_of
+from helpers import Served, auth, minimal_profile, post_json, xml_of
 
 from sandbox.control_client import ControlClient, ControlError
 
@@ -151,12 +152,13 @@ def test_probability_with_a_seed_repeats_its_pattern(control, client_id, profile
 
 
 def test_expiry_follows_the_sandbox_clock(client_id, profile_url, control):
-    control.set_clock("2030-01-01T00:00:00Z")
+    frozen = datetime(2030, 1, 1, tzinfo=UTC)
+    control.set_clock(frozen)
     try:
         control.add_fault(match={"clientId": client_id}, respond={"status": 503}, ttl=60_000)
-        before = create(profile_url).status_code
+        before = create(profile_url, **auth(frozen)).status_code
         control.advance_clock(61)
-        after = create(profile_url).status_code
+        after = create(profile_url, **auth(frozen)).status_code
         [rule] = control.faults(client_id)
     finally:
         control.release_clock()

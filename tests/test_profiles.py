@@ -26,7 +26,7 @@ def test_edited_is_set_in_utc_by_the_caller(profile_url):
     assert ISO_UTC.fullmatch(edited["CreateDate"])
     assert edited["ModifiedDate"] == edited["CreateDate"]
     assert before <= datetime.fromisoformat(edited["CreateDate"]) <= datetime.now(UTC)
-    assert edited["CreatedBy"] == edited["ModifiedBy"] == "tester"  # the UserId of helpers.AUTH
+    assert edited["CreatedBy"] == edited["ModifiedBy"] == "tester"  # the UserId of helpers.auth()
 
 
 def test_default_user_stands_in_when_the_caller_is_unknown():

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from helpers import AUTH, minimal_profile, post_json
+from helpers import auth, minimal_profile, post_json
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -107,7 +107,7 @@ def test_concurrent_creates_with_overlapping_alternate_ids(profile_url, served, 
     def worker(seed: int) -> None:
         order = random.Random(seed).sample(range(per_thread), per_thread)
         session = requests.Session()
-        session.headers.update(AUTH)
+        session.headers.update(auth())
         start.wait()
         for step in order:
             pair = step % pairs
