@@ -26,7 +26,7 @@ PROFILE = schemas.UserProfile()
 REASON = schemas.ReasonCode()
 CONSENTS = schemas.CreateCustomerConsentList()
 PATCH = schemas.PatchDocument()
-CONSENT_STATUS = schemas.ConsentStatusEntry()
+CONSENT_STATUSES = schemas.ConsentStatusList()
 
 PROFILES = "/<client:client_id>/Profile"
 BY_ID = f"{PROFILES}/<int:profile_id>"
@@ -359,15 +359,13 @@ def patch_profile(client_id: str, profile_id: int) -> Response:
 @vendor(
     "Delete a profile",
     {204: Answer("Deleted; its AlternateIds are free at once.")},
-    errors=READ_ERRORS,
-    query=(Query("reasonCode", {"type": "string", "maxLength": 256}),),
+    errors=dict.fromkeys((401, 403, 404, 406)),
+    query=(
+        Query("reasonCode", description="Accepted; the vendor documents no maximum, nor does the sandbox."),
+    ),
 )
 def delete_profile(client_id: str, profile_id: int) -> Response:
-    """Delete a profile for good (``?reasonCode=`` is accepted, at most 256): 204; its
-    AlternateIds are free at once."""
-    reason = request.args.get("reasonCode", "")
-    if schemas.utf16_length(reason) > 256:
-        raise invalid("reasonCode", "The field reasonCode must be a string with a maximum length of 256.")
+    """Delete a profile for good (``?reasonCode=`` is accepted): 204; its AlternateIds are free at once."""
     _service().delete(client_id, profile_id)
     current_record().profile_id = profile_id
     return Response(status=204)
@@ -421,15 +419,11 @@ def add_consents(client_id: str, profile_id: int) -> Response:
 @bp.get("/<client:client_id>/ConsentStatus")
 @vendor(
     "List the consent statuses",
-    {
-        200: Answer(
-            "The four statuses, by number and name.",
-            _wrapped(schemas.ConsentStatusEntry, "ConsentStatusList"),
-        )
-    },
+    {200: Answer("The four statuses, by number and name.", schemas.ConsentStatusList)},
     errors=dict.fromkeys((401, 403, 404, 406)),
 )
 def consent_statuses(client_id: str) -> Response:
-    """The four consent statuses, by number and name."""
+    """The four consent statuses, by number and name, in the documented wrapper:
+    ``{"ConsentStatus": [{"Id": 1, "Name": "Granted"}, ...]}``."""
     statuses = [{"Id": number, "Name": name} for number, name in schemas.CONSENT_STATUSES.items()]
-    return exchange.respond(statuses, CONSENT_STATUS, "ConsentStatusList", item="ConsentStatus")
+    return exchange.respond({"ConsentStatus": statuses}, CONSENT_STATUSES, "ConsentStatusList")

@@ -89,10 +89,21 @@ def _after(response: Response) -> Response:
     told = _told(record.warnings)
     for line in told:
         response.headers.add("X-Sandbox-Warning", line)
+    _as_iis_writes_it(response)
     if not record.control:
         parts.current().journal.record(_journal_entry(record, response, told))
     _log_line(record, response)
     return response
+
+
+def _as_iis_writes_it(response: Response) -> None:
+    """The status line with its standard reason phrase (``201 Created``, where werkzeug writes
+    ``201 CREATED``), and no Content-Type on a 204, which has no body to type."""
+    reason = _reason(response.status_code)
+    if reason is not None:  # a status the standard does not name keeps werkzeug's line
+        response.status = f"{response.status_code} {reason}"
+    if response.status_code == 204:
+        del response.headers["Content-Type"]
 
 
 def _told(warnings: list[str]) -> list[str]:
@@ -137,9 +148,7 @@ def _injected(respond: dict) -> Response:
     headers = respond.get("headers", {})
     status = respond["status"]
     if "body" not in respond:
-        return exchange.render_error(
-            VendorError(MESSAGES.get(status) or _phrase(status), status=status, headers=headers)
-        )
+        return exchange.render_error(VendorError(_message(status), status=status, headers=headers))
     body = respond["body"]
     if isinstance(body, str):
         response = Response(body, status, content_type="text/plain; charset=utf-8")
@@ -149,11 +158,18 @@ def _injected(respond: dict) -> Response:
     return response
 
 
-def _phrase(status: int) -> str:
+def _message(status: int) -> str:
+    """What the vendor's stack says with an injected status that comes without a body."""
+    reason = _reason(status)
+    return MESSAGES.get(status) or (f"{reason}." if reason else "The sandbox injected this error.")
+
+
+def _reason(status: int) -> str | None:
+    """The standard reason phrase of ``status``, or None for a status the standard does not name."""
     try:
-        return f"{HTTPStatus(status).phrase}."
+        return HTTPStatus(status).phrase
     except ValueError:
-        return "The sandbox injected this error."
+        return None
 
 
 class ConnectionFaults:

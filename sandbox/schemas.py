@@ -496,10 +496,16 @@ class Error(Schema):
 
 
 class ConsentStatusEntry(Wire):
-    """One entry of ``GET {clientId}/ConsentStatus``."""
+    """One consent status: its number and name."""
 
     Id = fields.Integer()
     Name = fields.String()
+
+
+class ConsentStatusList(Wire):
+    """The answer of ``GET {clientId}/ConsentStatus``: the statuses in a ``ConsentStatus`` member."""
+
+    ConsentStatus = collection(ConsentStatusEntry, "ConsentStatus")
 
 
 # --- documentation -------------------------------------------------------------------------

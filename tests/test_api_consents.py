@@ -127,9 +127,13 @@ def test_consent_status_list(base_url, client_id):
     json_list = send("GET", f"{base_url}/{client_id}/ConsentStatus")
     xml_list = xml_of(send("GET", f"{base_url}/Profiles/{client_id}/ConsentStatus", Accept="application/xml"))
 
-    assert json_list.json() == [
+    assert json_list.json() == {"ConsentStatus": [
         {"Id": 1, "Name": "Granted"}, {"Id": 2, "Name": "Denied"}, {"Id": 3, "Name": "Revoked"}, {"Id": 4, "Name": "NotSet"},
-    ]  # fmt: skip
+    ]}  # fmt: skip
+    # As the vendor's sample nests it: ConsentStatusList / ConsentStatus / ConsentStatus.
+    [wrapper] = list(xml_list)
     assert xml_list.tag == f"{{{NAMESPACE}}}ConsentStatusList"
-    assert [find(entry, "Name").text for entry in xml_list] == ["Granted", "Denied", "Revoked", "NotSet"]
-    assert {entry.tag for entry in xml_list} == {f"{{{NAMESPACE}}}ConsentStatus"}
+    assert wrapper.tag == f"{{{NAMESPACE}}}ConsentStatus"
+    assert [find(entry, "Name").text for entry in wrapper] == ["Granted", "Denied", "Revoked", "NotSet"]
+    assert [find(entry, "Id").text for entry in wrapper] == ["1", "2", "3", "4"]
+    assert {entry.tag for entry in wrapper} == {f"{{{NAMESPACE}}}ConsentStatus"}

@@ -116,11 +116,14 @@ def test_delete_twice_is_404(profile_url, created):
     assert send("DELETE", url).status_code == 404
 
 
-def test_delete_reason_longer_than_256_is_400(profile_url, created, served, client_id):
-    response = send("DELETE", f"{profile_url}/{created['ProfileId']}?reasonCode={'r' * 257}")
+def test_delete_takes_a_reason_of_any_length_as_the_vendor_documents_no_maximum(
+    profile_url, created, served, client_id
+):
+    response = send("DELETE", f"{profile_url}/{created['ProfileId']}?reasonCode={'r' * 2000}")
 
-    assert response.status_code == 400
-    assert len(served.profiles(client_id)) == 1
+    assert (response.status_code, response.raw.version, response.reason) == (204, 11, "No Content")
+    assert "Content-Type" not in response.headers
+    assert served.profiles(client_id) == []
 
 
 @pytest.mark.parametrize("action", ["Activate", "Deactivate"])
