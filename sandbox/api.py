@@ -59,6 +59,12 @@ FLAGS = (
 SEARCHES = (
     Query("emailAddress", description="Search: active profiles with this email (case ignored)."),
     Query("phoneNumber", description="Search: active profiles with a phone of the same digits."),
+    Query("phoneType", description="With phoneNumber: only a phone of this type (case ignored)."),
+    Query(
+        "includeInactive",
+        {"type": "boolean", "default": False},
+        "With phoneNumber: inactive profiles too (the vendor documents the flag, not its name).",
+    ),
     Query("lastName", description="Search: names containing these (case ignored); required with the others."),
     Query("firstName"),
     Query("middleName"),
@@ -226,7 +232,9 @@ def _search() -> Search:
         digits = schemas.phone_digits(args["phoneNumber"])
         if not digits:
             raise invalid("phoneNumber", "The phoneNumber query parameter must contain digits.")
-        return Search(phone=digits)
+        return Search(
+            phone=digits, phone_type=args.get("phoneType"), include_inactive=_flag("includeInactive", False)
+        )
     if "lastName" in args:
         if not args["lastName"]:
             raise invalid("lastName", "The lastName query parameter is required.")

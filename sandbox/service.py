@@ -34,11 +34,14 @@ Target = int | AlternateId
 
 @dataclass(frozen=True)
 class Search:
-    """What a search asks for: an email address, phone digits, name parts (CustomerName field to
-    the text it must contain), or custom fields (name, and the value, None for any)."""
+    """What a search asks for: an email address, phone digits (of a ``phone_type``, and among
+    inactive profiles too when asked), name parts (CustomerName field to the text it must
+    contain), or custom fields (name, and the value, None for any)."""
 
     email: str | None = None
     phone: str | None = None
+    phone_type: str | None = None
+    include_inactive: bool = False
     names: Mapping[str, str] = field(default_factory=dict)
     custom_fields: tuple[tuple[str, str | None], ...] = ()
 
@@ -121,7 +124,9 @@ class ProfileService:
         if criteria.email is not None:
             found = self.store.search(client_id, "email", criteria.email.casefold())
         elif criteria.phone is not None:
-            found = self.store.search(client_id, "phone", criteria.phone)
+            found = self.store.search(client_id, "phone", criteria.phone, inactive=criteria.include_inactive)
+            if criteria.phone_type is not None:
+                found = [p for p in found if _has_phone(p, criteria.phone, criteria.phone_type)]
         elif criteria.names:
             found = self.store.scan(client_id, _names_match(criteria.names))
         else:
@@ -184,6 +189,15 @@ def _merged(sent: Mapping[str, Any], editor: Editor) -> Change:
         return profiles.revise(current, data, editor)
 
     return change
+
+
+def _has_phone(profile: dict, digits: str, phone_type: str) -> bool:
+    """Whether ``profile`` has a phone of these digits and of this type (case ignored)."""
+    return any(
+        schemas.phone_digits(phone["PhoneNumber"]) == digits
+        and (phone["PhoneType"] or "").casefold() == phone_type.casefold()
+        for phone in profile["PhoneNumbers"]
+    )
 
 
 def _names_match(wanted: Mapping[str, str]) -> Callable[[dict], bool]:

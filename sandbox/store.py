@@ -53,8 +53,9 @@ class ProfileStore(Protocol):
     def delete(self, client_id: str, profile_id: int) -> None:
         """Forget a profile for good; its AlternateIds are free at once. 404 if unknown."""
 
-    def search(self, client_id: str, index: str, key: Hashable) -> list[dict]:
-        """The active profiles whose ``index`` ("email" or "phone") holds ``key``, by ProfileId."""
+    def search(self, client_id: str, index: str, key: Hashable, *, inactive: bool = False) -> list[dict]:
+        """The active profiles (``inactive``: and the inactive ones) whose ``index`` ("email" or
+        "phone") holds ``key``, by ProfileId."""
 
     def scan(self, client_id: str, matches: Callable[[dict], bool]) -> list[dict]:
         """The active profiles for which ``matches`` is true, by ProfileId."""
@@ -234,12 +235,14 @@ class MemoryStore:
         with self._lock:
             self._tenant(client_id).remove(profile_id)
 
-    def search(self, client_id: str, index: str, key: Hashable) -> list[dict]:
-        """The active profiles whose ``index`` ("email" or "phone") holds ``key``, by ProfileId."""
+    def search(self, client_id: str, index: str, key: Hashable, *, inactive: bool = False) -> list[dict]:
+        """The active profiles (``inactive``: and the inactive ones) whose ``index`` ("email" or
+        "phone") holds ``key``, by ProfileId."""
         with self._lock:
             tenant = self._tenant(client_id)
             found = (tenant.profiles[profile_id] for profile_id in tenant.search[index].get(key, ()))
-            return copy.deepcopy(sorted((p for p in found if p["IsActive"]), key=lambda p: p["ProfileId"]))
+            kept = (p for p in found if inactive or p["IsActive"])
+            return copy.deepcopy(sorted(kept, key=lambda p: p["ProfileId"]))
 
     def scan(self, client_id: str, matches: Callable[[dict], bool]) -> list[dict]:
         """The active profiles for which ``matches`` is true, by ProfileId."""

@@ -122,3 +122,18 @@ def test_retrieve_flags_must_be_booleans(profile_url, people, flag):
     assert bad.json()["ModelState"] == {
         flag: [f"The value 'maybe' is not valid for {flag}; use true or false."]
     }
+
+
+def test_a_phone_search_narrows_by_type_and_may_take_inactive_profiles_too(profile_url):
+    def create(number: str, kind: str) -> int:
+        body = minimal_profile(PhoneNumbers=[{"PhoneNumber": number, "PhoneType": kind}])
+        return post_json(profile_url, body).json()["ProfileId"]
+
+    mobile, home = create("404-555-0111", "Mobile"), create("(404) 555 0111", "Home")
+    send("POST", f"{profile_url}/{home}/Deactivate")
+
+    assert found(profile_url, "phoneNumber=4045550111") == [mobile]
+    assert found(profile_url, "phoneNumber=4045550111&includeInactive=true") == [mobile, home]
+    assert found(profile_url, "phoneNumber=4045550111&includeInactive=true&phoneType=HOME") == [home]
+    assert found(profile_url, "phoneNumber=4045550111&phoneType=home") == []
+    assert send("GET", f"{profile_url}?phoneNumber=4045550111&includeInactive=yes").status_code == 400
