@@ -179,17 +179,16 @@ def document(profile: Mapping[str, Any]) -> dict:
 
 
 def _project(data: Mapping[str, Any], shape: type[schemas.Schema]) -> dict:
+    """The members of ``data`` that ``shape`` declares, nested ones projected alike. A value of the
+    wrong kind (a patch may put a string where an object belongs) is kept for validation to refuse."""
     projected = {}
     for key, known in shape._declared_fields.items():
         value = data.get(key)
-        if (
-            isinstance(known, schemas.fields.List)
-            and isinstance(known.inner, schemas.fields.Nested)
-            and value is not None
-        ):
-            value = [_project(entry, type(known.inner.schema)) for entry in value]
-        elif isinstance(known, schemas.fields.Nested) and value is not None:
-            value = _project(value, type(known.schema))
+        inner = _inner(known)
+        if isinstance(known, schemas.fields.List) and inner is not None and isinstance(value, list):
+            value = [_project(entry, type(inner)) if isinstance(entry, Mapping) else entry for entry in value]
+        elif inner is not None and isinstance(value, Mapping):
+            value = _project(value, type(inner))
         projected[key] = value
     return projected
 
@@ -302,9 +301,54 @@ def _fold(text: str | None) -> str | None:
     return text.casefold() if isinstance(text, str) else text
 
 
-def apply_patch(current: Mapping[str, Any], operations: list[dict]) -> Any:
-    """A request document with JSON Patch ``operations`` applied in order; any failure is a 400
-    naming the operation, and none of the patch applies."""
+SHOWN = schemas.UserProfile()
+WRITABLE = schemas.CreateUserProfile()
+
+
+def patched(profile: Mapping[str, Any], operations: list[dict]) -> dict:
+    """The create document of ``profile`` once JSON Patch ``operations`` are applied to it as the
+    vendor applies them: to the UserProfile as it is answered (so ``/Groups/0/GroupId`` names a
+    group). A path into a read-only member (``/ProfileId``, ``/Addresses/0/Country``) or to no
+    member at all is a 400 naming the operation, and none of the patch applies."""
+    for index, operation in enumerate(operations):
+        if operation["op"] != "test":  # reading a read-only member is fine
+            _check_writable(operation["path"], index)
+    shown = _apply_patch(SHOWN.dump(profile), operations)
+    for group in shown.get("Groups") or ():
+        if isinstance(group, dict) and "GroupId" in group:  # the answer's name for GroupName
+            group["GroupName"] = group.pop("GroupId")
+    return _project(shown, schemas.CreateUserProfile) if isinstance(shown, dict) else shown
+
+
+def _check_writable(path: str, index: int) -> None:
+    """400 unless ``path`` names a member a create document can carry, walking the answered shape
+    and the create shape side by side."""
+    shown: Any = SHOWN
+    writable: Any = WRITABLE
+    for token in path.split("/")[1:]:
+        if shown is None or token == "-" or token.isdigit():
+            continue  # inside a collection, or a value the shapes do not describe: the patch decides
+        name = token.replace("~1", "/").replace("~0", "~")
+        member = shown.fields.get(name)
+        if member is None:
+            message = f"The target location specified by path segment '{name}' was not found."
+            raise invalid(f"Operations[{index}]", message)
+        target = writable.fields.get(member.attribute or name)
+        if target is None:
+            raise invalid(f"Operations[{index}]", f"The member at '{path}' is read-only.")
+        shown, writable = _inner(member), _inner(target)
+
+
+def _inner(member: Any) -> Any:
+    """The shape inside a nested member or a collection of them, else None."""
+    if isinstance(member, schemas.fields.List):
+        member = member.inner
+    return member.schema if isinstance(member, schemas.fields.Nested) else None
+
+
+def _apply_patch(current: Mapping[str, Any], operations: list[dict]) -> Any:
+    """``current`` with JSON Patch ``operations`` applied in order; any failure is a 400 naming
+    the operation."""
     patched: Any = copy.deepcopy(dict(current))
     for index, operation in enumerate(operations):
         try:

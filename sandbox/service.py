@@ -77,9 +77,8 @@ class ProfileService:
         )
 
     def replace(self, client_id: str, target: Target, data: Mapping[str, Any], editor: Editor) -> dict:
-        """Overwrite a profile with a whole document (by AlternateId: keeping that AlternateId)."""
-        if isinstance(target, AlternateId):
-            data = schemas.load(CREATE, _holding(data, target))
+        """Overwrite a profile with a whole document: what it omits is blanked, as documented, the
+        AlternateIds too, even the one a PUT by AlternateId found the profile by."""
         return self._change(client_id, target, lambda current: profiles.revise(current, data, editor))
 
     def merge(self, client_id: str, target: Target, data: Mapping[str, Any], editor: Editor) -> dict:
@@ -87,11 +86,12 @@ class ProfileService:
         return self._change(client_id, target, _merged(data, editor))
 
     def patch(self, client_id: str, target: Target, operations: Sequence[dict], editor: Editor) -> dict:
-        """Apply JSON Patch operations to a profile's document; the result is validated as a create."""
+        """Apply JSON Patch operations to a profile as answered (a UserProfile); the result is
+        validated as a create."""
 
         def change(current: dict) -> dict:
-            patched = profiles.apply_patch(profiles.document(current), list(operations))
-            return profiles.revise(current, schemas.load(CREATE, patched), editor)
+            document = profiles.patched(current, list(operations))
+            return profiles.revise(current, schemas.load(CREATE, document), editor)
 
         return self._change(client_id, target, change)
 

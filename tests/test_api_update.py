@@ -271,14 +271,59 @@ def test_patch_by_alternate_id(profile_url, created, route):
     assert response.json()["CustomerType"] == "VIP"
 
 
-def test_put_by_alternate_id_overwrites_and_keeps_the_id_it_was_found_by(profile_url, created):
+def test_put_by_alternate_id_blanks_what_it_omits_the_id_it_was_found_by_too(profile_url, created):
     response = send("PUT", f"{profile_url}?alternateIdType=crm&alternateId=C-1", {"CustomerType": "Member"})
 
     profile = response.json()
     assert response.status_code == 200
     assert profile["ProfileId"] == created["ProfileId"]
-    assert (profile["CustomerType"], profile["Emails"]) == ("Member", [])
-    assert profile["AlternateIds"] == ORIGINAL["AlternateIds"]
+    assert (profile["CustomerType"], profile["Emails"], profile["AlternateIds"]) == ("Member", [], [])
+    assert send("GET", f"{profile_url}?alternateIdType=crm&alternateId=C-1").status_code == 404
+
+
+def test_patch_paths_follow_the_user_profile_that_is_answered(profile_url, served, client_id):
+    body = minimal_profile(Groups=[{"GroupName": "family", "GroupType": "household"}])
+    created = post_json(profile_url, body).json()
+
+    response = patch(
+        f"{profile_url}/{created['ProfileId']}",
+        [
+            {"op": "test", "path": "/ProfileId", "value": created["ProfileId"]},
+            {"op": "replace", "path": "/Groups/0/GroupId", "value": "friends"},
+        ],
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["Groups"][0]["GroupId"] == "friends"
+    assert served.profiles(client_id)[0]["Groups"][0]["GroupName"] == "friends"
+
+
+@pytest.mark.parametrize(
+    ("operation", "message"),
+    [
+        ({"op": "replace", "path": "/ProfileId", "value": 7}, "The member at '/ProfileId' is read-only."),
+        ({"op": "remove", "path": "/Edited"}, "The member at '/Edited' is read-only."),
+        ({"op": "add", "path": "/Consents/-", "value": {}}, "The member at '/Consents/-' is read-only."),
+        ({"op": "replace", "path": "/Emails/0/IsActive", "value": False}, "The member at '/Emails/0/IsActive' is read-only."),
+        ({"op": "replace", "path": "/Addresses/0/Country", "value": "X"}, "The member at '/Addresses/0/Country' is read-only."),
+        ({"op": "add", "path": "/Nickname", "value": "Al"}, "The target location specified by path segment 'Nickname' was not found."),
+        ({"op": "replace", "path": "/CustomerName", "value": "Al"}, None),
+    ],
+    ids=["profile-id", "edited", "consents", "entry-is-active", "country", "unknown-member", "object-as-string"],
+)  # fmt: skip
+def test_a_patch_of_what_a_create_cannot_carry_is_400_and_changes_nothing(
+    profile_url, served, client_id, operation, message
+):
+    address = {"Address1": "1 Main St", "City": "Atlanta", "StateProvince": "GA", "PostalCode": "30301"}
+    created = post_json(profile_url, minimal_profile(Addresses=[address])).json()
+    before = served.profiles(client_id)
+
+    response = patch(f"{profile_url}/{created['ProfileId']}", [operation])
+
+    assert response.status_code == 400, response.text
+    if message:
+        assert response.json()["ModelState"] == {"Operations[0]": [message]}
+    assert served.profiles(client_id) == before
 
 
 def test_post_by_alternate_id_is_an_upsert(profile_url, served, client_id):

@@ -281,7 +281,7 @@ def test_replace_by_id_frees_the_alternate_ids_it_drops(service, ann):
     assert service.get("acme", CRM)["ProfileId"] == other["ProfileId"]
 
 
-def test_replace_by_alternate_id_keeps_the_addressing_alternate_id(service, ann):
+def test_replace_by_alternate_id_blanks_what_it_omits_the_addressing_alternate_id_too(service, ann):
     replaced = service.replace(
         "acme",
         AlternateId("CRM", "c-1"),
@@ -290,9 +290,10 @@ def test_replace_by_alternate_id_keeps_the_addressing_alternate_id(service, ann)
     )
 
     assert replaced["ProfileId"] == ann["ProfileId"]
-    assert replaced["AlternateIds"] == alternate_ids(("web", "W-1"), ("CRM", "c-1"))
-    assert service.get("acme", CRM)["ProfileId"] == ann["ProfileId"]
+    assert replaced["AlternateIds"] == alternate_ids(("web", "W-1"))
     assert service.get("acme", AlternateId("web", "W-1"))["ProfileId"] == ann["ProfileId"]
+    with pytest.raises(NotFound):
+        service.get("acme", CRM)
 
 
 def test_replace_taking_another_profiles_alternate_id_is_409_and_changes_nothing(service, ann):
