@@ -13,11 +13,11 @@ from flask import Blueprint, Response, current_app, request, url_for
 
 from . import exchange, parts, profiles, schemas
 from .contract import PATCH_TYPES, Answer, Body, Query, View, documented
-from .errors import invalid
+from .errors import BadRequest, invalid
 from .formats import NAMESPACE
 from .profiles import Account, Editor
 from .record import current_record
-from .service import AlternateId, ProfileService, Search
+from .service import AlternateId, Group, ProfileService, Search
 
 bp = Blueprint("api", __name__)
 
@@ -39,6 +39,9 @@ WARNINGS = {"X-Sandbox-Warning": "One per thing the vendor might treat different
 WRITE_ERRORS = dict.fromkeys((400, 401, 403, 404, 406, 409, 413, 415))
 READ_ERRORS = dict.fromkeys((400, 401, 403, 404, 406))
 NOT_HELD = {404: "No active profile holds the AlternateId."}
+TOO_MANY = (
+    "More matches than SANDBOX_MAX_SEARCH_RESULTS (50, as documented); strict mode: no `read` permission."
+)
 PROFILE_BODY = Body(schemas.CreateUserProfile)
 PATCH_BODY = Body(
     {"oneOf": [{"type": "array", "items": schemas.PatchOperation}, schemas.PatchDocument]}, PATCH_TYPES
@@ -201,8 +204,7 @@ def create_profile(client_id: str) -> Response:
     errors={
         **READ_ERRORS,
         400: "No search given, a bad flag, or half of an AlternateId pair.",
-        403: "More matches than SANDBOX_MAX_SEARCH_RESULTS (50, as documented); strict mode: no "
-        "`read` permission.",
+        403: TOO_MANY,
         404: "No active profile holds the AlternateId; strict mode: an unknown clientId.",
     },
     query=(*ADDRESSED, *SEARCHES, *FLAGS),
@@ -217,10 +219,7 @@ def find_profiles(client_id: str) -> Response:
     shown = _shows()
     if addressed is not None:
         return _one(shown(_service().get(client_id, addressed)))
-    found = _service().search(client_id, _search(), current_app.config["MAX_SEARCH_RESULTS"])
-    return exchange.respond(
-        [shown(profile) for profile in found], PROFILE, "ArrayOfUserProfile", item="UserProfile"
-    )
+    return _many(_service().search(client_id, _search(), current_app.config["MAX_SEARCH_RESULTS"]))
 
 
 def _search() -> Search:
@@ -251,6 +250,111 @@ def _search() -> Search:
         "Give alternateIdType and alternateId, emailAddress, phoneNumber, lastName, "
         "or customFields[0].Name (with customFields[0].Value).",
     )
+
+
+ADDRESS_QUERY = {
+    "address1": "Address1", "address2": "Address2", "city": "City", "stateProvince": "StateProvince",
+    "postalCode": "PostalCode", "addressType": "AddressType",
+}  # fmt: skip
+NAME_QUERY = {"firstName": "FirstName", "middleName": "MiddleName", "lastName": "LastName"}
+LIST_OF_PROFILES = Answer(
+    "The matching profiles (`[]`: none).", _wrapped(schemas.UserProfile, "ArrayOfUserProfile")
+)
+SEARCH_ERRORS = {
+    **READ_ERRORS,
+    400: "A required parameter missing, or a bad flag.",
+    403: TOO_MANY,
+}
+
+
+@bp.get(f"{PROFILES}/Address")
+@vendor(
+    "Find profiles by address",
+    {200: LIST_OF_PROFILES},
+    errors=SEARCH_ERRORS,
+    query=(
+        *(Query(name, required=name in ("city", "stateProvince")) for name in ADDRESS_QUERY),
+        *(Query(name) for name in NAME_QUERY),
+        Query("partialAddress1Match", {"type": "boolean", "default": False}, "address1 may be a part."),
+        Query("partialNameMatch", {"type": "boolean", "default": False}, "Names may be parts."),
+        *FLAGS,
+    ),
+)
+def find_profiles_by_address(client_id: str) -> Response:
+    """Active profiles with an address matching every field given (``city`` and ``stateProvince``
+    required), exactly but for case, and the names given; ``partialAddress1Match`` and
+    ``partialNameMatch`` let ``address1`` and the names match a part. More than 50 is 403."""
+    missing = [name for name in ("city", "stateProvince") if not request.args.get(name)]
+    if missing:
+        raise BadRequest(model_state={name: [f"The {name} query parameter is required."] for name in missing})
+    criteria = Search(
+        address={field: request.args[name] for name, field in ADDRESS_QUERY.items() if name in request.args},
+        partial_address1=_flag("partialAddress1Match", False),
+        names={field: request.args[name] for name, field in NAME_QUERY.items() if name in request.args},
+        partial_names=_flag("partialNameMatch", False),
+    )
+    return _many(_service().search(client_id, criteria, current_app.config["MAX_SEARCH_RESULTS"]))
+
+
+GROUP_QUERY = (
+    Query("groupType", description="The type of the primary profile's group entry.", required=True),
+    Query("groupName", description="Only the group of this name."),
+    *FLAGS,
+)
+
+
+@bp.get(f"{PROFILES}/Group")
+@vendor(
+    "Find the profiles of a group by its primary profile's email address or phone",
+    {200: LIST_OF_PROFILES},
+    errors=SEARCH_ERRORS,
+    query=(
+        Query("emailAddress", description="The primary profile's email address (or give phoneNumber)."),
+        Query("emailType", description="With emailAddress: of this type."),
+        Query("phoneNumber", description="The primary profile's phone (its digits)."),
+        Query("phoneType", description="With phoneNumber: of this type."),
+        *GROUP_QUERY,
+    ),
+)
+def find_group_profiles(client_id: str) -> Response:
+    """The active profiles of the groups whose primary profile (a group entry of ``groupType``,
+    and ``groupName`` if given, with IsPrimary) has this ``emailAddress`` (or ``phoneNumber``):
+    every profile holding a group entry of the same type and name. More than 50 is 403."""
+    args = request.args
+    if "emailAddress" in args:
+        primary = Search(email=args["emailAddress"], email_type=args.get("emailType"))
+    elif "phoneNumber" in args and (digits := schemas.phone_digits(args["phoneNumber"])):
+        primary = Search(phone=digits, phone_type=args.get("phoneType"))
+    else:
+        raise invalid("emailAddress", "The emailAddress (or phoneNumber) query parameter is required.")
+    return _group(client_id, primary)
+
+
+@bp.get(f"{PROFILES}/Group/<int:profile_id>")
+@vendor(
+    "Find the profiles of a group by its primary profile's ProfileId",
+    {200: LIST_OF_PROFILES},
+    errors=SEARCH_ERRORS,
+    query=GROUP_QUERY,
+)
+def find_group_profiles_by_id(client_id: str, profile_id: int) -> Response:
+    """The active profiles of the groups whose primary profile is this one (as by email); 404 if
+    no profile has the ProfileId."""
+    return _group(client_id, profile_id)
+
+
+def _group(client_id: str, primary: int | Search) -> Response:
+    group_type = request.args.get("groupType")
+    if not group_type:
+        raise invalid("groupType", "The groupType query parameter is required.")
+    group = Group(primary, group_type, request.args.get("groupName"))
+    return _many(_service().group(client_id, group, current_app.config["MAX_SEARCH_RESULTS"]))
+
+
+def _many(found: list[dict]) -> Response:
+    """Profiles found by a search, as a retrieve shows them, in an ``ArrayOfUserProfile``."""
+    shown = _shows()
+    return exchange.respond([shown(p) for p in found], PROFILE, "ArrayOfUserProfile", item="UserProfile")
 
 
 @bp.put(PROFILES)

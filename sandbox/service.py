@@ -34,16 +34,32 @@ Target = int | AlternateId
 
 @dataclass(frozen=True)
 class Search:
-    """What a search asks for: an email address, phone digits (of a ``phone_type``, and among
-    inactive profiles too when asked), name parts (CustomerName field to the text it must
-    contain), or custom fields (name, and the value, None for any)."""
+    """What a search asks for, one kind per search: an email address (of an ``email_type``); phone
+    digits (of a ``phone_type``, among inactive profiles too when asked); an address (address
+    fields to their values, exact but for a ``partial_address1``) with names exact but when
+    ``partial_names``; name parts (CustomerName field to the text it must contain); or custom
+    fields (name, and the value, None for any). Text compares ignoring case."""
 
     email: str | None = None
+    email_type: str | None = None
     phone: str | None = None
     phone_type: str | None = None
     include_inactive: bool = False
+    address: Mapping[str, str] = field(default_factory=dict)
+    partial_address1: bool = False
     names: Mapping[str, str] = field(default_factory=dict)
+    partial_names: bool = True
     custom_fields: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group search: the primary profile (by ProfileId, or a search by email or phone) and the
+    ``group_type`` (and ``group_name``, if given) of its primary group entry."""
+
+    primary: int | Search
+    group_type: str
+    group_name: str | None = None
 
 
 class ProfileService:
@@ -123,17 +139,38 @@ class ProfileService:
         """The active profiles matching ``criteria``, by ProfileId; 403 past ``limit`` of them."""
         if criteria.email is not None:
             found = self.store.search(client_id, "email", criteria.email.casefold())
+            if criteria.email_type is not None:
+                found = [p for p in found if _has_email(p, criteria.email, criteria.email_type)]
         elif criteria.phone is not None:
             found = self.store.search(client_id, "phone", criteria.phone, inactive=criteria.include_inactive)
             if criteria.phone_type is not None:
                 found = [p for p in found if _has_phone(p, criteria.phone, criteria.phone_type)]
+        elif criteria.address:
+            found = self.store.scan(client_id, _address_match(criteria))
         elif criteria.names:
-            found = self.store.scan(client_id, _names_match(criteria.names))
+            found = self.store.scan(client_id, _names_match(criteria.names, criteria.partial_names))
         else:
             found = self.store.scan(client_id, _custom_fields_match(criteria.custom_fields))
-        if len(found) > limit:
-            raise Forbidden(f"The search matches more than {limit} profiles; narrow it.")
-        return found
+        return _within(found, limit)
+
+    def group(self, client_id: str, group: Group, limit: int) -> list[dict]:
+        """The active profiles of the groups led by the primary profile ``group`` names: those
+        holding a group entry of the type and name of one of its primary entries; 403 past ``limit``."""
+        if isinstance(group.primary, int):
+            leads = [self.store.get(client_id, group.primary)]
+        else:
+            leads = self.search(client_id, group.primary, limit)
+        keys = {
+            _group_key(entry)
+            for lead in leads
+            if lead["IsActive"]
+            for entry in lead["Groups"]
+            if entry["IsPrimary"]
+            and _same(entry["GroupType"], group.group_type)
+            and (group.group_name is None or _same(entry["GroupName"], group.group_name))
+        }
+        found = self.store.scan(client_id, lambda p: any(_group_key(entry) in keys for entry in p["Groups"]))
+        return _within(found, limit)
 
     def profiles(self, client_id: str) -> list[dict]:
         """Every profile of a clientId, active or not, as stored."""
@@ -191,19 +228,66 @@ def _merged(sent: Mapping[str, Any], editor: Editor) -> Change:
     return change
 
 
+def _within(found: list[dict], limit: int) -> list[dict]:
+    """``found``, unless it holds more than ``limit`` profiles: then 403, as documented."""
+    if len(found) > limit:
+        raise Forbidden(f"The search matches more than {limit} profiles; narrow it.")
+    return found
+
+
+def _same(text: str | None, wanted: str) -> bool:
+    """Whether ``text`` is ``wanted``, ignoring case."""
+    return (text or "").casefold() == wanted.casefold()
+
+
+def _group_key(entry: Mapping[str, Any]) -> tuple[str, str]:
+    return ((entry["GroupType"] or "").casefold(), (entry["GroupName"] or "").casefold())
+
+
+def _has_email(profile: dict, address: str, email_type: str) -> bool:
+    """Whether ``profile`` has this email address of this type."""
+    return any(
+        _same(email["EmailAddress"], address) and _same(email["EmailAddressType"], email_type)
+        for email in profile["Emails"]
+    )
+
+
+def _address_match(criteria: Search) -> Callable[[dict], bool]:
+    """Whether a profile has one address holding every wanted field (Address1 as a part, when
+    partial), and the wanted names."""
+    names = _names_match(criteria.names, criteria.partial_names)
+
+    def holds(address: Mapping[str, Any], name: str, wanted: str) -> bool:
+        if name == "Address1" and criteria.partial_address1:
+            return wanted.casefold() in (address[name] or "").casefold()
+        return _same(address[name], wanted)
+
+    return lambda profile: (
+        names(profile)
+        and any(
+            all(holds(address, name, wanted) for name, wanted in criteria.address.items())
+            for address in profile["Addresses"]
+        )
+    )
+
+
 def _has_phone(profile: dict, digits: str, phone_type: str) -> bool:
     """Whether ``profile`` has a phone of these digits and of this type (case ignored)."""
     return any(
-        schemas.phone_digits(phone["PhoneNumber"]) == digits
-        and (phone["PhoneType"] or "").casefold() == phone_type.casefold()
+        schemas.phone_digits(phone["PhoneNumber"]) == digits and _same(phone["PhoneType"], phone_type)
         for phone in profile["PhoneNumbers"]
     )
 
 
-def _names_match(wanted: Mapping[str, str]) -> Callable[[dict], bool]:
+def _names_match(wanted: Mapping[str, str], partial: bool = True) -> Callable[[dict], bool]:
+    """Whether a profile's CustomerName holds each wanted part (or is it, when not ``partial``)."""
     folded = {name: text.casefold() for name, text in wanted.items()}
+
+    def holds(held: str | None, text: str) -> bool:
+        return text in (held or "").casefold() if partial else (held or "").casefold() == text
+
     return lambda profile: all(
-        text in (profile["CustomerName"].get(name) or "").casefold() for name, text in folded.items()
+        holds(profile["CustomerName"].get(name), text) for name, text in folded.items()
     )
 
 

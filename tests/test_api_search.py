@@ -137,3 +137,99 @@ def test_a_phone_search_narrows_by_type_and_may_take_inactive_profiles_too(profi
     assert found(profile_url, "phoneNumber=4045550111&includeInactive=true&phoneType=HOME") == [home]
     assert found(profile_url, "phoneNumber=4045550111&phoneType=home") == []
     assert send("GET", f"{profile_url}?phoneNumber=4045550111&includeInactive=yes").status_code == 400
+
+
+def address(line: str, city: str = "Roswell", state: str = "GA", kind: str = "Home") -> dict:
+    return {
+        "Address1": line,
+        "City": city,
+        "StateProvince": state,
+        "PostalCode": "30075",
+        "AddressType": kind,
+    }
+
+
+@pytest.fixture
+def households(profile_url) -> dict[str, int]:
+    bodies = {
+        "audrey": minimal_profile(
+            CustomerName={"FirstName": "Audrey", "MiddleName": "Julia", "LastName": "Michaels"},
+            Addresses=[address("12 Jefferson Drive")],
+            Emails=[{"EmailAddress": "audrey@example.com", "EmailAddressType": "Personal"}],
+            Groups=[{"GroupType": "Household", "GroupName": "Michaels", "IsPrimary": True}],
+        ),
+        "ben": minimal_profile(
+            CustomerName={"FirstName": "Ben", "LastName": "Michaels"},
+            Addresses=[address("12 Jefferson Drive")],
+            Groups=[{"GroupType": "household", "GroupName": "michaels"}],
+        ),
+        "cara": minimal_profile(
+            CustomerName={"FirstName": "Cara", "LastName": "Jefferson"},
+            Addresses=[address("9 Jefferson Drive", kind="Business")],
+            Groups=[{"GroupType": "Household", "GroupName": "Other"}],
+        ),
+    }
+    return {name: post_json(profile_url, body).json()["ProfileId"] for name, body in bodies.items()}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("city=roswell&stateProvince=ga", ["audrey", "ben", "cara"]),
+        ("city=Roswell&stateProvince=GA&address1=12 jefferson drive", ["audrey", "ben"]),
+        ("city=Roswell&stateProvince=GA&address1=Jefferson Drive", []),
+        ("city=Roswell&stateProvince=GA&address1=Jefferson Drive&partialAddress1Match=true", ["audrey", "ben", "cara"]),
+        ("city=Roswell&stateProvince=GA&addressType=business", ["cara"]),
+        ("city=Roswell&stateProvince=GA&lastName=Michaels&firstName=Audrey&middleName=Julia", ["audrey"]),
+        ("city=Roswell&stateProvince=GA&lastName=Mich", []),
+        ("city=Roswell&stateProvince=GA&lastName=Mich&partialNameMatch=true", ["audrey", "ben"]),
+        ("city=Atlanta&stateProvince=GA", []),
+    ],
+)  # fmt: skip
+def test_profiles_by_address(profile_url, households, query, expected):
+    assert found(f"{profile_url}/Address", query) == [households[name] for name in expected]
+
+
+@pytest.mark.parametrize(
+    ("query", "missing"), [("city=Roswell", ["stateProvince"]), ("", ["city", "stateProvince"])]
+)
+def test_profiles_by_address_need_city_and_state(profile_url, query, missing):
+    response = send("GET", f"{profile_url}/Address?{query}")
+
+    assert response.status_code == 400
+    assert list(response.json()["ModelState"]) == missing
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "expected"),
+    [
+        ("Group", "emailAddress=AUDREY@example.com&groupType=household", ["audrey", "ben"]),
+        ("Group", "emailAddress=audrey@example.com&emailType=personal&groupType=Household&groupName=MICHAELS", ["audrey", "ben"]),
+        ("Group", "emailAddress=audrey@example.com&emailType=Work&groupType=Household", []),
+        ("Group", "emailAddress=audrey@example.com&groupType=Household&groupName=Other", []),
+        ("Group", "emailAddress=audrey@example.com&groupType=Club", []),
+        ("Group/{audrey}", "groupType=Household", ["audrey", "ben"]),
+        ("Group/{ben}", "groupType=Household", []),
+    ],
+)  # fmt: skip
+def test_group_profiles_by_the_primary_profile(profile_url, households, path, query, expected):
+    url = f"{profile_url}/{path.format(**households)}"
+
+    assert found(url, query) == [households[name] for name in expected]
+
+
+def test_group_profiles_by_phone_and_their_required_parameters(profile_url):
+    lead = minimal_profile(
+        PhoneNumbers=[{"PhoneNumber": "404-555-0123", "PhoneType": "Mobile"}],
+        Groups=[{"GroupType": "Team", "GroupName": "Blue", "IsPrimary": True}],
+    )
+    lead_id = post_json(profile_url, lead).json()["ProfileId"]
+
+    assert found(f"{profile_url}/Group", "phoneNumber=(404) 555 0123&phoneType=mobile&groupType=team") == [
+        lead_id
+    ]
+    assert send("GET", f"{profile_url}/Group?phoneNumber=4045550123").json()["ModelState"] == {
+        "groupType": ["The groupType query parameter is required."]
+    }
+    assert list(send("GET", f"{profile_url}/Group?groupType=Team").json()["ModelState"]) == ["emailAddress"]
+    assert send("GET", f"{profile_url}/Group/99999999?groupType=Team").status_code == 404
