@@ -80,7 +80,7 @@ def _profile(description: str, headers: dict[str, str] | None = None) -> Answer:
     return Answer(description, schemas.UserProfile, headers or {})
 
 
-def _wrapped(entry: type[schemas.Schema], root: str) -> dict:
+def wrapped(entry: type[schemas.Schema], root: str) -> dict:
     """A list answer, wrapped in XML in the ``root`` element."""
     return {"type": "array", "items": entry, "xml": {"name": root, "namespace": NAMESPACE, "wrapped": True}}
 
@@ -96,10 +96,12 @@ def vendor(summary: str, answers: dict[int, Answer], **details: Any) -> Callable
 def _editor(client_id: str) -> Editor:
     """Who writes and when, plus the clientId's account defaults."""
     config = current_app.config
+    record = current_record()
     return Editor(
         account=Account.from_config(config, client_id),
-        user=current_record().user or config["DEFAULT_USER"],
+        user=record.user or config["DEFAULT_USER"],
         now=parts.current().clock.now(),
+        warnings=record.warnings,
     )
 
 
@@ -198,7 +200,7 @@ def create_profile(client_id: str) -> Response:
     {
         200: Answer(
             "By AlternateId: one UserProfile. A search: a list (`[]`: no match).",
-            {"oneOf": [schemas.UserProfile, _wrapped(schemas.UserProfile, "ArrayOfUserProfile")]},
+            {"oneOf": [schemas.UserProfile, wrapped(schemas.UserProfile, "ArrayOfUserProfile")]},
         )
     },
     errors={
@@ -258,7 +260,7 @@ ADDRESS_QUERY = {
 }  # fmt: skip
 NAME_QUERY = {"firstName": "FirstName", "middleName": "MiddleName", "lastName": "LastName"}
 LIST_OF_PROFILES = Answer(
-    "The matching profiles (`[]`: none).", _wrapped(schemas.UserProfile, "ArrayOfUserProfile")
+    "The matching profiles (`[]`: none).", wrapped(schemas.UserProfile, "ArrayOfUserProfile")
 )
 SEARCH_ERRORS = {
     **READ_ERRORS,

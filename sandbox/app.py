@@ -11,7 +11,7 @@ from flask import Flask
 from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter
 
-from . import api, control, exchange, oauth, openapi, parts, pipeline
+from . import account_api, api, control, exchange, oauth, openapi, parts, pipeline
 from .contract import CONTROL_PREFIX
 from .control_schemas import StateSchema
 from .errors import VendorError
@@ -36,8 +36,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(control.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(oauth.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(api.bp, url_prefix="/Profiles", name="prefixed_api")
+    for vendor in (api.bp, account_api.bp):
+        app.register_blueprint(vendor)
+        app.register_blueprint(vendor, url_prefix="/Profiles", name=f"prefixed_{vendor.name}")
     pipeline.install(app)
     exchange.init_app(app)
     if app.config["SEED_FILE"]:
@@ -51,7 +52,7 @@ def _seed(sandbox: parts.Parts, config: Mapping[str, Any], path: str) -> None:
     try:
         with open(path, encoding="utf-8") as file:
             document = StateSchema().load(json.load(file))
-        sandbox.service.import_state(document["clients"], control.importer(config, sandbox.clock.now()))
+        sandbox.import_state(document, control.importer(config, sandbox.clock.now()))
     except (OSError, ValueError, ValidationError) as error:
         raise ValueError(f"SANDBOX_SEED_FILE {path}: {error}") from None
     except VendorError as error:

@@ -110,6 +110,7 @@ class Authority:
         window: timedelta,
         token_lifetime: timedelta,
         default_user: str,
+        shared_secret: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"SANDBOX_AUTH_MODE must be one of {', '.join(MODES)}, not {mode!r}")
@@ -120,6 +121,8 @@ class Authority:
         self.window = window
         self.token_lifetime = token_lifetime
         self.default_user = default_user
+        # Lenient mode's secret of every user the directory does not name.
+        self.shared_secret = None if mode == "strict" or shared_secret is None else str(shared_secret)
         self._lock = threading.Lock()
         self._tokens: dict[str, Token] = {}
 
@@ -169,6 +172,8 @@ class Authority:
         if abs(now - issued) > self.window:
             raise _refuse(SKEWED)
         user = self.user(client_id, user_id)
+        if user is None and self.shared_secret is not None:
+            user = {"secret": self.shared_secret}
         if user is None:
             if self.strict:
                 raise _refuse(UNAUTHENTICATED)
@@ -176,7 +181,7 @@ class Authority:
                 user_id,
                 (
                     f"PNAUTHINFO3 signature not verified: no secret is configured for "
-                    f"UserId '{user_id}' of '{client_id}' (SANDBOX_AUTH_FILE)",
+                    f"UserId '{user_id}' of '{client_id}' (SANDBOX_AUTH_FILE, SANDBOX_AUTH_SECRET)",
                 ),
             )
         expected = signature(

@@ -192,7 +192,8 @@ def _filters() -> tuple[Callable[[dict], bool], int | None]:
 )
 def list_requests() -> Response:
     """Journal entries, oldest first, filtered by ``clientId``, ``method``, ``path`` (a glob),
-    ``status``, ``since``, ``until``; ``limit`` keeps the newest ones."""
+    ``status``, ``since``, ``until``, ``warning`` (a glob any of an entry's warnings must match:
+    ``*`` keeps the requests that drew a warning); ``limit`` keeps the newest ones."""
     matches, limit = _filters()
     entries = parts.current().journal.entries(matches)[-limit if limit else None :]
     return json_response(
@@ -208,7 +209,8 @@ def list_requests() -> Response:
     query=payloads.RequestFilterSchema,
 )
 def count_requests() -> Response:
-    """How many journal entries match the same filters: ``{"count": N}``."""
+    """How many journal entries match the same filters (``warning=*``: how many drew a warning):
+    ``{"count": N}``."""
     matches, _ = _filters()
     return json_response({"count": parts.current().journal.count(matches)})
 
@@ -226,31 +228,68 @@ def clear_requests() -> Response:
 
 @bp.get("/state")
 @control(
-    "Export profiles",
-    {200: Answer("The profiles as stored, per clientId.", payloads.StateSchema)},
+    "Export profiles and account configurations",
+    {
+        200: Answer(
+            "The profiles as stored, and the accounts' configured types, per clientId.", payloads.StateSchema
+        )
+    },
     query=CLIENT,
 )
 def export_state() -> Response:
-    """The profiles of every client (``?clientId=``: one) as ``{"clients": {clientId: [...]}}``."""
-    return json_response({"clients": parts.current().service.export(request.args.get("clientId"))})
+    """Every client's profiles (``?clientId=``: one's) and account configuration, as
+    ``{"clients": {clientId: [...]}, "accounts": {clientId: {...}}}``: a document import takes back."""
+    return json_response(parts.current().export_state(request.args.get("clientId")))
 
 
 @bp.post("/state")
 @control(
-    "Import profiles",
-    {200: Answer("How many profiles each client now has.", payloads.ImportReport)},
+    "Import profiles and account configurations",
+    {200: Answer("How many profiles each client now has; the accounts configured.", payloads.ImportReport)},
     errors={**CHANGES, 409: "A ProfileId or an AlternateId used twice; nothing changed."},
     body=Body(payloads.StateSchema, JSON_ONLY),
 )
 def import_state() -> Response:
-    """Replace the profiles of each client in a state document; 400 naming every invalid field,
-    409 for a ProfileId or AlternateId used twice. Nothing changes on an error."""
+    """Replace the profiles of each client in a state document, and configure each account it
+    names; 400 naming every invalid field, 409 for a ProfileId or AlternateId used twice. Nothing
+    changes on an error."""
     document = _payload(payloads.StateSchema())
     sandbox = parts.current()
-    imported = sandbox.service.import_state(
-        document["clients"], importer(current_app.config, sandbox.clock.now())
-    )
-    return json_response({"imported": imported})
+    return json_response(sandbox.import_state(document, importer(current_app.config, sandbox.clock.now())))
+
+
+@bp.get("/accounts")
+@control(
+    "Read account configurations",
+    {200: Answer("Each account's configured kinds.", payloads.AccountsReport)},
+    query=CLIENT,
+)
+def list_accounts() -> Response:
+    """Each account's configured kinds of types (``?clientId=``: one's); kinds left open are not shown."""
+    return json_response({"accounts": parts.current().accounts.export(request.args.get("clientId"))})
+
+
+@bp.put("/accounts/<client_id>")
+@control(
+    "Configure an account",
+    {200: Answer("The account's configured kinds now.", payloads.AccountsReport)},
+    errors=CHANGES,
+    body=Body(
+        {"type": "object", "description": "Kinds of types, as in a state document's accounts."}, JSON_ONLY
+    ),
+)
+def configure_account(client_id: str) -> Response:
+    """Configure the kinds a document names (``{"AlternateIdTypes": ["CRM"], "ConsentTypes": [...]}``):
+    each replaces that kind, which is then closed (a body naming another type is a 404)."""
+    body = _body()
+    if not isinstance(body, Mapping):
+        raise invalid("body", "Expected a JSON object.")
+    accounts = parts.current().accounts
+    try:
+        accounts.configure(client_id, body)
+    except ValueError as error:
+        raise invalid("body", str(error)) from None
+    return json_response({"accounts": accounts.export(client_id)})
 
 
 def importer(config: Mapping[str, Any], now: datetime) -> Callable[[str], Editor]:

@@ -21,7 +21,7 @@ from .contract import CONTROL_PREFIX
 
 # Python-style filter names and the query parameters they become.
 FILTERS = {"client_id": "clientId", "method": "method", "path": "path", "status": "status",
-           "since": "since", "until": "until", "limit": "limit"}  # fmt: skip
+           "since": "since", "until": "until", "warning": "warning", "limit": "limit"}  # fmt: skip
 
 
 class ControlError(Exception):
@@ -92,7 +92,7 @@ class ControlClient:
 
     def requests(self, **filters: Any) -> list[dict]:
         """Journal entries matching ``client_id``, ``method``, ``path``, ``status``, ``since``,
-        ``until`` (``limit``: the newest N)."""
+        ``until`` and ``warning`` (a glob on each warning line; ``"*"``: drew any), the newest ``limit``."""
         return self._call("GET", "/requests", query=_filters(filters))
 
     def count(self, **filters: Any) -> int:
@@ -110,6 +110,14 @@ class ControlClient:
     def import_state(self, document: dict) -> dict:
         """Replace the profiles of each client in ``document``; returns how many were imported."""
         return self._call("POST", "/state", document)
+
+    def accounts(self, client_id: str | None = None) -> dict:
+        """``{"accounts": {clientId: {kind: [types]}}}``: every account's configured kinds, or one's."""
+        return self._call("GET", "/accounts", query={"clientId": client_id})
+
+    def configure_account(self, client_id: str, kinds: dict) -> dict:
+        """Configure (and close) the kinds of types ``kinds`` names for ``client_id``."""
+        return self._call("PUT", f"/accounts/{urllib.parse.quote(client_id, safe='')}", kinds)
 
     def clock(self) -> dict:
         """``{"now": ..., "frozen": ...}``."""

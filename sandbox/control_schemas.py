@@ -190,13 +190,18 @@ class AdvanceSchema(Strict):
     seconds = fields.Float(required=True, validate=validate.Range(min=0))
 
 
+# A clientId a vendor path can name: one non-empty path segment, not the control prefix.
+CLIENT_ID = validate.Regexp(r"^(?!_sandbox$)[^/]+$", error="Not a usable clientId.")
+
+
 class StateSchema(Strict):
-    # A clientId a vendor path can name: one non-empty path segment, not the control prefix.
+    """A state document: each client's profiles, and each account's configuration (its kinds of
+    types: ``{"AlternateIdTypes": ["CRM", {"Name": "Web", "Description": "...", "Locales": {...}}]}``)."""
+
     clients = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(r"^(?!_sandbox$)[^/]+$", error="Not a usable clientId.")),
-        values=fields.List(fields.Raw()),
-        required=True,
+        keys=fields.String(validate=CLIENT_ID), values=fields.List(fields.Raw()), load_default=dict
     )
+    accounts = fields.Dict(keys=fields.String(validate=CLIENT_ID), values=fields.Dict(), load_default=dict)
 
 
 class RequestFilterSchema(Strict):
@@ -206,6 +211,12 @@ class RequestFilterSchema(Strict):
     status = fields.Integer()
     since = fields.AwareDateTime()
     until = fields.AwareDateTime()
+    warning = fields.String(
+        metadata={
+            "description": "A glob matched against each warning line (`X-Sandbox-Warning`); an entry "
+            "matches if any of its warnings does. `*`: the requests that drew any warning."
+        }
+    )
     limit = fields.Integer(validate=validate.Range(min=1))
 
 
@@ -269,6 +280,15 @@ class Count(Schema):
 
 class ImportReport(Schema):
     imported = fields.Dict(keys=fields.String(), values=fields.Integer())
+    accounts = fields.List(fields.String(), metadata={"description": "The accounts configured."})
+
+
+class AccountsReport(Schema):
+    accounts = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(),
+        metadata={"description": "Each account's configured kinds."},
+    )
 
 
 class ClockReport(Schema):

@@ -69,8 +69,10 @@ def matcher(
     status: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    warning: str | None = None,
 ) -> Callable[[dict], bool]:
-    """A filter over entries: each given criterion must hold (``path`` is a glob)."""
+    """A filter over entries: each given criterion must hold (``path`` and ``warning`` are globs;
+    ``warning`` holds when any of the entry's warnings matches it, so ``*``: drew any warning)."""
     checks: list[Callable[[dict], bool]] = []
     if client_id is not None:
         checks.append(lambda e: e["clientId"] == client_id)
@@ -84,4 +86,7 @@ def matcher(
         checks.append(lambda e: e["moment"] >= since)
     if until is not None:
         checks.append(lambda e: e["moment"] <= until)
+    if warning is not None:
+        # An entry that drew no warning has no "warnings" key at all.
+        checks.append(lambda e: any(fnmatch.fnmatchcase(line, warning) for line in e.get("warnings", ())))
     return lambda entry: all(check(entry) for check in checks)

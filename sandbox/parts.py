@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -11,10 +11,13 @@ from typing import Any, Protocol
 
 from flask import current_app
 
+from .accounts import Accounts, configured
 from .auth import Authority, load_directory
 from .clock import Clock
+from .errors import BadRequest
 from .faults import FaultRegistry
 from .journal import Journal
+from .profiles import Editor
 from .service import ProfileService
 from .store import MemoryStore, ProfileStore
 
@@ -34,6 +37,7 @@ class Parts:
     cannot be forgotten by it; the profile service, which holds no state, is built on the store."""
 
     clock: Clock
+    accounts: Accounts
     store: ProfileStore
     faults: FaultRegistry
     journal: Journal
@@ -44,6 +48,7 @@ class Parts:
         """The parts, empty, as the settings say (ValueError, one line, for unusable settings)."""
         return cls(
             clock=Clock(),
+            accounts=Accounts(config["ACCOUNTS"]),
             store=MemoryStore(),
             faults=FaultRegistry(config["SEED"]),
             journal=Journal(config["MAX_JOURNAL_ENTRIES"]),
@@ -53,13 +58,35 @@ class Parts:
                 window=timedelta(seconds=config["AUTH_WINDOW_SECONDS"]),
                 token_lifetime=timedelta(seconds=config["AUTH_TOKEN_SECONDS"]),
                 default_user=config["DEFAULT_USER"],
+                shared_secret=config["AUTH_SECRET"],
             ),
         )
 
     @cached_property
     def service(self) -> ProfileService:
         """The profile service over this sandbox's store."""
-        return ProfileService(self.store)
+        return ProfileService(self.store, self.accounts)
+
+    def export_state(self, client_id: str | None = None) -> dict:
+        """The state document of every client (or one): its profiles and its account's configuration."""
+        return {"clients": self.service.export(client_id), "accounts": self.accounts.export(client_id)}
+
+    def import_state(self, document: Mapping[str, Any], editor_for: Callable[[str], Editor]) -> dict:
+        """Import a validated state document: each client's profiles replaced, each account's kinds
+        configured. 400 naming every problem, 409 for a ProfileId or AlternateId used twice;
+        nothing changes on an error."""
+        problems = {}
+        for client, account in document["accounts"].items():
+            try:
+                configured(account)
+            except ValueError as error:
+                problems[f"accounts.{client}"] = [str(error)]
+        if problems:
+            raise BadRequest("The state document is invalid.", model_state=problems)
+        imported = self.service.import_state(document["clients"], editor_for)
+        for client, account in document["accounts"].items():
+            self.accounts.configure(client, account)
+        return {"imported": imported, "accounts": sorted(document["accounts"])}
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Reset every part: everything, or only ``client_id``'s data (``seed``: a full reset's)."""

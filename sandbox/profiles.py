@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,11 +44,13 @@ class Account:
 
 @dataclass(frozen=True)
 class Editor:
-    """Who writes and when, with the account's defaults: what new and revised profiles need."""
+    """Who writes and when, with the account's defaults: what new and revised profiles need; and
+    where to tell what the sandbox tolerated in the write (the request's warnings)."""
 
     account: Account
     user: str
     now: datetime
+    warnings: list[str] = field(default_factory=list, compare=False)
 
 
 def edited(editor: Editor) -> dict:

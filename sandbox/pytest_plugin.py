@@ -10,7 +10,12 @@ Registered through the ``pytest11`` entry point when the package is installed (n
   tests never see each other's profiles, faults or journal entries, under pytest-xdist and
   against a shared external sandbox alike. The test's clientId is reset afterwards.
 - ``sandbox_config`` (session): the settings of the in-process sandbox; override it in a
-  conftest.py to change them (``{"MAX_SEARCH_RESULTS": 5, "AUTH_MODE": "strict", ...}``).
+  conftest.py to change them (``{"MAX_SEARCH_RESULTS": 5, "DEFAULT_LOCALE": "fr_FR", ...}``).
+
+Warnings can be refused: with ``--sandbox-fail-on-warning`` (or ``SANDBOX_FAIL_ON_WARNING=1``, or
+``"FAIL_ON_WARNING": True`` in ``sandbox_config``), or per test with the ``sandbox_fail_on_warning``
+marker, a test whose requests drew an ``X-Sandbox-Warning`` fails, naming them; the
+``sandbox_allow_warnings`` marker exempts a test.
 """
 
 from __future__ import annotations
@@ -19,16 +24,30 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
 
 from .app import create_app
+from .auth import pnauthinfo3_header
 from .control_client import ControlClient
 
-# A well-formed header for the default (lenient) authentication; its UserId is "pytest".
-LENIENT_AUTHORIZATION = "PNAUTHINFO3-HMAC-SHA256 Credential=pytest/2026-01-01T00:00:00 Signature=cHl0ZXN0"
+# The handle's PNAUTHINFO3 UserId. Its secret: the in-process sandbox's SANDBOX_AUTH_SECRET (unless
+# sandbox_config gives one), so that lenient mode verifies the handle's signatures for any clientId;
+# an external sandbox's, from the same variable; else a secret nobody verifies (a warning each).
+USER_ID = "pytest"
+SHARED_SECRET = "pytest-sandbox"
+UNKNOWN_SECRET = "pytest"
+
+# The plugin's own key in sandbox_config: never passed on to the sandbox app.
+FAIL_ON_WARNING = "FAIL_ON_WARNING"
+FAIL_MARKER = "sandbox_fail_on_warning"
+ALLOW_MARKER = "sandbox_allow_warnings"
+FAIL_FLAGS = {"": False, "0": False, "false": False, "1": True, "true": True}
+# --sandbox-fail-on-warning or SANDBOX_FAIL_ON_WARNING, read once for the session.
+FAIL_ALL = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,14 +57,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run against the sandbox at this URL (e.g. a container) instead of an in-process one "
         "(also SANDBOX_URL)",
     )
+    parser.addoption(
+        "--sandbox-fail-on-warning",
+        action="store_true",
+        help="fail a test whose requests drew an X-Sandbox-Warning (also SANDBOX_FAIL_ON_WARNING=1)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers; read whether every test refuses warnings (a usage error if unreadable)."""
+    config.addinivalue_line(
+        "markers", f"{FAIL_MARKER}: fail the test if its sandbox requests drew an X-Sandbox-Warning"
+    )
+    config.addinivalue_line(
+        "markers", f"{ALLOW_MARKER}: let the test pass whatever warnings its sandbox requests drew"
+    )
+    flag = os.environ.get("SANDBOX_FAIL_ON_WARNING", "").strip().lower()
+    if flag not in FAIL_FLAGS:
+        raise pytest.UsageError(f"SANDBOX_FAIL_ON_WARNING must be 1, 0, true or false, not {flag!r}")
+    config.stash[FAIL_ALL] = config.getoption("sandbox_fail_on_warning") or FAIL_FLAGS[flag]
 
 
 class SandboxServer:
-    """A running sandbox: its URL and its control plane."""
+    """A running sandbox: its URL, its control plane, and the secret its lenient mode verifies
+    signatures with (``SANDBOX_AUTH_SECRET``; None: none, signatures draw a warning)."""
 
-    def __init__(self, url: str, token: str | None = None) -> None:
+    def __init__(self, url: str, token: str | None = None, auth_secret: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.control = ControlClient(self.url, token=token)
+        self.auth_secret = auth_secret
 
 
 class InProcessServer(SandboxServer):
@@ -62,7 +102,11 @@ class InProcessServer(SandboxServer):
             target=self._server.serve_forever, args=(0.05,), name="sandbox", daemon=True
         )
         self._thread.start()
-        super().__init__(f"http://127.0.0.1:{self._server.port}", config.get("CONTROL_TOKEN"))
+        super().__init__(
+            f"http://127.0.0.1:{self._server.port}",
+            config.get("CONTROL_TOKEN"),
+            self.app.config["AUTH_SECRET"],
+        )
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
@@ -81,7 +125,16 @@ class SandboxHandle:
         self.url = server.url
         self.prefixed_url = f"{server.url}/Profiles"
         self.profile_url = f"{server.url}/{client_id}/Profile"
-        self.headers = {"Authorization": LENIENT_AUTHORIZATION}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """A fresh ``Authorization``, signed now (real time), for a vendor request of this test."""
+        return {"Authorization": self.authorization()}
+
+    def authorization(self, moment: datetime | None = None) -> str:
+        """A PNAUTHINFO3 ``Authorization`` value signed at ``moment`` (default: now, real time): a
+        test that froze the sandbox clock signs at the sandbox's time."""
+        return pnauthinfo3_header(self.client_id, USER_ID, self.server.auth_secret or UNKNOWN_SECRET, moment)
 
     def add_fault(self, rule: dict | None = None, **fields: Any) -> dict:
         """Add a fault rule scoped to this test's clientId (its ``match`` may narrow it further)."""
@@ -125,20 +178,71 @@ def sandbox_server(request: pytest.FixtureRequest, sandbox_config: dict[str, Any
     """The session's sandbox: in-process, or the one at ``--sandbox-url``."""
     external = request.config.getoption("sandbox_url")
     if external:
-        yield SandboxServer(external, sandbox_config.get("CONTROL_TOKEN"))
+        yield SandboxServer(
+            external, sandbox_config.get("CONTROL_TOKEN"), os.environ.get("SANDBOX_AUTH_SECRET")
+        )
         return
-    server = InProcessServer(sandbox_config)
+    # A copy without the plugin's own key: the `sandbox` fixture still reads it from the original.
+    # The handle signs with a secret the in-process sandbox shares, so its signatures are verified.
+    settings = {"AUTH_SECRET": SHARED_SECRET}
+    settings |= {key: value for key, value in sandbox_config.items() if key != FAIL_ON_WARNING}
+    server = InProcessServer(settings)
     try:
         yield server
     finally:
         server.stop()
 
 
+# The handle of a test that refuses warnings, which pytest_runtest_call checks after the test body.
+REFUSING = pytest.StashKey[SandboxHandle]()
+
+
 @pytest.fixture
-def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxHandle]:
+def sandbox(
+    request: pytest.FixtureRequest, sandbox_server: SandboxServer, sandbox_config: dict[str, Any]
+) -> Iterator[SandboxHandle]:
     """A handle for this test, bound to a clientId no other test uses; reset afterwards."""
     handle = SandboxHandle(sandbox_server, f"pytest-{uuid.uuid4().hex[:16]}")
+    if _refuses_warnings(request.node, sandbox_config):
+        request.node.stash[REFUSING] = handle
     try:
         yield handle
     finally:
         handle.reset()
+
+
+def _refuses_warnings(item: pytest.Item, sandbox_config: dict[str, Any]) -> bool:
+    """The closest of the two markers decides (a test's own over its class's or module's); without
+    one, the option, the environment variable or ``sandbox_config``."""
+    for marker in item.iter_markers():
+        if marker.name in (FAIL_MARKER, ALLOW_MARKER):
+            return marker.name == FAIL_MARKER
+    return item.config.stash[FAIL_ALL] or bool(sandbox_config.get(FAIL_ON_WARNING))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """After a test body that passed, fail the test if its requests drew warnings it refuses."""
+    # A body that failed raises here, and its own failure stands.
+    yield
+    handle = item.stash.get(REFUSING, None)
+    if handle is None:
+        return
+    warned = handle.requests(warning="*")
+    if warned:
+        # Raised in the call phase, this is the test's failure, where a fixture's teardown would
+        # have made it an error.
+        pytest.fail(_warning_report(warned), pytrace=False)
+
+
+def _warning_report(warned: list[dict]) -> str:
+    """Each warned request, by method and path, with its warning lines; then how to accept them."""
+    lines = ["Requests of this test drew sandbox warnings:"]
+    for entry in warned:
+        lines.append(f"  {entry['method']} {entry['path']}")
+        lines.extend(f"    {warning}" for warning in entry["warnings"])
+    lines.append(
+        f"(refused by --sandbox-fail-on-warning, SANDBOX_FAIL_ON_WARNING, sandbox_config's "
+        f"{FAIL_ON_WARNING} or the {FAIL_MARKER} marker; the {ALLOW_MARKER} marker accepts them)"
+    )
+    return "\n".join(lines)

@@ -495,6 +495,64 @@ class Error(Schema):
     ModelState = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
+class TypeEntry(Wire):
+    """A type of an account's configuration (an AlternateId type, an address type, ...), named in
+    the locale asked for."""
+
+    Id = fields.Integer()
+    Name = fields.String()
+    Description = fields.String(allow_none=True)
+
+
+class AlternateIdTypeEntry(TypeEntry):
+    """An AlternateId type of the account."""
+
+
+class AddressTypeEntry(TypeEntry):
+    """An address type of the account."""
+
+
+class ConsentTypeEntry(TypeEntry):
+    """A consent type of the account."""
+
+
+class AlternateIdTypeEntryList(Wire):
+    """The answer of ``GET {clientId}/AlternateIdTypes``."""
+
+    AlternateIdTypes = collection(AlternateIdTypeEntry, "AlternateIdTypeEntry")
+
+
+class AddressTypeEntryList(Wire):
+    """The answer of ``GET {clientId}/AddressTypes``."""
+
+    AddressTypes = collection(AddressTypeEntry, "AddressTypeEntry")
+
+
+class ConsentTypeEntryList(Wire):
+    """The answer of ``POST {clientId}/ConsentTypes``: the consent types created."""
+
+    ConsentTypes = collection(ConsentTypeEntry, "ConsentTypeEntry")
+
+
+class CreateConsentType(Contract):
+    """A consent type to create: its Name as consents name it, and a Description."""
+
+    Name = Text(required=True, min_length=1, max_length=100)
+    Description = Text(max_length=256)
+
+
+class CreateConsentTypeList(Contract):
+    """The body of ``POST {clientId}/ConsentTypes``: one or more consent types."""
+
+    ConsentTypes = fields.List(
+        fields.Nested(CreateConsentType),
+        required=True,
+        validate=validate.Length(min=1, error="At least one consent type is required."),
+        metadata={"xml_item": "CreateConsentType"},
+        error_messages={"invalid": COLLECTION_MESSAGE, "required": "The ConsentTypes field is required."},
+    )
+
+
 class ConsentStatusEntry(Wire):
     """One consent status: its number and name."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import profiles, schemas
+from .accounts import Accounts
 from .errors import BadRequest, Forbidden
 from .profiles import Editor
 from .store import Change, ProfileStore
@@ -65,8 +66,9 @@ class Group:
 class ProfileService:
     """Profiles of every clientId, created, read, changed and searched as the vendor does."""
 
-    def __init__(self, store: ProfileStore) -> None:
+    def __init__(self, store: ProfileStore, accounts: Accounts) -> None:
         self.store = store
+        self.accounts = accounts
 
     def get(self, client_id: str, target: Target) -> dict:
         """A profile by ProfileId (active or not), or the active holder of an AlternateId; 404 if none."""
@@ -75,8 +77,12 @@ class ProfileService:
         return self.store.get(client_id, target)
 
     def create(self, client_id: str, data: Mapping[str, Any], editor: Editor) -> dict:
-        """A new profile from a validated create document; 409 if an AlternateId is taken."""
-        return self.store.create(client_id, profiles.new_profile(data, editor))
+        """A new profile from a validated create document; 409 if an AlternateId is taken, 404 if
+        it names a type its account lacks."""
+        unknown = self.accounts.check(client_id, data)
+        return self._registered(
+            client_id, unknown, editor, self.store.create(client_id, profiles.new_profile(data, editor))
+        )
 
     def upsert(
         self, client_id: str, target: AlternateId, data: Mapping[str, Any], editor: Editor
@@ -84,32 +90,42 @@ class ProfileService:
         """Merge ``data`` into the active holder of ``target``, or create a profile holding it;
         True if created."""
         holding = schemas.load(CREATE, _holding(data, target))
-        return self.store.upsert(
+        unknown = self.accounts.check(client_id, holding)
+        stored, created = self.store.upsert(
             client_id,
             target.kind,
             target.ident,
             change=_merged(data, editor),
             new=lambda: profiles.new_profile(holding, editor),
         )
+        return self._registered(client_id, unknown, editor, stored), created
 
     def replace(self, client_id: str, target: Target, data: Mapping[str, Any], editor: Editor) -> dict:
         """Overwrite a profile with a whole document: what it omits is blanked, as documented, the
         AlternateIds too, even the one a PUT by AlternateId found the profile by."""
-        return self._change(client_id, target, lambda current: profiles.revise(current, data, editor))
+        unknown = self.accounts.check(client_id, data)
+        stored = self._change(client_id, target, lambda current: profiles.revise(current, data, editor))
+        return self._registered(client_id, unknown, editor, stored)
 
     def merge(self, client_id: str, target: Target, data: Mapping[str, Any], editor: Editor) -> dict:
         """Merge a document into a profile: only what it sends changes (``profiles.merge``)."""
-        return self._change(client_id, target, _merged(data, editor))
+        unknown = self.accounts.check(client_id, data)
+        return self._registered(
+            client_id, unknown, editor, self._change(client_id, target, _merged(data, editor))
+        )
 
     def patch(self, client_id: str, target: Target, operations: Sequence[dict], editor: Editor) -> dict:
         """Apply JSON Patch operations to a profile as answered (a UserProfile); the result is
         validated as a create."""
 
-        def change(current: dict) -> dict:
-            document = profiles.patched(current, list(operations))
-            return profiles.revise(current, schemas.load(CREATE, document), editor)
+        unknown: list[tuple[str, str]] = []
 
-        return self._change(client_id, target, change)
+        def change(current: dict) -> dict:
+            document = schemas.load(CREATE, profiles.patched(current, list(operations)))
+            unknown.extend(self.accounts.check(client_id, document))
+            return profiles.revise(current, document, editor)
+
+        return self._registered(client_id, unknown, editor, self._change(client_id, target, change))
 
     def activate(self, client_id: str, target: Target, editor: Editor) -> dict:
         """Activate a profile and clear its ReasonCode."""
@@ -124,12 +140,15 @@ class ProfileService:
     def add_consents(
         self, client_id: str, target: Target, consents: Sequence[Mapping[str, Any]], editor: Editor
     ) -> dict:
-        """Record validated consents on a profile, each with its own Edited."""
-        return self._change(
+        """Record validated consents on a profile, each with its own Edited; 404 for a ConsentType
+        its account lacks."""
+        unknown = self.accounts.check(client_id, {"Consents": consents})
+        stored = self._change(
             client_id,
             target,
             lambda p: profiles.touch(profiles.add_consents(p, consents, editor), editor),
         )
+        return self._registered(client_id, unknown, editor, stored)
 
     def delete(self, client_id: str, profile_id: int) -> None:
         """Delete a profile for good; its AlternateIds are free at once."""
@@ -202,6 +221,13 @@ class ProfileService:
             raise BadRequest("The state document is invalid.", model_state=problems)
         self.store.replace_clients(read)
         return {client_id: len(items) for client_id, items in read.items()}
+
+    def _registered(
+        self, client_id: str, unknown: list[tuple[str, str]], editor: Editor, stored: dict
+    ) -> dict:
+        """``stored``, once the types of open kinds it named are registered, and the editor told."""
+        editor.warnings.extend(self.accounts.register(client_id, unknown))
+        return stored
 
     def _change(self, client_id: str, target: Target, change: Change) -> dict:
         if isinstance(target, AlternateId):

@@ -17,8 +17,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "DEFAULT_LOCALE": ("en_US", "the accounts' default DefaultLocale"),
     "ACCOUNTS": (
         {},
-        'per-clientId account settings, e.g. {"acme": {"DefaultCustomerType": "Prospect", '
-        '"DefaultLocale": "fr_FR"}}',
+        'per-clientId account settings: defaults and configured types, e.g. {"acme": '
+        '{"DefaultCustomerType": "Prospect", "AlternateIdTypes": ["CRM"]}}',
     ),
     "CONTROL": (True, "the control plane under /_sandbox (health answers either way)"),
     "CONTROL_TOKEN": (None, "bearer token every control call but health must carry"),
@@ -29,6 +29,11 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "SEED_FILE": (None, "a state document (see /_sandbox/state) loaded at start-up"),
     "AUTH_MODE": ("lenient", "off, lenient (a well-formed header of a known scheme) or strict (AUTH_FILE)"),
     "AUTH_FILE": (None, "strict mode's clients, users, secrets, permissions and OAuth clients (JSON)"),
+    "AUTH_SECRET": (
+        None,
+        "lenient mode: a secret every user of every clientId has, so that signatures made with it are "
+        "verified (and draw no warning)",
+    ),
     "AUTH_WINDOW_SECONDS": (900, "how far a PNAUTHINFO3 timestamp may lag the sandbox clock"),
     "AUTH_TOKEN_SECONDS": (3600, "lifetime of an OAuth bearer token"),
     "LOG_FORMAT": ("text", "the one log line per request: text or json"),

@@ -13,9 +13,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sandbox"
 LAYERS = [
     {"errors"},
     {"contract", "schemas", "control_schemas", "formats", "clock", "settings"},
-    {"profiles", "store", "service", "faults", "journal", "auth", "connection"},
+    {"accounts", "profiles", "store", "service", "faults", "journal", "auth", "connection"},
     {"parts"},
-    {"record", "exchange", "pipeline", "api", "control", "oauth", "openapi"},
+    {"record", "exchange", "pipeline", "api", "account_api", "control", "oauth", "openapi"},
     {"app"},
     {"__init__", "__main__", "pytest_plugin", "control_client"},
 ]

@@ -98,7 +98,7 @@ def test_lenient_takes_the_user_id_and_warns_that_it_checked_no_signature(lenien
     assert response.json()["Edited"]["CreatedBy"] == response.json()["Edited"]["ModifiedBy"] == "carol"
     assert response.raw.headers.getlist("X-Sandbox-Warning") == [
         "PNAUTHINFO3 signature not verified: no secret is configured for UserId 'carol' of 'acme' "
-        "(SANDBOX_AUTH_FILE)"
+        "(SANDBOX_AUTH_FILE, SANDBOX_AUTH_SECRET)"
     ]
 
 
@@ -129,6 +129,27 @@ def test_lenient_verifies_the_signature_where_a_secret_is_configured():
 
     assert (good.status_code, good.raw.headers.getlist("X-Sandbox-Warning")) == (201, [])
     assert (forged.status_code, forged.json()) == (401, {"Message": "Unable to authenticate request"})
+
+
+def test_lenient_verifies_signatures_made_with_the_shared_secret_for_any_client_and_user():
+    with Served({"AUTH_SECRET": "shared"}) as served:
+        now = datetime.now(UTC)
+        good = create(served.url, pnauthinfo3_header("acme", "anyone", "shared", now))
+        forged = create(served.url, pnauthinfo3_header("acme", "anyone", "guessed", now))
+
+    assert (good.status_code, good.raw.headers.getlist("X-Sandbox-Warning")) == (201, [])
+    assert good.json()["Edited"]["CreatedBy"] == "anyone"
+    assert (forged.status_code, forged.json()) == (401, {"Message": "Unable to authenticate request"})
+
+
+def test_strict_mode_takes_no_shared_secret(strict):
+    with Served(
+        {"AUTH_MODE": "strict", "AUTH_FILE": str(FIXTURES / "auth.json"), "AUTH_SECRET": "shared"}
+    ) as served:
+        ControlClient(served.url).set_clock(NOW)
+        response = create(served.url, pnauthinfo3_header("acme", "stranger", "shared", NOW))
+
+    assert (response.status_code, response.json()) == (401, {"Message": "Unable to authenticate request"})
 
 
 def test_lenient_accepts_any_bearer_token_with_a_warning(lenient):

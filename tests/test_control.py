@@ -102,7 +102,10 @@ def test_export_then_import_round_trips_exactly(fresh):
 
     assert control.export_state() == exported
     assert set(exported["clients"]) == {"acme", "globex"}
-    assert control.export_state("globex") == {"clients": {"globex": exported["clients"]["globex"]}}
+    assert control.export_state("globex") == {
+        "clients": {"globex": exported["clients"]["globex"]},
+        "accounts": {},
+    }
 
 
 def test_imported_profiles_answer_like_created_ones(fresh):
@@ -110,7 +113,7 @@ def test_imported_profiles_answer_like_created_ones(fresh):
 
     imported = control.import_state(fixture_json("seed.json"))
 
-    assert imported == {"imported": {"acme": 2, "globex": 1}}
+    assert imported == {"imported": {"acme": 2, "globex": 1}, "accounts": []}
     ann = send("GET", f"{served.url}/acme/Profile/AlternateIdType/crm/AlternateId/crm-1001").json()
     assert (ann["ProfileId"], ann["Addresses"][0]["Country"], ann["Addresses"][0]["CassStatus"]) == (
         1001,
@@ -141,7 +144,8 @@ def test_imported_profiles_answer_like_created_ones(fresh):
             None,
         ),
         ({"clients": ["acme"]}, 400, ["clients"]),
-        ({}, 400, ["clients"]),
+        ({"accounts": {"acme": {"AlternateIdTypes": "CRM"}}}, 400, ["accounts.acme"]),
+        ({"accounts": {"acme": {"Tags": [{"Description": "no name"}]}}}, 400, ["accounts.acme"]),
     ],
 )
 def test_a_bad_state_document_changes_nothing(fresh, document, status, keys):

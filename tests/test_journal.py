@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 import pytest
 from helpers import Served, minimal_profile, post_json, send, send_bytes
 
@@ -29,7 +32,7 @@ def test_an_entry_records_the_request_and_the_outcome(control, client_id, profil
 
 
 def test_entries_record_validation_errors_and_conflicts(control, client_id, profile_url):
-    post_json(profile_url, minimal_profile(CustomerType=5))
+    post_json(profile_url, minimal_profile(IsActive="maybe"))
     first = post_json(profile_url, minimal_profile(AlternateIds=PAIR)).json()
     post_json(profile_url, minimal_profile(AlternateIds=PAIR))
 
@@ -37,7 +40,7 @@ def test_entries_record_validation_errors_and_conflicts(control, client_id, prof
 
     assert invalid["status"] == 400
     assert invalid["error"]["ModelState"] == {
-        "CustomerType": ["Error converting value 5 to type 'System.String'."]
+        "IsActive": ["Error converting value \"maybe\" to type 'System.Boolean'."]
     }
     assert conflict["status"] == 409
     assert conflict["conflict"] == {**PAIR[0], "heldBy": first["ProfileId"]}
@@ -161,14 +164,60 @@ def test_an_injected_error_after_a_conflict_keeps_the_conflict(control, client_i
     assert entry["conflict"] == {**PAIR[0], "heldBy": first["ProfileId"]}
 
 
-def test_warnings_are_journaled_as_the_headers_say_them_escaped_and_capped(control, client_id, profile_url):
+@pytest.fixture(scope="module")
+def auth_off() -> Iterator[Served]:
+    """A sandbox with authentication off: the only warnings are the ones the request bodies draw."""
+    with Served({"AUTH_MODE": "off"}) as served:
+        yield served
+
+
+def test_warnings_are_journaled_as_the_headers_say_them_escaped_and_capped(auth_off, client_id):
     unknown = {f"Extra{index}": 1 for index in range(90)}
 
-    response = post_json(profile_url, {**minimal_profile(), "Odd\ud800": 1, **unknown})
+    response = post_json(
+        f"{auth_off.url}/{client_id}/Profile", {**minimal_profile(), "Odd\ud800": 1, **unknown}
+    )
 
-    [entry] = control.requests(client_id=client_id)
+    [entry] = ControlClient(auth_off.url).requests(client_id=client_id)
     told = [line.strip() for line in response.headers["X-Sandbox-Warning"].split(",")]
     assert entry["warnings"] == told
     assert entry["warnings"][0] == "ignored unknown field 'Odd\\ud800'"
     assert len(entry["warnings"]) == 21
     assert entry["warnings"][-1] == "and 71 more"
+
+
+def test_the_warning_filter_and_count(auth_off, client_id):
+    control, url = ControlClient(auth_off.url), f"{auth_off.url}/{client_id}/Profile"
+    post_json(url, minimal_profile(Colour="red"))
+    post_json(url, minimal_profile())
+    post_json(url, minimal_profile(Shade="dark", Colour="blue"))
+    post_json(f"{auth_off.url}/{client_id}-b/Profile", minimal_profile(Colour="green"))
+
+    drew_any = control.requests(client_id=client_id, warning="*")
+    counts = {
+        glob: control.count(client_id=client_id, warning=glob)
+        for glob in ("*", "ignored unknown field 'Colour'", "*'Shade'", "*colour*", "Colour")
+    }
+
+    assert [entry["body"] for entry in drew_any] == [
+        json.dumps(minimal_profile(Colour="red")),
+        json.dumps(minimal_profile(Shade="dark", Colour="blue")),
+    ]
+    assert drew_any[1]["warnings"] == ["ignored unknown field 'Shade'", "ignored unknown field 'Colour'"]
+    assert counts == {
+        "*": 2,
+        "ignored unknown field 'Colour'": 2,
+        "*'Shade'": 1,
+        "*colour*": 0,  # case counts, as in the path glob
+        "Colour": 0,  # a glob matches a whole line, not a part of one
+    }
+    assert control.count(path=f"/{client_id}*", warning="*'Colour'") == 3
+
+
+def test_the_warning_filter_is_documented(served):
+    document = send("GET", f"{served.url}/_sandbox/openapi.json").json()
+
+    for path in ("/_sandbox/requests", "/_sandbox/requests/count"):
+        [warning] = [p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "warning"]
+        assert (warning["in"], warning["schema"]) == ("query", {"type": "string"})
+        assert "`*`: the requests that drew any warning" in warning["description"]

@@ -148,3 +148,212 @@ def test_isolated_under_xdist(pytester):
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
 
     result.assert_outcomes(passed=4)
+
+
+# --- refusing warnings ----------------------------------------------------------------------
+
+# Authentication off: the only warnings are the ones the request bodies draw (an unknown field).
+AUTH_OFF = """
+import pytest
+
+@pytest.fixture(scope="session")
+def sandbox_config():
+    return {"AUTH_MODE": "off"%s}
+"""
+
+WARNED_CLEAN_AND_ANOTHER_CLIENTS = """
+import requests
+
+def create(url, body):
+    return requests.post(url, json=body, timeout=10)
+
+def test_warned(sandbox):
+    assert create(sandbox.profile_url, {"Colour": "red"}).status_code == 201
+
+def test_clean(sandbox):
+    assert create(sandbox.profile_url, {}).status_code == 201
+
+def test_another_clients_warning(sandbox):
+    other = f"{sandbox.client_id}-other"
+    assert create(f"{sandbox.url}/{other}/Profile", {"Colour": "red"}).status_code == 201
+    sandbox.control.reset(client_id=other)
+"""
+
+
+def failed_with_the_report(result: pytest.RunResult, test: str) -> None:
+    """``test``'s failure is the report of its one warned request, and no other test's is."""
+    result.stdout.fnmatch_lines(
+        [
+            f"_* {test} _*",
+            "Requests of this test drew sandbox warnings:",
+            "  POST /pytest-*/Profile",
+            "    ignored unknown field 'Colour'",
+            "(refused by --sandbox-fail-on-warning, *; the sandbox_allow_warnings marker accepts them)",
+        ],
+        consecutive=True,
+    )
+    assert result.stdout.str().count("Requests of this test drew sandbox warnings") == 1
+
+
+@pytest.mark.parametrize("how", ["option", "environment", "sandbox_config"])
+def test_a_test_whose_requests_drew_a_warning_fails_when_asked(pytester, monkeypatch, how):
+    pytester.makeconftest(AUTH_OFF % (', "FAIL_ON_WARNING": True' if how == "sandbox_config" else ""))
+    pytester.makepyfile(WARNED_CLEAN_AND_ANOTHER_CLIENTS)
+    if how == "environment":
+        monkeypatch.setenv("SANDBOX_FAIL_ON_WARNING", "1")
+
+    result = pytester.runpytest(*(["--sandbox-fail-on-warning"] if how == "option" else []))
+
+    result.assert_outcomes(failed=1, passed=2)
+    failed_with_the_report(result, "test_warned")
+
+
+def test_warnings_pass_unless_asked(pytester):
+    pytester.makeconftest(AUTH_OFF % "")
+    pytester.makepyfile(WARNED_CLEAN_AND_ANOTHER_CLIENTS)
+
+    pytester.runpytest().assert_outcomes(passed=3)
+
+
+def test_warnings_are_refused_against_an_external_sandbox(pytester):
+    pytester.makepyfile(WARNED_CLEAN_AND_ANOTHER_CLIENTS)
+    with Launched(env={"SANDBOX_AUTH_MODE": "off"}) as launched:
+        result = pytester.runpytest(f"--sandbox-url={launched.url}", "--sandbox-fail-on-warning")
+
+    result.assert_outcomes(failed=1, passed=2)
+    failed_with_the_report(result, "test_warned")
+
+
+def test_the_config_key_is_the_plugins_own(pytester):
+    pytester.makeconftest(AUTH_OFF % ', "FAIL_ON_WARNING": True')
+    pytester.makepyfile(
+        """
+        def test_the_app_never_sees_it(sandbox):
+            assert sandbox.server.app.config["AUTH_MODE"] == "off"
+            assert "FAIL_ON_WARNING" not in sandbox.server.app.config
+        """
+    )
+
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_the_markers_refuse_or_allow_warnings_and_the_closest_decides(pytester):
+    pytester.makeconftest(AUTH_OFF % "")
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        def create(sandbox, body):
+            assert requests.post(sandbox.profile_url, json=body, timeout=10).status_code == 201
+
+        @pytest.mark.sandbox_fail_on_warning
+        def test_refused(sandbox):
+            create(sandbox, {"Colour": "red"})
+
+        @pytest.mark.sandbox_fail_on_warning
+        def test_refused_but_clean(sandbox):
+            create(sandbox, {})
+
+        @pytest.mark.sandbox_fail_on_warning
+        def test_failing_on_its_own(sandbox):
+            create(sandbox, {"Colour": "red"})
+            assert False, "its own failure"
+
+        @pytest.mark.sandbox_fail_on_warning
+        class TestRefused:
+            @pytest.mark.sandbox_allow_warnings
+            def test_allowed(self, sandbox):
+                create(sandbox, {"Colour": "red"})
+                assert sandbox.count(warning="*") == 1
+                assert [e["warnings"] for e in sandbox.requests(warning="ignored*")] == [
+                    ["ignored unknown field 'Colour'"]
+                ]
+        """
+    )
+
+    result = pytester.runpytest("--strict-markers")
+
+    result.assert_outcomes(failed=2, passed=2)
+    failed_with_the_report(result, "test_refused")
+    result.stdout.fnmatch_lines(["_* test_failing_on_its_own _*", "E * AssertionError: its own failure"])
+
+
+def test_the_allow_marker_exempts_a_test_from_the_option(pytester):
+    pytester.makeconftest(AUTH_OFF % "")
+    pytester.makepyfile(
+        """
+        import pytest
+        import requests
+
+        def create(sandbox):
+            assert requests.post(sandbox.profile_url, json={"Colour": "red"}, timeout=10).status_code == 201
+
+        @pytest.mark.sandbox_allow_warnings
+        def test_allowed(sandbox):
+            create(sandbox)
+
+        def test_refused(sandbox):
+            create(sandbox)
+        """
+    )
+
+    result = pytester.runpytest("--sandbox-fail-on-warning")
+
+    result.assert_outcomes(failed=1, passed=1)
+    failed_with_the_report(result, "test_refused")
+
+
+def test_an_unreadable_environment_flag_is_a_usage_error(pytester, monkeypatch):
+    monkeypatch.setenv("SANDBOX_FAIL_ON_WARNING", "yes")
+    pytester.makepyfile("def test_never_run(): pass")
+
+    result = pytester.runpytest()
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*SANDBOX_FAIL_ON_WARNING must be 1, 0, true or false, not 'yes'*"])
+
+
+# --- the handle's headers -------------------------------------------------------------------
+
+
+def test_the_handles_headers_are_signed_when_asked_for_and_draw_no_warning(pytester):
+    pytester.makepyfile(
+        """
+        import time
+        from datetime import UTC, datetime, timedelta
+
+        import requests
+
+        def issued(authorization):
+            stamp = authorization.split("Credential=pytest/", 1)[1].split()[0]
+            return datetime.fromisoformat(stamp).replace(tzinfo=UTC)
+
+        def test_signed_now(sandbox):
+            first = sandbox.headers["Authorization"]
+            time.sleep(1.05 - time.time() % 1)  # into the next second: a fresh header differs
+            again = sandbox.headers["Authorization"]
+            assert first != again
+            assert abs(issued(again) - datetime.now(UTC)) < timedelta(seconds=5)
+            created = requests.post(sandbox.profile_url, json={}, headers=sandbox.headers, timeout=10)
+            assert created.status_code == 201
+
+        def test_signed_at_the_frozen_clock(sandbox):
+            moment = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+            sandbox.control.set_clock(moment)
+            try:
+                authorization = sandbox.authorization(moment)
+                created = requests.post(
+                    sandbox.profile_url, json={}, headers={"Authorization": authorization}, timeout=10
+                )
+            finally:
+                sandbox.control.release_clock()
+            assert issued(authorization) == moment
+            assert created.status_code == 201
+        """
+    )
+
+    # The default authentication, refusing warnings: the handle's own headers must draw none.
+    result = pytester.runpytest("--sandbox-fail-on-warning")
+
+    result.assert_outcomes(passed=2)

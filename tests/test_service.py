@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sandbox import schemas
+from sandbox.accounts import Accounts
 from sandbox.errors import BadRequest, Conflict, Forbidden, NotFound
 from sandbox.profiles import Account, Editor
 from sandbox.service import AlternateId, ProfileService, Search
@@ -46,7 +47,7 @@ def emails(*addresses: str) -> list[dict]:
 
 @pytest.fixture
 def service() -> ProfileService:
-    return ProfileService(MemoryStore())
+    return ProfileService(MemoryStore(), Accounts({}))
 
 
 @pytest.fixture
@@ -775,7 +776,7 @@ def test_export_then_import_round_trips(service, ann):
     service.deactivate("acme", ann["ProfileId"], "moved", CHANGER)
     exported = service.export()
 
-    fresh = ProfileService(MemoryStore())
+    fresh = ProfileService(MemoryStore(), Accounts({}))
     assert fresh.import_state(exported, editor_for) == {"acme": 1}
 
     assert fresh.export() == exported

@@ -1,0 +1,79 @@
+"""The vendor's account configuration endpoints: the AlternateId and address types an account has,
+and the consent types it creates. Registered at both roots, like the Profile endpoints."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from . import exchange, parts, schemas
+from .api import vendor
+from .contract import Answer, Body, Query
+from .errors import invalid
+
+bp = Blueprint("account_api", __name__)
+
+CONSENT_TYPES = schemas.CreateConsentTypeList()
+LISTED = dict.fromkeys((400, 401, 403, 406))
+TYPE_QUERY = (
+    Query("Id", {"type": "integer", "minimum": 0, "default": 0}, "Only the type of this Id (0: all)."),
+    Query("locale", description="Names and descriptions in this locale (`fr-ca`); one no type has is a 404."),
+)
+
+
+def _types(client_id: str, kind: str, entry_list: schemas.Schema, root: str) -> Response:
+    """The account's types of ``kind``, filtered by ``Id`` and named in ``locale``."""
+    raw_id = request.args.get("Id", "0")
+    if not raw_id.strip().isdigit():
+        raise invalid("Id", f"The value '{raw_id}' is not valid for Id.")
+    found = parts.current().accounts.types(
+        client_id, kind, type_id=int(raw_id), locale=request.args.get("locale") or None
+    )
+    return exchange.respond({kind: found}, entry_list, root)
+
+
+@bp.get("/<client:client_id>/AlternateIdTypes")
+@vendor(
+    "List the account's AlternateId types",
+    {200: Answer("The types (an open account: those met so far).", schemas.AlternateIdTypeEntryList)},
+    errors={**LISTED, 404: "No type of that Id, or none in that locale; strict mode: an unknown clientId."},
+    query=TYPE_QUERY,
+)
+def alternate_id_types(client_id: str) -> Response:
+    """The account's AlternateId types: ``{"AlternateIdTypes": [{"Id", "Name", "Description"}]}``."""
+    return _types(
+        client_id, "AlternateIdTypes", schemas.AlternateIdTypeEntryList(), "AlternateIdTypeEntryList"
+    )
+
+
+@bp.get("/<client:client_id>/AddressTypes")
+@vendor(
+    "List the account's address types",
+    {200: Answer("The types (an open account: those met so far).", schemas.AddressTypeEntryList)},
+    errors={**LISTED, 404: "No type of that Id, or none in that locale; strict mode: an unknown clientId."},
+    query=TYPE_QUERY,
+)
+def address_types(client_id: str) -> Response:
+    """The account's address types: ``{"AddressTypes": [{"Id", "Name", "Description"}]}``."""
+    return _types(client_id, "AddressTypes", schemas.AddressTypeEntryList(), "AddressTypeEntryList")
+
+
+@bp.post("/<client:client_id>/ConsentTypes")
+@vendor(
+    "Create consent types",
+    {201: Answer("Created; consents may name them from now on.", schemas.ConsentTypeEntryList)},
+    errors={
+        **dict.fromkeys((400, 401, 403, 406, 413, 415)),
+        409: "A consent type of that name exists (case ignored); none was created.",
+    },
+    body=Body(schemas.CreateConsentTypeList),
+)
+def create_consent_types(client_id: str) -> Response:
+    """Create consent types (``{"ConsentTypes": [{"Name", "Description"}]}``): 201; from then on
+    the account's consent types are configured, and a consent naming another is a 404."""
+    body = exchange.read(CONSENT_TYPES, "CreateConsentTypeList")
+    wanted = schemas.load(CONSENT_TYPES, body.data)["ConsentTypes"]
+    created = parts.current().accounts.create(client_id, "ConsentTypes", wanted)
+    answer = {"ConsentTypes": created}
+    return exchange.respond(
+        answer, schemas.ConsentTypeEntryList(), "ConsentTypeEntryList", 201, warnings=body.warnings
+    )

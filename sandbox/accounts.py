@@ -1,0 +1,205 @@
+"""Each clientId's account configuration: the types its profiles may name, and their localized names.
+
+As at the vendor, an account has AlternateId, address, email, phone, customer and group types,
+consent types, custom fields and tags. A kind that was configured (by the settings, a state
+document, the control plane or the vendor's own configuration operations) is closed: a body that
+names a type it lacks is a 404. A kind nobody configured is open, so that curl works out of the
+box: an unknown type is registered as it is met, with a warning, and stays open.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Conflict, NotFound
+
+# Each kind, and where a profile document names a type of it: (collection or None, member).
+KINDS: dict[str, tuple[str | None, str]] = {
+    "AlternateIdTypes": ("AlternateIds", "AlternateIdType"),
+    "AddressTypes": ("Addresses", "AddressType"),
+    "EmailTypes": ("Emails", "EmailAddressType"),
+    "PhoneTypes": ("PhoneNumbers", "PhoneType"),
+    "CustomerTypes": (None, "CustomerType"),
+    "GroupTypes": ("Groups", "GroupType"),
+    "ConsentTypes": ("Consents", "ConsentType"),
+    "CustomFields": ("CustomFields", "Name"),
+    "Tags": ("ProfileTags", "Name"),
+}
+# The locale of a type's own Name and Description.
+DEFAULT_LOCALE = "en-us"
+
+
+@dataclass
+class Kind:
+    """The types of one kind in one account: each a dict of Id, Name, Description and Locales
+    (locale: {Name, Description}); ``closed`` once configured."""
+
+    closed: bool = False
+    types: list[dict] = field(default_factory=list)
+
+    def find(self, name: str) -> dict | None:
+        """The type of this name (case ignored), or None."""
+        return next((t for t in self.types if t["Name"].casefold() == name.casefold()), None)
+
+    def add(self, name: str, description: str | None = None, locales: Mapping | None = None) -> dict:
+        """A new type, numbered after the others."""
+        entry = {
+            "Id": len(self.types) + 1,
+            "Name": name,
+            "Description": description,
+            "Locales": {key.casefold(): dict(value) for key, value in (locales or {}).items()},
+        }
+        self.types.append(entry)
+        return entry
+
+
+def configured(document: Mapping[str, Any]) -> dict[str, Kind]:
+    """The kinds an account document configures (``{"AlternateIdTypes": ["CRM", {"Name": ...}]}``),
+    each closed; ValueError naming what is unusable."""
+    kinds = {}
+    for name, entries in document.items():
+        if name not in KINDS:
+            continue  # the account's other settings (DefaultLocale, ...)
+        if not isinstance(entries, list):
+            raise ValueError(f"{name} must be a list of names or of {{Name, Description, Locales}}")
+        kind = kinds[name] = Kind(closed=True)
+        for entry in entries:
+            given: Any = {"Name": entry} if isinstance(entry, str) else entry
+            if not isinstance(given, Mapping) or not isinstance(given.get("Name"), str) or not given["Name"]:
+                raise ValueError(f"{name}: each entry needs a Name, not {entry!r}")
+            locales = given.get("Locales") or {}
+            if not isinstance(locales, Mapping) or not all(isinstance(v, Mapping) for v in locales.values()):
+                raise ValueError(f"{name}: Locales maps a locale to its {{Name, Description}}")
+            if kind.find(given["Name"]) is None:
+                kind.add(given["Name"], given.get("Description"), given.get("Locales"))
+    return kinds
+
+
+class Accounts:
+    """Every clientId's account configuration. Those the settings give come back on each reset;
+    what the sandbox learns at run time (state documents, the control plane, configuration
+    operations, types registered in open kinds) is forgotten by one."""
+
+    def __init__(self, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        self._lock = threading.Lock()
+        self._baseline = {}
+        for client, document in settings.items():
+            try:
+                self._baseline[client] = configured(document)
+            except ValueError as error:
+                raise ValueError(f"SANDBOX_ACCOUNTS.{client}: {error}") from None
+        self._accounts: dict[str, dict[str, Kind]] = copy.deepcopy(self._baseline)
+
+    def types(self, client_id: str, kind: str, *, type_id: int = 0, locale: str | None = None) -> list[dict]:
+        """The types of ``kind`` (or the one of ``type_id``), named in ``locale``; 404 for an unknown
+        Id, or a locale no type of the kind has."""
+        with self._lock:
+            found = [dict(t) for t in self._kind(client_id, kind).types if type_id in (0, t["Id"])]
+        if type_id and not found:
+            raise NotFound(f"No {kind[:-1]} with Id {type_id} exists for '{client_id}'.")
+        if locale is None or locale.casefold() == DEFAULT_LOCALE:
+            return [_shown(t, None) for t in found]
+        if not any(locale.casefold() in t["Locales"] for t in found):
+            raise NotFound(f"No {kind[:-1]} has the locale '{locale}'.")
+        return [_shown(t, locale.casefold()) for t in found if locale.casefold() in t["Locales"]]
+
+    def create(self, client_id: str, kind: str, entries: Iterable[Mapping[str, Any]]) -> list[dict]:
+        """Configure new types of ``kind`` (closing it); 409 if one exists, and then none is added."""
+        with self._lock:
+            current = self._kind(client_id, kind, create=True)
+            names = [entry["Name"] for entry in entries]
+            for name in names:
+                if current.find(name) is not None or names.count(name) > 1:
+                    raise Conflict(f"The {kind[:-1]} '{name}' already exists for '{client_id}'.")
+            current.closed = True
+            return [
+                _shown(current.add(e["Name"], e.get("Description"), e.get("Locales")), None) for e in entries
+            ]
+
+    def check(self, client_id: str, document: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The types a profile document names that its account lacks, as (kind, name): 404 if a
+        closed kind lacks one, naming it; those of open kinds are for ``register``, once the
+        write they come with has succeeded."""
+        unknown = []
+        with self._lock:
+            for kind, name in _named(document):
+                current = self._kind(client_id, kind)
+                if current.find(name) is not None or (kind, name) in unknown:
+                    continue
+                if current.closed:
+                    member = KINDS[kind][1]
+                    raise NotFound(f"The {member} '{name}' is not configured for '{client_id}' ({kind}).")
+                unknown.append((kind, name))
+        return unknown
+
+    def register(self, client_id: str, unknown: Iterable[tuple[str, str]]) -> list[str]:
+        """Record types of open kinds as they were met; a warning for each."""
+        warnings = []
+        with self._lock:
+            for kind, name in unknown:
+                current = self._kind(client_id, kind, create=True)
+                if current.find(name) is None:
+                    current.add(name)
+                    warnings.append(f"registered {KINDS[kind][1]} '{name}' in the open account '{client_id}'")
+        return warnings
+
+    def configure(self, client_id: str, document: Mapping[str, Any]) -> None:
+        """Replace the kinds ``document`` configures for ``client_id`` (ValueError if unusable)."""
+        kinds = configured(document)
+        with self._lock:
+            self._accounts.setdefault(client_id, {}).update(kinds)
+
+    def export(self, client_id: str | None = None) -> dict[str, dict]:
+        """The configured kinds of every account (or one), as ``configure`` takes them."""
+        with self._lock:
+            chosen = [client_id] if client_id is not None else list(self._accounts)
+            exported = {
+                client: {
+                    name: [{k: t[k] for k in ("Name", "Description", "Locales")} for t in kind.types]
+                    for name, kind in self._accounts.get(client, {}).items()
+                    if kind.closed
+                }
+                for client in chosen
+            }
+        return {client: kinds for client, kinds in exported.items() if kinds}
+
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """Back to the settings' configuration: every account, or ``client_id``'s."""
+        with self._lock:
+            if client_id is None:
+                self._accounts = copy.deepcopy(self._baseline)
+            elif client_id in self._baseline:
+                self._accounts[client_id] = copy.deepcopy(self._baseline[client_id])
+            else:
+                self._accounts.pop(client_id, None)
+
+    def _kind(self, client_id: str, kind: str, *, create: bool = False) -> Kind:
+        account = self._accounts.get(client_id, {})
+        if create:
+            account = self._accounts.setdefault(client_id, account)
+            return account.setdefault(kind, Kind())
+        return account.get(kind, Kind())
+
+
+def _named(document: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    """(kind, name) for every type a profile document names."""
+    for kind, (collection, member) in KINDS.items():
+        entries = [document] if collection is None else document.get(collection) or []
+        for entry in entries:
+            name = entry.get(member) if isinstance(entry, Mapping) else None
+            if isinstance(name, str) and name.strip():
+                yield kind, name
+
+
+def _shown(entry: Mapping[str, Any], locale: str | None) -> dict:
+    """A type as the vendor answers it: Id, Name and Description, in ``locale`` (None: its own)."""
+    names = entry["Locales"].get(locale, {}) if locale else {}
+    return {
+        "Id": entry["Id"],
+        "Name": names.get("Name", entry["Name"]),
+        "Description": names.get("Description", entry["Description"]),
+    }
