@@ -2,15 +2,16 @@
 
 This is the only module that touches dicttoxml and defusedxml. XML is read and written under the
 guidance of the marshmallow schemas (see ``schemas``): a schema says which elements are collections,
-what one entry is called, and in which order the vendor writes elements.
+what one entry is called, and in which order the vendor writes and reads elements.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -21,6 +22,7 @@ from defusedxml.ElementTree import fromstring
 from marshmallow import Schema, fields
 from werkzeug.datastructures import MIMEAccept
 
+from . import schemas
 from .errors import BadRequest, NotAcceptable, UnsupportedMediaType, invalid
 
 JSON_TYPES = ("application/json", "text/json", "application/json-patch+json")
@@ -37,8 +39,8 @@ logging.getLogger("dicttoxml").setLevel(logging.WARNING)
 
 @dataclass
 class Body:
-    """A request body read off the wire: its data, and warnings of what the vendor would read
-    differently (fields it ignores, ...)."""
+    """A request body read off the wire, as the vendor's stack reads it: its data, and warnings of
+    what that stack does quietly (fields it ignores, values it converts, XML elements it skips)."""
 
     data: Any
     warnings: list[str] = field(default_factory=list)
@@ -52,10 +54,11 @@ def is_xml(media_type: str | None) -> bool:
 def read_body(
     raw: bytes, mimetype: str, charset: str | None, schema: Schema | None, root: str, max_depth: int
 ) -> Body:
-    """Parse a request body of a supported media type into data shaped as the JSON samples.
+    """Parse a request body of a supported media type into data shaped as the JSON samples: JSON as
+    Json.NET reads it into ``schema``, XML as DataContractSerializer does.
 
     Without a ``schema`` (a JSON Patch document) the body is read as JSON only, and nothing is
-    reported as ignored."""
+    converted or reported."""
     if mimetype not in MEDIA_TYPES:
         raise UnsupportedMediaType(
             f"The request entity's media type '{mimetype}' is not supported for this resource."
@@ -78,7 +81,11 @@ def read_body(
 
 def _read_json(raw: bytes, schema: Schema | None, max_depth: int) -> Body:
     data = parse_json(raw, max_depth)
-    return Body(data, list(_ignored_json(data, schema, "")) if schema else [])
+    if schema is None:
+        return Body(data)
+    body = Body(None)
+    body.data = _json_object(data, schema, "", body.warnings)
+    return body
 
 
 def parse_json(raw: bytes, max_depth: int) -> Any:
@@ -117,24 +124,77 @@ def _json_depth(data: Any) -> int:
     return deepest
 
 
-def _ignored_json(data: Any, schema: Schema, path: str) -> Iterable[str]:
-    """Paths of the fields in ``data`` that ``schema`` does not know (the vendor ignores them)."""
+def _json_object(data: Any, schema: Schema, path: str, warnings: list[str]) -> Any:
+    """``data`` as Json.NET reads it into ``schema``'s type: its values converted where Json.NET
+    converts them, and its unknown fields noted (the vendor ignores them; the schema excludes them)."""
     if not isinstance(data, Mapping):
-        return
+        return data  # not an object: the schema reports the type
+    read: dict[str, Any] = {}
     for key, value in data.items():
         here = f"{path}.{key}" if path else key
         known = schema.fields.get(key)
         if known is None:
-            yield _ignored(here, key in getattr(schema, "read_only", ()))
-        elif isinstance(known, fields.Nested):
-            yield from _ignored_json(value, known.schema, here)
-        elif (
-            isinstance(known, fields.List)
-            and isinstance(known.inner, fields.Nested)
-            and isinstance(value, list)
-        ):
-            for index, entry in enumerate(value):
-                yield from _ignored_json(entry, known.inner.schema, f"{here}[{index}]")
+            warnings.append(_ignored(here, key in getattr(schema, "read_only", ())))
+            read[key] = value
+        else:
+            read[key] = _json_value(value, known, here, warnings)
+    return read
+
+
+def _json_value(value: Any, known: fields.Field, path: str, warnings: list[str]) -> Any:
+    if isinstance(known, fields.Nested):
+        return _json_object(value, known.schema, path, warnings)
+    if isinstance(known, fields.List) and isinstance(known.inner, fields.Nested) and isinstance(value, list):
+        schema = known.inner.schema
+        return [
+            _json_object(entry, schema, f"{path}[{index}]", warnings) for index, entry in enumerate(value)
+        ]
+    if isinstance(known, schemas.Flag):
+        converted: bool | str | None = _as_boolean(value)
+    elif isinstance(known, schemas.Text):
+        converted = _as_string(value)
+    else:
+        return value
+    if converted is None:
+        return value  # already of its type, or refused: the schema reports the type
+    warnings.append(f"converted {json.dumps(value)} to {json.dumps(converted)} for '{path}'")
+    return converted
+
+
+# The vendor's JSON reader is taken to be Json.NET 6, the version ASP.NET Web API 2 ships with (the
+# sandbox's type errors use its words). It converts a JSON value of another type through .NET's
+# Convert and ToString; the two functions below give the conversions that succeed.
+INT64 = range(-(2**63), 2**63)
+
+
+def _as_boolean(value: Any) -> bool | None:
+    """A JSON string or number where .NET wants a bool, converted as Json.NET does; None otherwise.
+
+    A string is read by ``bool.Parse`` ("true" or "false" in any case, white space around); a number
+    by ``Convert.ToBoolean`` (non-zero is true), an integer only within Int64, as Json.NET converts
+    a larger one (a BigInteger) to Int64 first."""
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value != 0 if value in INT64 else None
+    if isinstance(value, float) and math.isfinite(value):
+        return value != 0
+    return None
+
+
+def _as_string(value: Any) -> str | None:
+    """A JSON boolean or number where .NET wants a string, as Json.NET writes it; None otherwise.
+
+    Json.NET reads the value first and writes it with .NET's ``ToString`` in the invariant culture:
+    ``True``/``False``; an integer with all its digits; a double as .NET Framework's "G" format does,
+    15 significant digits, ``E+XX`` from 1E+15 and below 1E-04, and never ``-0``."""
+    if isinstance(value, bool | int):
+        return str(value)  # Python writes both as .NET does
+    if isinstance(value, float) and math.isfinite(value):
+        return format(value + 0.0, ".15g").upper()  # + 0.0 turns -0.0 into 0.0
+    return None
 
 
 def _ignored(path: str, read_only: bool = False) -> str:
@@ -180,28 +240,52 @@ def _known_name(element: Element) -> str | None:
     return _local_name(element) if element.tag.startswith(f"{{{NAMESPACE}}}") else None
 
 
-def _xml_object(element: Element, schema: Schema, path: str, ignored: list[str]) -> dict | str:
+def _xml_object(element: Element, schema: Schema, path: str, warnings: list[str]) -> dict | str:
+    """``element`` read as DataContractSerializer reads a data contract: in document order, moving
+    forward through the members in their declared order, so that an element whose member is not
+    ahead of the last one read (out of order, or repeated) is skipped, as is an unknown element."""
     if len(element) == 0 and (element.text or "").strip():
         return element.text or ""  # text where an object belongs: the schema reports the type
+    order = _member_order(schema)
     data: dict[str, Any] = {}
+    position = -1  # the declared position of the last member read
     for child in element:
         name = _known_name(child)
         here = f"{path}.{_local_name(child)}" if path else _local_name(child)
         known = schema.fields.get(name) if name else None
         if name is None or known is None:
-            ignored.append(_ignored(here, name in getattr(schema, "read_only", ())))
+            warnings.append(_ignored(here, name in getattr(schema, "read_only", ())))
+        elif order[name] <= position:
+            warnings.append(_skipped(here, repeated=name in data))
         else:
-            data[name] = _xml_value(child, known, here, ignored)
+            position = order[name]
+            data[name] = _xml_value(child, known, here, warnings)
     return data
 
 
-def _xml_value(element: Element, known: fields.Field, path: str, ignored: list[str]) -> Any:
+def _member_order(schema: Schema) -> dict[str, int]:
+    """Each member's declared position: a schema's ``xml_order`` (the vendor's XML sample), else
+    DataContract's default order, by element name in ordinal order."""
+    names = getattr(schema, "xml_order", ()) or sorted(schema.fields)
+    return {name: index for index, name in enumerate(names)}
+
+
+def _skipped(path: str, repeated: bool) -> str:
+    reason = (
+        "repeated (DataContractSerializer reads each member once, in declared order)"
+        if repeated
+        else "out of order (DataContractSerializer reads members in declared order)"
+    )
+    return f"skipped XML element '{path}': {reason}"
+
+
+def _xml_value(element: Element, known: fields.Field, path: str, warnings: list[str]) -> Any:
     if element.get(NIL, "").strip() in ("true", "1"):
         return None
     if isinstance(known, fields.Nested):
-        return _xml_object(element, known.schema, path, ignored)
+        return _xml_object(element, known.schema, path, warnings)
     if isinstance(known, fields.List):
-        return _xml_list(element, known, path, ignored)
+        return _xml_list(element, known, path, warnings)
     if len(element):
         return {}  # elements where text belongs: the schema reports the type
     text = element.text or ""
@@ -210,7 +294,7 @@ def _xml_value(element: Element, known: fields.Field, path: str, ignored: list[s
     return text
 
 
-def _xml_list(element: Element, known: fields.List, path: str, ignored: list[str]) -> list | str:
+def _xml_list(element: Element, known: fields.List, path: str, warnings: list[str]) -> list | str:
     if len(element) == 0 and (element.text or "").strip():
         return element.text or ""  # text where a collection belongs: the schema reports the type
     item = known.metadata["xml_item"]
@@ -218,9 +302,9 @@ def _xml_list(element: Element, known: fields.List, path: str, ignored: list[str
     for child in element:
         if _known_name(child) == item:
             here = f"{path}[{len(entries)}]"
-            entries.append(_xml_value(child, known.inner, here, ignored))
+            entries.append(_xml_value(child, known.inner, here, warnings))
         else:
-            ignored.append(_ignored(f"{path}.{_local_name(child)}"))
+            warnings.append(_ignored(f"{path}.{_local_name(child)}"))
     return entries
 
 

@@ -218,7 +218,7 @@ def build_spec(app: Flask) -> dict:
     plugin.map_to_openapi_type(schemas.Text, fields.String)
     plugin.map_to_openapi_type(schemas.Moment, "string", "date-time")
     plugin.map_to_openapi_type(schemas.Flag, fields.Boolean)
-    plugin.map_to_openapi_type(schemas.Status, "integer", None)
+    plugin.map_to_openapi_type(schemas.Choice, "integer", None)
     plugin.converter.add_attribute_function(lambda _, field, **kwargs: schemas.openapi_attributes(field))
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)

@@ -62,7 +62,7 @@ def edited(editor: Editor) -> dict:
 def new_profile(data: Mapping[str, Any], editor: Editor) -> dict:
     """The stored form of a profile created from validated request ``data`` (no ProfileId yet)."""
     account = editor.account
-    return {
+    profile = {
         "Edited": edited(editor),
         "Addresses": [address(entry) for entry in data.get("Addresses") or ()],
         "PhoneNumbers": [phone_number(entry) for entry in data.get("PhoneNumbers") or ()],
@@ -85,7 +85,75 @@ def new_profile(data: Mapping[str, Any], editor: Editor) -> dict:
         ],
         "ProfileTags": [_copy(entry, schemas.Tag) for entry in data.get("ProfileTags") or ()],
         "CustomFields": [_copy(e, schemas.CustomFieldValue) for e in data.get("CustomFields") or ()],
+        "ProfilePreferences": data.get("ProfilePreferences") or [],
     }
+    for collection, member in PREFERENCES.items():
+        for entry in profile[collection] if collection else [profile]:
+            entry[member] = [preference(given, editor, CHANNELS[collection]) for given in entry[member] or ()]
+    return profile
+
+
+# Where preferences are kept: the profile's own, and each contact element's (collection: member).
+PREFERENCES = {
+    None: "ProfilePreferences",
+    "Emails": "EmailPreferences",
+    "PhoneNumbers": "PhonePreferences",
+    "Addresses": "AddressPreferences",
+}
+CHANNELS = {None: None, "Emails": "Email", "PhoneNumbers": "Phone", "Addresses": "Mail"}
+
+
+def preference(given: Mapping[str, Any], editor: Editor, channel: str | None) -> dict:
+    """A stored preference from a validated one: what the vendor records with it, as of now."""
+    return {
+        "ProgramId": None,
+        "ChannelId": channel,
+        "Consents": [],
+        "MatchType": "Expressed",
+        "ReasonCode": None,
+        "ExpirationDate": None,
+        "PreferenceStatus": "Active",
+        "LastModifiedDate": timestamp(editor.now),
+        "UserId": editor.user,
+        "SourceId": None,
+        "FilterId": given["FilterId"],
+        "PreferenceType": given["PreferenceType"],
+        "FrequencyId": given.get("FrequencyId"),
+        "PreferenceAttributes": [
+            {"Key": pair["Key"], "Value": pair.get("Value")}
+            for pair in given.get("PreferenceAttributes") or ()
+        ],
+    }
+
+
+def preferences_of(profile: Mapping[str, Any]) -> list[tuple[str | None, Mapping[str, Any], dict]]:
+    """Every preference of a stored profile: (its collection, its holder, the preference)."""
+    found: list[tuple[str | None, Mapping[str, Any], dict]] = []
+    for collection, member in PREFERENCES.items():
+        for holder in profile[collection] if collection else [profile]:
+            found.extend((collection, holder, stored) for stored in holder.get(member) or ())
+    return found
+
+
+def _same_preference(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    keys = ("FilterId", "PreferenceType", "FrequencyId", "PreferenceAttributes")
+    return all(one[key] == other[key] for key in keys)
+
+
+def _carry_over(revised: dict, current: Mapping[str, Any]) -> None:
+    """Keep when and by whom each preference that a revision leaves as it was was last modified."""
+    earlier = {
+        (collection, _holder_key(collection, holder), stored["FilterId"].casefold()): stored
+        for collection, holder, stored in preferences_of(current)
+    }
+    for collection, holder, stored in preferences_of(revised):
+        kept = earlier.get((collection, _holder_key(collection, holder), stored["FilterId"].casefold()))
+        if kept is not None and _same_preference(kept, stored):
+            stored |= {"LastModifiedDate": kept["LastModifiedDate"], "UserId": kept["UserId"]}
+
+
+def _holder_key(collection: str | None, holder: Mapping[str, Any]) -> Any:
+    return ENTRY_KEYS[collection](holder) if collection else None
 
 
 def address(entry: Mapping[str, Any]) -> dict:
@@ -202,6 +270,7 @@ def revise(current: Mapping[str, Any], data: Mapping[str, Any], editor: Editor) 
     carry: ProfileId, Consents, the Edited creation fields, and IsActive when ``data`` omits it.
     """
     revised = new_profile(data, editor)
+    _carry_over(revised, current)
     revised["ProfileId"] = current["ProfileId"]
     revised["Consents"] = current["Consents"]
     revised["Edited"] |= {key: current["Edited"][key] for key in ("CreateDate", "CreatedBy")}

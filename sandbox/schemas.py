@@ -88,31 +88,38 @@ class Flag(fields.Boolean):
 
 
 CONSENT_STATUSES = {1: "Granted", 2: "Denied", 3: "Revoked", 4: "NotSet"}
+PREFERENCE_TYPES = {1: "OptIn", 2: "OptOut"}
 
 
-class Status(Named, fields.Field):
-    """ConsentStatus: a number (1-4) in JSON and its name in XML; like Json.NET, either is read."""
+class Choice(Named, fields.Field):
+    """A .NET enum: its number in JSON and its name in XML; like Json.NET, either is read."""
 
     default_error_messages = {  # noqa: RUF012 (not ClassVar: see Text)
         "required": "The {name} field is required.",
         "null": "The {name} field is required.",
-        "invalid": "Error converting value {value} to type 'ConsentStatus'; use one of "
-        + ", ".join(f"{number} ({name})" for number, name in CONSENT_STATUSES.items())
-        + ".",
+        "invalid": "Error converting value {value} to type '{type_name}'; use one of {choices}.",
     }
 
-    def __init__(self) -> None:
-        super().__init__(required=True, metadata={"xml_names": CONSENT_STATUSES})
+    def __init__(self, names: Mapping[int, str], type_name: str) -> None:
+        super().__init__(required=True, metadata={"xml_names": names})
+        self.names = names
+        self.type_name = type_name
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        numbers = {name.casefold(): number for number, name in CONSENT_STATUSES.items()}
-        numbers |= {str(number): number for number in CONSENT_STATUSES}
+        numbers = {name.casefold(): number for number, name in self.names.items()}
+        numbers |= {str(number): number for number in self.names}
         if isinstance(value, str) and value.strip().casefold() in numbers:
             return numbers[value.strip().casefold()]
-        if isinstance(value, int) and not isinstance(value, bool) and value in CONSENT_STATUSES:
+        if isinstance(value, int) and not isinstance(value, bool) and value in self.names:
             return value
         shown = json.dumps(value) if isinstance(value, str | int | float | bool | None) else "of this type"
-        raise self.make_error("invalid", value=shown if len(shown) <= 50 else shown[:47] + "...")
+        choices = ", ".join(f"{number} ({name})" for number, name in self.names.items())
+        raise self.make_error(
+            "invalid",
+            value=shown if len(shown) <= 50 else shown[:47] + "...",
+            type_name=self.type_name,
+            choices=choices,
+        )
 
 
 class Moment(Text):
@@ -150,9 +157,20 @@ def collection(entry: type[Schema], xml_item: str) -> fields.List:
 
 
 class Wire(Schema):
-    """Base of every shape: ``xml_order`` lists its XML elements in order (empty: all, as declared)."""
+    """Base of every shape: ``xml_order`` lists its XML elements in order (empty: all, written as
+    declared and read in DataContract's default order, alphabetical)."""
 
     xml_order: ClassVar[tuple[str, ...]] = ()
+    # Members written only when they hold something: the vendor's samples, taken from profiles
+    # without them, lack them.
+    omitted_when_empty: ClassVar[tuple[str, ...]] = ()
+
+    @post_dump
+    def _omit_what_is_empty(self, data: dict, **kwargs: Any) -> dict:
+        for key in self.omitted_when_empty:
+            if not data.get(key):
+                data.pop(key, None)
+        return data
 
 
 class Contract(Wire):
@@ -170,7 +188,35 @@ class Contract(Wire):
 # --- request shapes -------------------------------------------------------------------------
 
 
+class PreferenceAttribute(Contract):
+    """A key-value pair stored with a preference."""
+
+    Key = Text(required=True, min_length=1)
+    Value = Text()
+
+
+class CreateProfilePreference(Contract):
+    """A preference to store: its Filter, Opt-In (1) or Opt-Out (2), frequency and attributes."""
+
+    FilterId = Text(required=True, min_length=1, max_length=50)
+    PreferenceType = Choice(PREFERENCE_TYPES, "PreferenceTypes")
+    FrequencyId = Text(max_length=20)
+    PreferenceAttributes = collection(PreferenceAttribute, "PreferenceAttribute")
+
+
+def preferences(xml_item: str = "CreateProfilePreference") -> fields.List:
+    """A collection of preferences (of a profile, or of one of its contact elements)."""
+    return collection(CreateProfilePreference, xml_item)
+
+
 class CreateAddressEntry(Contract):
+    # The order of the vendor's XML request sample: not alphabetical (a base type's members first).
+    # Annotated as on Wire, or mypy would fix these ten names and refuse AddressEntry's own order.
+    xml_order: ClassVar[tuple[str, ...]] = (
+        "Address1", "Address2", "City", "CountryCode_Alpha2", "CountryCode_Alpha3", "CountryCode_Numeric",
+        "PostalCode", "StateProvince", "AddressType", "IsDefault", "AddressPreferences",
+    )  # fmt: skip
+
     AddressType = Text(max_length=100)
     IsDefault = Flag()
     Address1 = Text(required=True, min_length=1, max_length=125)
@@ -181,6 +227,7 @@ class CreateAddressEntry(Contract):
     CountryCode_Alpha2 = Text(max_length=2)
     CountryCode_Alpha3 = Text(max_length=3)
     PostalCode = Text(required=True, min_length=1, max_length=15)
+    AddressPreferences = preferences()
 
 
 class CreatePhoneNumberEntry(Contract):
@@ -188,12 +235,14 @@ class CreatePhoneNumberEntry(Contract):
     PhoneNumber = Text()
     IsDefault = Flag()
     IsMobile = Flag()
+    PhonePreferences = preferences()
 
 
 class EmailEntry(Contract):
     EmailAddressType = Text(max_length=100)
     EmailAddress = Text(required=True, min_length=1, max_length=256)
     IsDefault = Flag()
+    EmailPreferences = preferences()
 
 
 class GroupEntry(Contract):
@@ -233,6 +282,13 @@ class CreateUserProfile(Contract):
 
     # Annotated as on Contract, or mypy would fix these four names and refuse ImportedProfile's ().
     read_only: ClassVar[tuple[str, ...]] = ("ProfileId", "Edited", "Consents", "ReasonCode")
+    # The order of the vendor's XML request sample, which is not alphabetical; its sample has no
+    # preferences, which the sandbox reads last.
+    xml_order = (
+        "AlternateIds", "CustomerName", "CustomerType", "PreservePreferences", "Emails", "Groups",
+        "IsActive", "DefaultLocale", "ProfileTags", "CustomFields", "RegistrationConfirmed", "Addresses",
+        "PhoneNumbers", "ProfilePreferences",
+    )  # fmt: skip
 
     Addresses = collection(CreateAddressEntry, "CreateAddressEntry")
     PhoneNumbers = collection(CreatePhoneNumberEntry, "CreatePhoneNumberEntry")
@@ -247,6 +303,7 @@ class CreateUserProfile(Contract):
     Groups = collection(GroupEntry, "GroupEntry")
     ProfileTags = collection(Tag, "Tag")
     CustomFields = collection(CustomFieldValue, "CustomFieldValue")
+    ProfilePreferences = preferences()
 
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def _profile_rules(self, data: dict, original: Any, **kwargs: Any) -> None:
@@ -303,7 +360,7 @@ class CreateCustomerConsent(Contract):
     ConsentType = Text(required=True, min_length=1, max_length=100)
     ConsentVersion = Text(required=True, min_length=1, max_length=50)
     Locale = Text(required=True, min_length=1, max_length=15)
-    ConsentStatus = Status()
+    ConsentStatus = Choice(CONSENT_STATUSES, "ConsentStatus")
     ConsentDate = Moment()
 
 
@@ -360,12 +417,36 @@ class EditInfo(Wire):
     ModifiedBy = fields.String(allow_none=True)
 
 
+class ProfilePreference(Wire):
+    """A stored preference, with what the vendor records of it (read-only)."""
+
+    ProgramId = fields.String(allow_none=True)
+    ChannelId = fields.String(allow_none=True)
+    Consents = fields.List(fields.Dict(), metadata={"description": "ConsentFilterVersion entries."})
+    MatchType = fields.String()
+    ReasonCode = fields.String(allow_none=True)
+    ExpirationDate = fields.String(allow_none=True)
+    PreferenceStatus = fields.String()
+    LastModifiedDate = fields.String()
+    UserId = fields.String()
+    SourceId = fields.String(allow_none=True)
+    FilterId = fields.String()
+    PreferenceType = fields.Integer(metadata={"xml_names": PREFERENCE_TYPES})
+    FrequencyId = fields.String(allow_none=True)
+    PreferenceAttributes = collection(PreferenceAttribute, "PreferenceAttribute")
+
+
+def stored_preferences() -> fields.List:
+    """A collection of stored preferences."""
+    return collection(ProfilePreference, "ProfilePreference")
+
+
 class AddressEntry(CreateAddressEntry):
     # The vendor's XML sample shows no Cass* elements; its JSON sample does.
     xml_order = (
         "Address1", "Address2", "City", "CountryCode_Alpha2", "CountryCode_Alpha3",
         "CountryCode_Numeric", "PostalCode", "StateProvince", "Country", "AddressType",
-        "IsDefault", "IsActive",
+        "IsDefault", "IsActive", "AddressPreferences",
     )  # fmt: skip
 
     class Meta:
@@ -373,8 +454,11 @@ class AddressEntry(CreateAddressEntry):
             "AddressType", "IsDefault", "IsActive", "Country", "Address1", "Address2", "City",
             "StateProvince", "CountryCode_Numeric", "CountryCode_Alpha2", "CountryCode_Alpha3",
             "PostalCode", "CassAddress1", "CassAddress2", "CassCity", "CassStateProvince",
-            "CassPostalCode", "CassStatus",
+            "CassPostalCode", "CassStatus", "AddressPreferences",
         )  # fmt: skip
+
+    omitted_when_empty = ("AddressPreferences",)
+    AddressPreferences = stored_preferences()
 
     IsActive = fields.Boolean()
     # Generated, and null when there is nothing to generate (no known country, no US ZIP): dump
@@ -389,19 +473,30 @@ class AddressEntry(CreateAddressEntry):
 
 
 class PhoneNumberEntry(CreatePhoneNumberEntry):
-    xml_order = ("IsDefault", "IsActive", "IsMobile", "PhoneNumber", "PhoneType", "PhoneNumberNumeric")
+    xml_order = (
+        "IsDefault", "IsActive", "IsMobile", "PhoneNumber", "PhoneType", "PhoneNumberNumeric",
+        "PhonePreferences",
+    )  # fmt: skip
 
     class Meta:
-        fields = ("PhoneType", "PhoneNumber", "PhoneNumberNumeric", "IsDefault", "IsActive", "IsMobile")
+        fields = (
+            "PhoneType", "PhoneNumber", "PhoneNumberNumeric", "IsDefault", "IsActive", "IsMobile",
+            "PhonePreferences",
+        )  # fmt: skip
+
+    omitted_when_empty = ("PhonePreferences",)
+    PhonePreferences = stored_preferences()
 
     PhoneNumberNumeric = fields.Integer(allow_none=True)  # null: no digits, or beyond Int64
     IsActive = fields.Boolean()
 
 
 class StoredEmail(EmailEntry):
-    xml_order = ("EmailAddress", "EmailAddressType", "IsDefault", "IsActive")
+    xml_order = ("EmailAddress", "EmailAddressType", "IsDefault", "IsActive", "EmailPreferences")
 
+    omitted_when_empty = ("EmailPreferences",)
     IsActive = fields.Boolean()
+    EmailPreferences = stored_preferences()
 
 
 class StoredGroup(GroupEntry):
@@ -433,11 +528,14 @@ class CustomerConsent(Wire):
 class UserProfile(Wire):
     """A stored profile as the vendor returns it: JSON in the JSON sample's order, XML in the XML's."""
 
+    # ReasonCode is set by Deactivate only: the samples, taken from active profiles, lack it.
+    omitted_when_empty = ("ReasonCode", "ProfilePreferences")
+
     # The vendor's XML sample has no DefaultLocale element; its JSON sample does.
     xml_order = (
         "AlternateIds", "CustomerName", "CustomerType", "PreservePreferences", "Emails", "Groups",
         "IsActive", "ProfileTags", "CustomFields", "ReasonCode", "RegistrationConfirmed", "Addresses",
-        "Consents", "Edited", "PhoneNumbers", "ProfileId",
+        "Consents", "Edited", "PhoneNumbers", "ProfileId", "ProfilePreferences",
     )  # fmt: skip
 
     ProfileId = fields.Integer()
@@ -457,13 +555,7 @@ class UserProfile(Wire):
     Groups = collection(StoredGroup, "GroupEntry")
     ProfileTags = collection(Tag, "Tag")
     CustomFields = collection(CustomFieldValue, "CustomFieldValue")
-
-    @post_dump
-    def _reason_only_when_deactivated(self, data: dict, **kwargs: Any) -> dict:
-        # ReasonCode is set by Deactivate only; the samples, taken from active profiles, lack it.
-        if data.get("ReasonCode") is None:
-            data.pop("ReasonCode", None)
-        return data
+    ProfilePreferences = stored_preferences()
 
 
 class ImportedConsent(CreateCustomerConsent):
@@ -582,9 +674,10 @@ def openapi_attributes(field: fields.Field) -> dict:
             extra["maxLength"] = field.max_length
     if isinstance(field, Moment):
         extra["description"] = "ISO 8601; without a zone it is UTC."
-    if field.metadata.get("xml_names") == CONSENT_STATUSES:
-        named = ", ".join(f"{number} {name}" for number, name in CONSENT_STATUSES.items())
-        extra["enum"] = list(CONSENT_STATUSES)
+    if "xml_names" in field.metadata:
+        names = field.metadata["xml_names"]
+        named = ", ".join(f"{number} {name}" for number, name in names.items())
+        extra["enum"] = list(names)
         extra["description"] = f"{named}. In XML, the name; either form is read."
     if "xml_name" in field.metadata:
         extra["xml"] = {"name": field.metadata["xml_name"]}

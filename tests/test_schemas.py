@@ -150,9 +150,9 @@ def test_required_fields(profile_url, body, path, field):
 @pytest.mark.parametrize(
     ("fields", "path", "message"),
     [
-        ({"IsActive": "true"}, "IsActive", "Error converting value \"true\" to type 'System.Boolean'."),
-        ({"RegistrationConfirmed": 1}, "RegistrationConfirmed", "Error converting value 1 to type 'System.Boolean'."),
-        ({"CustomerType": 5}, "CustomerType", "Error converting value 5 to type 'System.String'."),
+        ({"IsActive": "on"}, "IsActive", "Error converting value \"on\" to type 'System.Boolean'."),
+        ({"RegistrationConfirmed": [1]}, "RegistrationConfirmed", "Error converting value [1] to type 'System.Boolean'."),
+        ({"CustomerType": {"x": 5}}, "CustomerType", "Error converting value {\"x\": 5} to type 'System.String'."),
         ({"CustomerType": ["a"]}, "CustomerType", "Error converting value [\"a\"] to type 'System.String'."),
         ({"Addresses": {"Address1": "x"}}, "Addresses", "Expected a collection: a JSON array, or XML entry elements."),
         ({"Emails": "ann@example.com"}, "Emails", "Expected a collection: a JSON array, or XML entry elements."),
@@ -160,7 +160,7 @@ def test_required_fields(profile_url, body, path, field):
         ({"Groups": ["x"]}, "Groups[0]", "Expected an object: a JSON object, or an XML element with child elements."),
         ({"Emails": [{**EMAIL, "IsDefault": "yes"}]}, "Emails[0].IsDefault", "Error converting value \"yes\" to type 'System.Boolean'."),
     ],
-    ids=["bool-string", "bool-number", "string-number", "string-list", "collection-object",
+    ids=["bool-string", "bool-list", "string-object", "string-list", "collection-object",
          "collection-string", "object-string", "entry-string", "entry-bool"],
 )  # fmt: skip
 def test_types_are_enforced(profile_url, fields, path, message):

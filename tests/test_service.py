@@ -116,13 +116,16 @@ def test_create_generates_the_server_fields(service):
             "Address1": " 1  Main st ", "Address2": None, "City": "Atlanta", "StateProvince": "ga",
             "CountryCode_Numeric": "840", "CountryCode_Alpha2": "US", "CountryCode_Alpha3": "USA",
             "PostalCode": "30301", "CassAddress1": "1 MAIN ST", "CassAddress2": None, "CassCity": "ATLANTA",
-            "CassStateProvince": "GA", "CassPostalCode": "30301", "CassStatus": "Y",
+            "CassStateProvince": "GA", "CassPostalCode": "30301", "CassStatus": "Y", "AddressPreferences": [],
         }
     ]  # fmt: skip
     assert profile["PhoneNumbers"][0]["PhoneNumberNumeric"] == 14045550100
     assert profile["Emails"] == [
-        {"EmailAddressType": None, "EmailAddress": "ann@example.com", "IsDefault": False, "IsActive": True}
-    ]
+        {
+            "EmailAddressType": None, "EmailAddress": "ann@example.com", "IsDefault": False, "IsActive": True,
+            "EmailPreferences": [],
+        }
+    ]  # fmt: skip
     assert (profile["IsActive"], profile["CustomerType"], profile["DefaultLocale"], profile["Consents"]) == (
         True,
         "Customer",
