@@ -74,6 +74,4 @@ def create_consent_types(client_id: str) -> Response:
     wanted = schemas.load(CONSENT_TYPES, body.data)["ConsentTypes"]
     created = parts.current().accounts.create(client_id, "ConsentTypes", wanted)
     answer = {"ConsentTypes": created}
-    return exchange.respond(
-        answer, schemas.ConsentTypeEntryList(), "ConsentTypeEntryList", 201, warnings=body.warnings
-    )
+    return exchange.respond(answer, schemas.ConsentTypeEntryList(), "ConsentTypeEntryList", 201)

@@ -105,10 +105,9 @@ def _editor(client_id: str) -> Editor:
     )
 
 
-def _read_profile() -> tuple[dict, list[str]]:
-    """This request's body as a validated profile document, and what the vendor might read otherwise."""
-    body = exchange.read(CREATE, "CreateUserProfile")
-    return schemas.load(CREATE, body.data), body.warnings
+def _read_profile() -> dict:
+    """This request's body as a validated profile document."""
+    return schemas.load(CREATE, exchange.read(CREATE, "CreateUserProfile").data)
 
 
 def _read_patch() -> list[dict]:
@@ -181,7 +180,7 @@ def create_profile(client_id: str) -> Response:
 
     With ``?alternateIdType=...&alternateId=...`` it is an upsert: the active profile holding that
     AlternateId is merged with the body (200), or a new one is created holding it (201)."""
-    sent, warnings = _read_profile()
+    sent = _read_profile()
     editor = _editor(client_id)
     addressed = _alternate_id_query()
     if addressed is None:
@@ -189,9 +188,9 @@ def create_profile(client_id: str) -> Response:
     else:
         stored, created = _service().upsert(client_id, addressed, sent, editor)
     if not created:
-        return _one(stored, warnings=warnings)
+        return _one(stored)
     location = url_for(".get_profile", client_id=client_id, profile_id=stored["ProfileId"], _external=True)
-    return _one(stored, 201, headers={"Location": location}, warnings=warnings)
+    return _one(stored, 201, headers={"Location": location})
 
 
 @bp.get(PROFILES)
@@ -371,8 +370,8 @@ def replace_by_alternate_id(client_id: str) -> Response:
     """Overwrite the active profile holding ``?alternateIdType=...&alternateId=...`` (as PUT by id;
     the AlternateId it is addressed by is kept); 404 if none holds it."""
     addressed = _required_alternate_id_query()
-    sent, warnings = _read_profile()
-    return _one(_service().replace(client_id, addressed, sent, _editor(client_id)), warnings=warnings)
+    sent = _read_profile()
+    return _one(_service().replace(client_id, addressed, sent, _editor(client_id)))
 
 
 @bp.patch(PROFILES)
@@ -439,8 +438,8 @@ def get_profile(client_id: str, profile_id: int) -> Response:
 def replace_profile(client_id: str, profile_id: int) -> Response:
     """Overwrite a profile: what the body omits becomes empty or takes its default (IsActive
     stays as it is unless given). 400 and 409 as for a create; nothing changes on an error."""
-    sent, warnings = _read_profile()
-    return _one(_service().replace(client_id, profile_id, sent, _editor(client_id)), warnings=warnings)
+    sent = _read_profile()
+    return _one(_service().replace(client_id, profile_id, sent, _editor(client_id)))
 
 
 @bp.post(BY_ID)
@@ -452,8 +451,8 @@ def replace_profile(client_id: str, profile_id: int) -> Response:
 )
 def merge_profile(client_id: str, profile_id: int) -> Response:
     """Merge the body into a profile: only what is sent changes (see ``profiles.merge``)."""
-    sent, warnings = _read_profile()
-    return _one(_service().merge(client_id, profile_id, sent, _editor(client_id)), warnings=warnings)
+    sent = _read_profile()
+    return _one(_service().merge(client_id, profile_id, sent, _editor(client_id)))
 
 
 @bp.patch(BY_ID)
@@ -527,7 +526,7 @@ def add_consents(client_id: str, profile_id: int) -> Response:
     body = exchange.read(CONSENTS, "CreateCustomerConsentList")
     consents = schemas.load(CONSENTS, body.data)["Consents"]
     stored = _service().add_consents(client_id, profile_id, consents, _editor(client_id))
-    return _one(stored, warnings=body.warnings)
+    return _one(stored)
 
 
 @bp.get("/<client:client_id>/ConsentStatus")

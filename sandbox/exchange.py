@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -32,8 +32,9 @@ def response_type() -> str:
 
 def read(schema: Schema | None, root: str) -> formats.Body:
     """This request's body, parsed as ``schema`` describes; ``root`` is its XML root element
-    (without a schema: a JSON Patch document, read as JSON only)."""
-    return formats.read_body(
+    (without a schema: a JSON Patch document, read as JSON only). Its warnings go on the request's
+    record at once, so that they reach the client even when validation then refuses the body."""
+    body = formats.read_body(
         request.get_data(cache=True),  # kept for the journal
         request.mimetype,
         request.mimetype_params.get("charset"),
@@ -41,6 +42,8 @@ def read(schema: Schema | None, root: str) -> formats.Body:
         root,
         current_app.config["MAX_NESTING_DEPTH"],
     )
+    current_record().warnings.extend(body.warnings)
+    return body
 
 
 def respond(
@@ -49,17 +52,13 @@ def respond(
     root: str,
     status: int = 200,
     headers: Mapping[str, str] | None = None,
-    warnings: Iterable[str] = (),
     item: str = "",
 ) -> Response:
     """``data`` (one object, or a list whose XML entries are named ``item``) dumped through
     ``schema`` and rendered in the negotiated format."""
     media_type = response_type()
     dumped = schema.dump(data, many=isinstance(data, list))
-    body = formats.render(dumped, media_type, schema, root, item)
-    response = _response(body, status, media_type, headers)
-    current_record().warnings.extend(warnings)
-    return response
+    return _response(formats.render(dumped, media_type, schema, root, item), status, media_type, headers)
 
 
 def _response(body: bytes, status: int, media_type: str, headers: Mapping[str, str] | None) -> Response:

@@ -322,6 +322,8 @@ def test_xml_elements_skipped_can_make_a_400(profile_url, served, client_id, inn
     assert response.status_code == 400
     assert response.json()["ModelState"] == model_state
     assert served.profiles(client_id) == []
+    # What explains the 400 reaches the client with it.
+    assert any("out of order" in warning for warning in body_warnings(response))
 
 
 CONSENT = (
