@@ -16,6 +16,7 @@ from .auth import Authority, load_directory
 from .clock import Clock
 from .errors import BadRequest
 from .faults import FaultRegistry
+from .history import History
 from .journal import Journal
 from .profiles import Editor
 from .service import ProfileService
@@ -41,6 +42,7 @@ class Parts:
     store: ProfileStore
     faults: FaultRegistry
     journal: Journal
+    history: History
     authority: Authority
 
     @classmethod
@@ -52,6 +54,7 @@ class Parts:
             store=MemoryStore(),
             faults=FaultRegistry(config["SEED"]),
             journal=Journal(config["MAX_JOURNAL_ENTRIES"]),
+            history=History(config["MAX_HISTORY_ENTRIES"]),
             authority=Authority(
                 config["AUTH_MODE"],
                 load_directory(config["AUTH_FILE"]),
@@ -65,7 +68,7 @@ class Parts:
     @cached_property
     def service(self) -> ProfileService:
         """The profile service over this sandbox's store."""
-        return ProfileService(self.store, self.accounts)
+        return ProfileService(self.store, self.accounts, self.history)
 
     def export_state(self, client_id: str | None = None) -> dict:
         """The state document of every client (or one): its profiles and its account's configuration."""

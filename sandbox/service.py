@@ -13,7 +13,9 @@ from typing import Any
 
 from . import profiles, schemas
 from .accounts import Accounts
+from .clock import timestamp
 from .errors import BadRequest, Forbidden
+from .history import History, Snapshot, snapshot
 from .profiles import Editor
 from .store import Change, ProfileStore
 
@@ -66,9 +68,10 @@ class Group:
 class ProfileService:
     """Profiles of every clientId, created, read, changed and searched as the vendor does."""
 
-    def __init__(self, store: ProfileStore, accounts: Accounts) -> None:
+    def __init__(self, store: ProfileStore, accounts: Accounts, history: History) -> None:
         self.store = store
         self.accounts = accounts
+        self.history = history
 
     def get(self, client_id: str, target: Target) -> dict:
         """A profile by ProfileId (active or not), or the active holder of an AlternateId; 404 if none."""
@@ -80,9 +83,9 @@ class ProfileService:
         """A new profile from a validated create document; 409 if an AlternateId is taken, 404 if
         it names a type its account lacks."""
         unknown = self.accounts.check(client_id, data)
-        return self._registered(
-            client_id, unknown, editor, self.store.create(client_id, profiles.new_profile(data, editor))
-        )
+        stored = self.store.create(client_id, profiles.new_profile(data, editor))
+        self.history.record(client_id, {}, stored, timestamp(editor.now))
+        return self._registered(client_id, unknown, editor, stored)
 
     def upsert(
         self, client_id: str, target: AlternateId, data: Mapping[str, Any], editor: Editor
@@ -91,27 +94,31 @@ class ProfileService:
         True if created."""
         holding = schemas.load(CREATE, _holding(data, target))
         unknown = self.accounts.check(client_id, holding)
+        earlier: Snapshot = {}
         stored, created = self.store.upsert(
             client_id,
             target.kind,
             target.ident,
-            change=_merged(data, editor),
+            change=_recording(_merged(data, editor), earlier),
             new=lambda: profiles.new_profile(holding, editor),
         )
+        self.history.record(client_id, earlier, stored, timestamp(editor.now))
         return self._registered(client_id, unknown, editor, stored), created
 
     def replace(self, client_id: str, target: Target, data: Mapping[str, Any], editor: Editor) -> dict:
         """Overwrite a profile with a whole document: what it omits is blanked, as documented, the
         AlternateIds too, even the one a PUT by AlternateId found the profile by."""
         unknown = self.accounts.check(client_id, data)
-        stored = self._change(client_id, target, lambda current: profiles.revise(current, data, editor))
+        stored = self._change(
+            client_id, target, lambda current: profiles.revise(current, data, editor), editor
+        )
         return self._registered(client_id, unknown, editor, stored)
 
     def merge(self, client_id: str, target: Target, data: Mapping[str, Any], editor: Editor) -> dict:
         """Merge a document into a profile: only what it sends changes (``profiles.merge``)."""
         unknown = self.accounts.check(client_id, data)
         return self._registered(
-            client_id, unknown, editor, self._change(client_id, target, _merged(data, editor))
+            client_id, unknown, editor, self._change(client_id, target, _merged(data, editor), editor)
         )
 
     def patch(self, client_id: str, target: Target, operations: Sequence[dict], editor: Editor) -> dict:
@@ -125,16 +132,18 @@ class ProfileService:
             unknown.extend(self.accounts.check(client_id, document))
             return profiles.revise(current, document, editor)
 
-        return self._registered(client_id, unknown, editor, self._change(client_id, target, change))
+        return self._registered(client_id, unknown, editor, self._change(client_id, target, change, editor))
 
     def activate(self, client_id: str, target: Target, editor: Editor) -> dict:
         """Activate a profile and clear its ReasonCode."""
-        return self._change(client_id, target, lambda p: profiles.touch(profiles.set_active(p, True), editor))
+        return self._change(
+            client_id, target, lambda p: profiles.touch(profiles.set_active(p, True), editor), editor
+        )
 
     def deactivate(self, client_id: str, target: Target, reason: str | None, editor: Editor) -> dict:
         """Deactivate a profile, keeping ``reason`` as its ReasonCode."""
         return self._change(
-            client_id, target, lambda p: profiles.touch(profiles.set_active(p, False, reason), editor)
+            client_id, target, lambda p: profiles.touch(profiles.set_active(p, False, reason), editor), editor
         )
 
     def add_consents(
@@ -147,12 +156,14 @@ class ProfileService:
             client_id,
             target,
             lambda p: profiles.touch(profiles.add_consents(p, consents, editor), editor),
+            editor,
         )
         return self._registered(client_id, unknown, editor, stored)
 
     def delete(self, client_id: str, profile_id: int) -> None:
-        """Delete a profile for good; its AlternateIds are free at once."""
+        """Delete a profile for good, its history with it; its AlternateIds are free at once."""
         self.store.delete(client_id, profile_id)
+        self.history.forget(client_id, profile_id)
 
     def search(self, client_id: str, criteria: Search, limit: int) -> list[dict]:
         """The active profiles matching ``criteria``, by ProfileId; 403 past ``limit`` of them."""
@@ -229,10 +240,29 @@ class ProfileService:
         editor.warnings.extend(self.accounts.register(client_id, unknown))
         return stored
 
-    def _change(self, client_id: str, target: Target, change: Change) -> dict:
+    def _change(
+        self, client_id: str, target: Target, change: Change, editor: Editor, reason: str | None = None
+    ) -> dict:
+        """Apply ``change`` to a profile, atomically, and record what it did to its preferences."""
+        earlier: Snapshot = {}
         if isinstance(target, AlternateId):
-            return self.store.update_holder(client_id, target.kind, target.ident, change)
-        return self.store.update(client_id, target, change)
+            stored = self.store.update_holder(
+                client_id, target.kind, target.ident, _recording(change, earlier)
+            )
+        else:
+            stored = self.store.update(client_id, target, _recording(change, earlier))
+        self.history.record(client_id, earlier, stored, timestamp(editor.now), reason)
+        return stored
+
+
+def _recording(change: Change, earlier: Snapshot) -> Change:
+    """``change``, noting the preferences of the profile it is given first."""
+
+    def recorded(current: dict) -> dict:
+        earlier.update(snapshot(current))
+        return change(current)
+
+    return recorded
 
 
 def _holding(document: Mapping[str, Any], target: AlternateId) -> dict:

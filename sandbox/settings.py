@@ -24,6 +24,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "CONTROL_TOKEN": (None, "bearer token every control call but health must carry"),
     "MAX_DELAY_MS": (10_000, "cap on every injected delay, dribble and hang, in milliseconds"),
     "MAX_JOURNAL_ENTRIES": (1000, "journal size; the oldest entries are dropped first"),
+    "MAX_HISTORY_ENTRIES": (
+        1000,
+        "preference history kept per profile; the oldest changes are dropped first",
+    ),
     "MAX_JOURNAL_BODY": (4096, "bytes of each request body the journal keeps"),
     "SEED": (0, "seed of the sandbox's random choices (fault odds, sampled delays, random bytes)"),
     "SEED_FILE": (None, "a state document (see /_sandbox/state) loaded at start-up"),
@@ -48,6 +52,7 @@ POSITIVE_INTEGERS = (
     "MAX_SEARCH_RESULTS",
     "MAX_DELAY_MS",
     "MAX_JOURNAL_ENTRIES",
+    "MAX_HISTORY_ENTRIES",
     "MAX_JOURNAL_BODY",
     "AUTH_WINDOW_SECONDS",
     "AUTH_TOKEN_SECONDS",

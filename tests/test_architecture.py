@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sandbox"
 LAYERS = [
     {"errors"},
     {"contract", "schemas", "control_schemas", "formats", "clock", "settings"},
-    {"accounts", "profiles", "store", "service", "faults", "journal", "auth", "connection"},
+    {"accounts", "history", "profiles", "store", "service", "faults", "journal", "auth", "connection"},
     {"parts"},
     {"record", "exchange", "pipeline", "api", "account_api", "control", "oauth", "openapi"},
     {"app"},

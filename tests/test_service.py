@@ -9,6 +9,7 @@ import pytest
 from sandbox import schemas
 from sandbox.accounts import Accounts
 from sandbox.errors import BadRequest, Conflict, Forbidden, NotFound
+from sandbox.history import History
 from sandbox.profiles import Account, Editor
 from sandbox.service import AlternateId, ProfileService, Search
 from sandbox.store import MemoryStore
@@ -47,7 +48,7 @@ def emails(*addresses: str) -> list[dict]:
 
 @pytest.fixture
 def service() -> ProfileService:
-    return ProfileService(MemoryStore(), Accounts({}))
+    return ProfileService(MemoryStore(), Accounts({}), History(100))
 
 
 @pytest.fixture
@@ -779,7 +780,7 @@ def test_export_then_import_round_trips(service, ann):
     service.deactivate("acme", ann["ProfileId"], "moved", CHANGER)
     exported = service.export()
 
-    fresh = ProfileService(MemoryStore(), Accounts({}))
+    fresh = ProfileService(MemoryStore(), Accounts({}), History(100))
     assert fresh.import_state(exported, editor_for) == {"acme": 1}
 
     assert fresh.export() == exported

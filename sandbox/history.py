@@ -1,0 +1,109 @@
+"""The history of every profile's preferences: each change, on the sandbox clock, in order.
+
+A profile keeps its consents' history itself (a consent is only ever added), so this log holds
+what a profile does not: each preference as it was set, changed, and archived or removed. The
+profile service records every write here; the log of one profile is bounded, oldest first out.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from .profiles import ENTRY_KEYS, preferences_of
+
+Key = tuple[str | None, Any, str]
+
+
+class History:
+    """Each profile's preference history, per clientId, at most ``limit`` entries a profile."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._entries: dict[str, dict[int, deque[dict]]] = {}
+
+    def record(
+        self,
+        client_id: str,
+        earlier: Snapshot,
+        after: Mapping[str, Any],
+        moment: str,
+        reason: str | None = None,
+    ) -> None:
+        """Record how a write changed a profile's preferences, from their ``snapshot`` before it:
+        each one set or changed, as it now is; each one gone, as ``Archived`` (with the ``reason``)
+        at ``moment``."""
+        now = snapshot(after)
+        changes = [
+            _entry(collection, holder, stored)
+            for key, (collection, holder, stored) in now.items()
+            if key not in earlier or earlier[key][2] != stored
+        ]
+        changes += [
+            _entry(collection, holder, stored)
+            | {"PreferenceStatus": "Archived", "ReasonCode": reason, "LastModifiedDate": moment}
+            for key, (collection, holder, stored) in earlier.items()
+            if key not in now
+        ]
+        if not changes:
+            return
+        with self._lock:
+            log = self._entries.setdefault(client_id, {}).setdefault(
+                after["ProfileId"], deque(maxlen=self._limit)
+            )
+            log.extend(changes)
+
+    def preferences(self, client_id: str, profile_id: int, filter_id: str | None = None) -> list[dict]:
+        """A profile's preference history, oldest first (only ``filter_id``'s, when given)."""
+        with self._lock:
+            log = list(self._entries.get(client_id, {}).get(profile_id, ()))
+        wanted = filter_id.casefold() if filter_id is not None else None
+        return [dict(entry) for entry in log if wanted is None or entry["FilterId"].casefold() == wanted]
+
+    def forget(self, client_id: str, profile_id: int) -> None:
+        """Forget a deleted profile's history."""
+        with self._lock:
+            self._entries.get(client_id, {}).pop(profile_id, None)
+
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """Forget every history, or ``client_id``'s."""
+        with self._lock:
+            if client_id is None:
+                self._entries = {}
+            else:
+                self._entries.pop(client_id, None)
+
+
+Snapshot = dict[Key, tuple[str | None, Mapping[str, Any], dict]]
+
+
+def snapshot(profile: Mapping[str, Any] | None) -> Snapshot:
+    """A profile's preferences by where they are: (collection, contact element, FilterId). A write
+    replaces preferences and never changes one in place, so a snapshot stays true to its moment."""
+    if profile is None:
+        return {}
+    return {
+        (collection, ENTRY_KEYS[collection](holder) if collection else None, stored["FilterId"].casefold()): (
+            collection,
+            holder,
+            stored,
+        )
+        for collection, holder, stored in preferences_of(profile)
+    }
+
+
+# What a history entry says of the contact element a preference belongs to.
+CONTACT = {
+    "Emails": ("EmailAddress",),
+    "PhoneNumbers": ("PhoneNumber",),
+    "Addresses": ("Address1", "City", "PostalCode"),
+}
+
+
+def _entry(collection: str | None, holder: Mapping[str, Any], stored: Mapping[str, Any]) -> dict:
+    """A preference as the history shows it: itself, and the contact element it belongs to."""
+    contact = {name: holder.get(name) for name in CONTACT.get(collection or "", ())}
+    return dict(stored) | {"ContactElement": contact or None}
