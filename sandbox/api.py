@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
 
-from . import exchange, parts, profiles, schemas
+from . import exchange, formats, parts, profiles, schemas
 from .contract import PATCH_TYPES, Answer, Body, Query, View, documented
-from .errors import BadRequest, invalid
+from .errors import BadRequest, UnsupportedMediaType, invalid
 from .formats import NAMESPACE
 from .profiles import Account, Editor
 from .record import current_record
@@ -73,6 +73,8 @@ SEARCHES = (
     Query("middleName"),
     Query("customFields[0].Name", description="Search by custom field; [1], [2], ... add more pairs."),
     Query("customFields[0].Value", description="Without it, any value of the named field matches."),
+    Query("attributes[0].Key", description="Search by preference attribute; [1], [2], ... add more pairs."),
+    Query("attributes[0].Value", description="Without it, any value of the key matches."),
 )
 
 
@@ -110,14 +112,27 @@ def _read_profile() -> dict:
     return schemas.load(CREATE, exchange.read(CREATE, "CreateUserProfile").data)
 
 
+XML_PATCH = schemas.XmlPatchDocument()
+XML_PATCH_ROOT = "JsonPatchDocumentOfUserProfile5B0F46o8"
+NO_XML_OPERATIONS = (
+    "an XML JSON Patch document carries no operations (DataContractSerializer reads only its "
+    "ContractResolver): nothing was patched"
+)
+
+
 def _read_patch() -> list[dict]:
-    """This request's JSON Patch operations: a bare array, or ``{"Operations": [...]}``."""
+    """This request's JSON Patch operations: a bare array, or ``{"Operations": [...]}``. An XML
+    body, in the documented form, is read as the vendor's stack reads it: as no operation."""
+    if formats.is_xml(request.mimetype):
+        exchange.read(XML_PATCH, XML_PATCH_ROOT)
+        current_record().warnings.append(NO_XML_OPERATIONS)
+        return []
     data = exchange.read(None, "").data
     document = {"Operations": data} if isinstance(data, list) else data
     return schemas.load(PATCH, document)["Operations"]
 
 
-def _flag(name: str, default: bool) -> bool:
+def flag(name: str, default: bool) -> bool:
     """A boolean query parameter; 400 for anything but true or false."""
     value = request.args.get(name)
     if value is None:
@@ -129,8 +144,8 @@ def _flag(name: str, default: bool) -> bool:
 
 def _shows() -> Callable[[dict], dict]:
     """How a retrieve shows a profile: with or without its consent history (``includeConsentHistory``)."""
-    _flag("implied", True)  # accepted and checked; the sandbox has no preferences to imply
-    return (lambda profile: profile) if _flag("includeConsentHistory", True) else profiles.latest_consents
+    flag("implied", True)  # checked: no filter hierarchy here to imply preferences from
+    return (lambda profile: profile) if flag("includeConsentHistory", True) else profiles.latest_consents
 
 
 def _one(profile: dict, status: int = 200, **kwargs: Any) -> Response:
@@ -149,7 +164,8 @@ def _alternate_id_query() -> AlternateId | None:
     return AlternateId(kind, ident)
 
 
-def _required_alternate_id_query() -> AlternateId:
+def required_alternate_id_query() -> AlternateId:
+    """The AlternateId of ``?alternateIdType=...&alternateId=...``; 400 unless both are given."""
     addressed = _alternate_id_query()
     if addressed is None:
         raise invalid("alternateIdType", "The alternateIdType and alternateId query parameters are required.")
@@ -223,6 +239,15 @@ def find_profiles(client_id: str) -> Response:
     return _many(_service().search(client_id, _search(), current_app.config["MAX_SEARCH_RESULTS"]))
 
 
+def _pairs(name: str, key: str) -> tuple[tuple[str, str | None], ...]:
+    """``name[0].<key>=...&name[0].Value=...``, ``name[1]...``: the (key, value) pairs, in order."""
+    pairs, index = [], 0
+    while f"{name}[{index}].{key}" in request.args:
+        pairs.append((request.args[f"{name}[{index}].{key}"], request.args.get(f"{name}[{index}].Value")))
+        index += 1
+    return tuple(pairs)
+
+
 def _search() -> Search:
     """The search the query asks for."""
     args = request.args
@@ -233,7 +258,7 @@ def _search() -> Search:
         if not digits:
             raise invalid("phoneNumber", "The phoneNumber query parameter must contain digits.")
         return Search(
-            phone=digits, phone_type=args.get("phoneType"), include_inactive=_flag("includeInactive", False)
+            phone=digits, phone_type=args.get("phoneType"), include_inactive=flag("includeInactive", False)
         )
     if "lastName" in args:
         if not args["lastName"]:
@@ -241,14 +266,12 @@ def _search() -> Search:
         names = {"lastName": "LastName", "firstName": "FirstName", "middleName": "MiddleName"}
         return Search(names={field: args[name] for name, field in names.items() if name in args})
     if "customFields[0].Name" in args:
-        pairs, index = [], 0
-        while f"customFields[{index}].Name" in args:
-            pairs.append((args[f"customFields[{index}].Name"], args.get(f"customFields[{index}].Value")))
-            index += 1
-        return Search(custom_fields=tuple(pairs))
+        return Search(custom_fields=_pairs("customFields", "Name"))
+    if "attributes[0].Key" in args:
+        return Search(attributes=_pairs("attributes", "Key"))
     raise invalid(
         "query",
-        "Give alternateIdType and alternateId, emailAddress, phoneNumber, lastName, "
+        "Give alternateIdType and alternateId, emailAddress, phoneNumber, lastName, attributes[0].Key, "
         "or customFields[0].Name (with customFields[0].Value).",
     )
 
@@ -290,9 +313,9 @@ def find_profiles_by_address(client_id: str) -> Response:
         raise BadRequest(model_state={name: [f"The {name} query parameter is required."] for name in missing})
     criteria = Search(
         address={field: request.args[name] for name, field in ADDRESS_QUERY.items() if name in request.args},
-        partial_address1=_flag("partialAddress1Match", False),
+        partial_address1=flag("partialAddress1Match", False),
         names={field: request.args[name] for name, field in NAME_QUERY.items() if name in request.args},
-        partial_names=_flag("partialNameMatch", False),
+        partial_names=flag("partialNameMatch", False),
     )
     return _many(_service().search(client_id, criteria, current_app.config["MAX_SEARCH_RESULTS"]))
 
@@ -369,7 +392,7 @@ def _many(found: list[dict]) -> Response:
 def replace_by_alternate_id(client_id: str) -> Response:
     """Overwrite the active profile holding ``?alternateIdType=...&alternateId=...`` (as PUT by id;
     the AlternateId it is addressed by is kept); 404 if none holds it."""
-    addressed = _required_alternate_id_query()
+    addressed = required_alternate_id_query()
     sent = _read_profile()
     return _one(_service().replace(client_id, addressed, sent, _editor(client_id)))
 
@@ -384,7 +407,7 @@ def replace_by_alternate_id(client_id: str) -> Response:
 )
 def patch_by_alternate_id_query(client_id: str) -> Response:
     """JSON Patch the active profile holding ``?alternateIdType=...&alternateId=...``."""
-    addressed = _required_alternate_id_query()
+    addressed = required_alternate_id_query()
     return _one(_service().patch(client_id, addressed, _read_patch(), _editor(client_id)))
 
 
@@ -509,6 +532,60 @@ def deactivate_profile(client_id: str, profile_id: int) -> Response:
     if request.get_data(cache=True).strip():  # the body is optional, whatever its framing
         reason = schemas.load(REASON, exchange.read(REASON, "ReasonCode").data).get("Reason")
     return _one(_service().deactivate(client_id, profile_id, reason, _editor(client_id)))
+
+
+# --- preferences ----------------------------------------------------------------------------
+
+UPSERT_PREFERENCES = schemas.UpsertPreferences()
+ARCHIVE = schemas.ArchivePreferences()
+# The documented request formats of the preference writes: JSON only.
+PREFERENCE_TYPES = ("application/json", "text/json", "application/json-patch+json")
+
+
+def _read_json_only(schema: schemas.Schema, root: str) -> dict:
+    """This request's body as ``schema`` validates it; an XML body is a 415, as the vendor's help
+    pages list JSON media types only for these operations."""
+    if formats.is_xml(request.mimetype):
+        raise UnsupportedMediaType(
+            f"The request entity's media type '{request.mimetype}' is not supported for this resource."
+        )
+    return schemas.load(schema, exchange.read(schema, root).data)
+
+
+@bp.post(f"{PROFILES}/Preferences/AlternateIdType/<alternate_id_type>/AlternateId/<alternate_id>")
+@vendor(
+    "Upsert preferences by AlternateId",
+    {200: _profile("The profile with its preferences as stored now.", WARNINGS)},
+    errors={
+        **WRITE_ERRORS,
+        404: "No active profile holds the AlternateId, or a type the body names is not configured.",
+    },
+    body=Body(schemas.UpsertPreferences, PREFERENCE_TYPES),
+)
+def upsert_preferences(client_id: str, alternate_id_type: str, alternate_id: str) -> Response:
+    """Upsert preferences on the active profile holding an AlternateId: each preference replaces
+    the one of its Filter (on the profile, or on the contact element it comes with) or is added;
+    a contact element the profile lacks is added. 404 for a type the account lacks."""
+    sent = _read_json_only(UPSERT_PREFERENCES, "UpsertPreferences")
+    target = AlternateId(alternate_id_type, alternate_id)
+    return _one(_service().upsert_preferences(client_id, target, sent, _editor(client_id)))
+
+
+@bp.put(f"{PROFILES}/Preferences/<int:profile_id>/Archive")
+@vendor(
+    "Archive preferences",
+    {204: Answer("Archived: no longer answered, kept in the preference history.")},
+    errors=dict.fromkeys((400, 401, 403, 404, 406, 413, 415)),
+    body=Body(schemas.ArchivePreferences, PREFERENCE_TYPES),
+)
+def archive_preferences(client_id: str, profile_id: int) -> Response:
+    """Deactivate and archive preferences: all of them with ``GlobalDeactivate``, else those each
+    entry names (a contact element by type and/or value, in one Filter or all; the profile's own
+    by Filter), each with its ``Reason_Code`` or the request's. 204."""
+    request_body = _read_json_only(ARCHIVE, "ArchivePreferences")
+    _service().archive_preferences(client_id, profile_id, request_body, _editor(client_id))
+    current_record().profile_id = profile_id
+    return Response(status=204)
 
 
 # --- consents -------------------------------------------------------------------------------

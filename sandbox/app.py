@@ -11,7 +11,7 @@ from flask import Flask
 from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter
 
-from . import account_api, api, control, exchange, oauth, openapi, parts, pipeline
+from . import account_api, api, control, exchange, history_api, oauth, openapi, parts, pipeline
 from .contract import CONTROL_PREFIX
 from .control_schemas import StateSchema
 from .errors import VendorError
@@ -36,7 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(control.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(oauth.bp)
-    for vendor in (api.bp, account_api.bp):
+    for vendor in (api.bp, account_api.bp, history_api.bp):
         app.register_blueprint(vendor)
         app.register_blueprint(vendor, url_prefix="/Profiles", name=f"prefixed_{vendor.name}")
     pipeline.install(app)

@@ -28,7 +28,7 @@ from .errors import BadRequest, NotAcceptable, UnsupportedMediaType, invalid
 JSON_TYPES = ("application/json", "text/json", "application/json-patch+json")
 XML_TYPES = ("application/xml", "text/xml")
 MEDIA_TYPES = JSON_TYPES + XML_TYPES
-NAMESPACE = "http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models"
+NAMESPACE = schemas.NAMESPACE
 INSTANCE_NAMESPACE = "http://www.w3.org/2001/XMLSchema-instance"
 NIL = f"{{{INSTANCE_NAMESPACE}}}nil"
 CHARSETS = ("utf-8", "utf8", "us-ascii")
@@ -210,11 +210,12 @@ def _read_xml(raw: bytes, schema: Schema, root: str, max_depth: int) -> Body:
         raise invalid("body", f"The body is not well-formed XML: {error}.") from None
     if _xml_depth(element) > max_depth:
         raise _too_deep(max_depth)
-    if element.tag != f"{{{NAMESPACE}}}{root}":
+    expected = _namespace(schema)
+    if element.tag != f"{{{expected}}}{root}":
         namespace, _, name = element.tag.lstrip("{").rpartition("}")
         raise invalid(
             "body",
-            f"Expecting element '{root}' from namespace '{NAMESPACE}'. "
+            f"Expecting element '{root}' from namespace '{expected}'. "
             f"Encountered element '{name}' from namespace '{namespace}'.",
         )
     body = Body(None)
@@ -235,9 +236,14 @@ def _local_name(element: Element) -> str:
     return element.tag.rpartition("}")[2]
 
 
-def _known_name(element: Element) -> str | None:
-    """The element's name when it is in the vendor's namespace; others are unknown to it."""
-    return _local_name(element) if element.tag.startswith(f"{{{NAMESPACE}}}") else None
+def _namespace(schema: Schema) -> str:
+    """The XML namespace of a data contract (the vendor's, unless the shape says otherwise)."""
+    return getattr(schema, "xml_namespace", NAMESPACE)
+
+
+def _known_name(element: Element, namespace: str) -> str | None:
+    """The element's name when it is in the data contract's namespace; others are unknown to it."""
+    return _local_name(element) if element.tag.startswith(f"{{{namespace}}}") else None
 
 
 def _xml_object(element: Element, schema: Schema, path: str, warnings: list[str]) -> dict | str:
@@ -250,7 +256,7 @@ def _xml_object(element: Element, schema: Schema, path: str, warnings: list[str]
     data: dict[str, Any] = {}
     position = -1  # the declared position of the last member read
     for child in element:
-        name = _known_name(child)
+        name = _known_name(child, _namespace(schema))
         here = f"{path}.{_local_name(child)}" if path else _local_name(child)
         known = schema.fields.get(name) if name else None
         if name is None or known is None:
@@ -259,7 +265,7 @@ def _xml_object(element: Element, schema: Schema, path: str, warnings: list[str]
             warnings.append(_skipped(here, repeated=name in data))
         else:
             position = order[name]
-            data[name] = _xml_value(child, known, here, warnings)
+            data[name] = _xml_value(child, known, here, warnings, _namespace(schema))
     return data
 
 
@@ -279,13 +285,13 @@ def _skipped(path: str, repeated: bool) -> str:
     return f"skipped XML element '{path}': {reason}"
 
 
-def _xml_value(element: Element, known: fields.Field, path: str, warnings: list[str]) -> Any:
+def _xml_value(element: Element, known: fields.Field, path: str, warnings: list[str], namespace: str) -> Any:
     if element.get(NIL, "").strip() in ("true", "1"):
         return None
     if isinstance(known, fields.Nested):
         return _xml_object(element, known.schema, path, warnings)
     if isinstance(known, fields.List):
-        return _xml_list(element, known, path, warnings)
+        return _xml_list(element, known, path, warnings, namespace)
     if len(element):
         return {}  # elements where text belongs: the schema reports the type
     text = element.text or ""
@@ -294,15 +300,17 @@ def _xml_value(element: Element, known: fields.Field, path: str, warnings: list[
     return text
 
 
-def _xml_list(element: Element, known: fields.List, path: str, warnings: list[str]) -> list | str:
+def _xml_list(
+    element: Element, known: fields.List, path: str, warnings: list[str], namespace: str
+) -> list | str:
     if len(element) == 0 and (element.text or "").strip():
         return element.text or ""  # text where a collection belongs: the schema reports the type
     item = known.metadata["xml_item"]
     entries: list[Any] = []
     for child in element:
-        if _known_name(child) == item:
+        if _known_name(child, namespace) == item:
             here = f"{path}[{len(entries)}]"
-            entries.append(_xml_value(child, known.inner, here, warnings))
+            entries.append(_xml_value(child, known.inner, here, warnings, namespace))
         else:
             warnings.append(_ignored(f"{path}.{_local_name(child)}"))
     return entries

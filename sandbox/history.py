@@ -31,11 +31,11 @@ class History:
         earlier: Snapshot,
         after: Mapping[str, Any],
         moment: str,
-        reason: str | None = None,
+        reasons: Mapping[Key, str | None] | None = None,
     ) -> None:
         """Record how a write changed a profile's preferences, from their ``snapshot`` before it:
-        each one set or changed, as it now is; each one gone, as ``Archived`` (with the ``reason``)
-        at ``moment``."""
+        each one set or changed, as it now is; each one gone, as ``Archived`` at ``moment``, with
+        its reason (by where it was) kept as the vendor keeps it, in the ``$Reason_Code`` attribute."""
         now = snapshot(after)
         changes = [
             _entry(collection, holder, stored)
@@ -43,8 +43,7 @@ class History:
             if key not in earlier or earlier[key][2] != stored
         ]
         changes += [
-            _entry(collection, holder, stored)
-            | {"PreferenceStatus": "Archived", "ReasonCode": reason, "LastModifiedDate": moment}
+            _archived(_entry(collection, holder, stored), moment, (reasons or {}).get(key))
             for key, (collection, holder, stored) in earlier.items()
             if key not in now
         ]
@@ -101,6 +100,18 @@ CONTACT = {
     "PhoneNumbers": ("PhoneNumber",),
     "Addresses": ("Address1", "City", "PostalCode"),
 }
+
+
+def _archived(entry: dict, moment: str, reason: str | None) -> dict:
+    attributes = list(entry["PreferenceAttributes"])
+    if reason is not None:
+        attributes.append({"Key": "$Reason_Code", "Value": reason})
+    return entry | {
+        "PreferenceStatus": "Archived",
+        "ReasonCode": reason,
+        "LastModifiedDate": moment,
+        "PreferenceAttributes": attributes,
+    }
 
 
 def _entry(collection: str | None, holder: Mapping[str, Any], stored: Mapping[str, Any]) -> dict:

@@ -185,8 +185,8 @@ def _describe_schemas(spec: APISpec, plugin: MarshmallowPlugin, app: Flask) -> N
         doc = inspect.getdoc(schema_cls)
         if doc and schema_cls.__doc__:  # inherited docstrings would describe another shape
             components[name]["description"] = doc.replace("``", "`")
-        if schema_cls.__module__ == schemas.__name__:
-            components[name].setdefault("xml", {})["namespace"] = formats.NAMESPACE
+        if issubclass(schema_cls, schemas.Wire):
+            components[name].setdefault("xml", {})["namespace"] = schema_cls.xml_namespace
             for field in resolve_schema_instance(schema_cls).fields.values():
                 inner = getattr(field, "inner", None)
                 if "xml_item" in field.metadata and isinstance(inner, fields.Nested):

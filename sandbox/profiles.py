@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -431,3 +431,107 @@ def _apply_patch(current: Mapping[str, Any], operations: list[dict]) -> Any:
             message = f"The {operation['op']} could not be applied: {e}."
             raise invalid(f"Operations[{index}]", message) from None
     return patched
+
+
+def with_preferences(document: Mapping[str, Any], sent: Mapping[str, Any]) -> dict:
+    """A create document with the preferences of ``sent`` upserted (an upsert of preferences by
+    AlternateId): each preference replaces the one of its Filter, or is added; a contact element
+    the document lacks is added with them."""
+    upserted = dict(document)
+    upserted["ProfilePreferences"] = _upserted(
+        document.get("ProfilePreferences"), sent.get("ProfilePreferences")
+    )
+    for collection, member in PREFERENCES.items():
+        if collection is None or not sent.get(collection):
+            continue
+        entries = [dict(entry) for entry in document.get(collection) or ()]
+        positions = {ENTRY_KEYS[collection](entry): index for index, entry in enumerate(entries)}
+        for given in sent[collection]:
+            position = positions.get(ENTRY_KEYS[collection](given))
+            if position is None:
+                positions[ENTRY_KEYS[collection](given)] = len(entries)
+                entries.append(dict(given))
+            else:
+                entries[position][member] = _upserted(entries[position].get(member), given.get(member))
+        upserted[collection] = entries
+    return upserted
+
+
+def _upserted(current: Sequence[Mapping[str, Any]] | None, sent: Sequence[Mapping[str, Any]] | None) -> list:
+    kept = [dict(given) for given in current or ()]
+    positions = {given["FilterId"].casefold(): index for index, given in enumerate(kept)}
+    for given in sent or ():
+        position = positions.get(given["FilterId"].casefold())
+        if position is None:
+            positions[given["FilterId"].casefold()] = len(kept)
+            kept.append(dict(given))
+        else:
+            kept[position] = dict(given)
+    return kept
+
+
+# What an archive request's entry may name of a contact element, and how each member compares.
+ARCHIVE_CRITERIA: dict[str, dict[str, Any]] = {
+    "Emails": {"EmailAddressType": _fold, "EmailAddress": _fold},
+    "PhoneNumbers": {"PhoneType": _fold, "PhoneNumber": schemas.phone_digits},
+    "Addresses": {"AddressType": _fold, "Address1": _fold, "City": _fold, "PostalCode": _fold},
+}
+
+
+def archive(profile: dict, request: Mapping[str, Any]) -> dict[tuple, str | None]:
+    """Take from ``profile`` the preferences a validated archive request names (every one with
+    ``GlobalDeactivate``); the reason of each, by where it was (as ``history`` keys them). 400 for
+    a contact-element entry that names neither a type nor an element."""
+    default = request.get("Reason_Code")
+    reasons: dict[tuple, str | None] = {}
+
+    def take(collection: str | None, holder: dict, filter_id: str | None, reason: str | None) -> None:
+        member = PREFERENCES[collection]
+        kept = []
+        for stored in holder.get(member) or ():
+            if filter_id is None or stored["FilterId"].casefold() == filter_id.casefold():
+                where = ENTRY_KEYS[collection](holder) if collection else None
+                reasons[(collection, where, stored["FilterId"].casefold())] = reason
+            else:
+                kept.append(stored)
+        holder[member] = kept
+
+    if request.get("GlobalDeactivate"):
+        for collection in PREFERENCES:
+            for holder in profile[collection] if collection else [profile]:
+                take(collection, holder, None, default)
+        return reasons
+    for item in request.get("ProfilePreferences") or ():
+        take(None, profile, item["FilterId"], item.get("Reason_Code") or default)
+    for collection, criteria in ARCHIVE_CRITERIA.items():
+        for index, item in enumerate(request.get(collection) or ()):
+            given = {name: compare(item[name]) for name, compare in criteria.items() if item.get(name)}
+            if not given:
+                message = f"Name a type or a contact element: one of {', '.join(criteria)}."
+                raise invalid(f"{collection}[{index}]", message)
+            for holder in profile[collection]:
+                if all(criteria[name](holder.get(name) or "") == value for name, value in given.items()):
+                    take(collection, holder, item.get("FilterId"), item.get("Reason_Code") or default)
+    return reasons
+
+
+def holds_pairs(wanted: Sequence[tuple[str, str | None]], key: str) -> Callable[[Iterable[Mapping]], bool]:
+    """Whether entries of ``key`` and ``Value`` (custom fields, preference attributes) hold every
+    wanted pair (a value None: any value of the key), case ignored."""
+    folded = [(name.casefold(), value.casefold() if value is not None else None) for name, value in wanted]
+
+    def holds(entries: Iterable[Mapping]) -> bool:
+        held = {((e[key] or "").casefold(), (e["Value"] or "").casefold()) for e in entries}
+        names = {name for name, _ in held}
+        return all((name, value) in held if value is not None else name in names for name, value in folded)
+
+    return holds
+
+
+def only_preferences(profile: dict, keep: Any) -> dict:
+    """``profile`` with only the preferences ``keep`` accepts (the others left out of the answer)."""
+    shown = copy.deepcopy(profile)
+    for collection, member in PREFERENCES.items():
+        for holder in shown[collection] if collection else [shown]:
+            holder[member] = [stored for stored in holder.get(member) or () if keep(stored)]
+    return shown

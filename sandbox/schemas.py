@@ -156,11 +156,16 @@ def collection(entry: type[Schema], xml_item: str) -> fields.List:
     )
 
 
+# The vendor's data contracts' XML namespace.
+NAMESPACE = "http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models"
+
+
 class Wire(Schema):
     """Base of every shape: ``xml_order`` lists its XML elements in order (empty: all, written as
     declared and read in DataContract's default order, alphabetical)."""
 
     xml_order: ClassVar[tuple[str, ...]] = ()
+    xml_namespace: ClassVar[str] = NAMESPACE
     # Members written only when they hold something: the vendor's samples, taken from profiles
     # without them, lack them.
     omitted_when_empty: ClassVar[tuple[str, ...]] = ()
@@ -350,6 +355,72 @@ def alternate_id_pair(entry: Mapping) -> tuple[str, str] | None:
     return None
 
 
+class UpsertPreferences(Contract):
+    """The body of ``POST {clientId}/Profile/Preferences/AlternateIdType/{t}/AlternateId/{id}``:
+    preferences of the profile and of its contact elements (a missing contact element is added)."""
+
+    ProfilePreferences = preferences()
+    Addresses = collection(CreateAddressEntry, "CreateAddressPreference")
+    PhoneNumbers = collection(CreatePhoneNumberEntry, "CreatePhoneNumberPreference")
+    Emails = collection(EmailEntry, "CreateEmailPreference")
+
+
+class ArchiveProfilePreference(Contract):
+    """A profile preference to archive, by its Filter, with a reason of its own."""
+
+    FilterId = Text(required=True, min_length=1, max_length=50)
+    Reason_Code = Text()
+
+
+class ArchiveEmailPreference(Contract):
+    """Email preferences to archive: of a type, an address, or both, in one Filter or all."""
+
+    EmailAddressType = Text()
+    EmailAddress = Text()
+    FilterId = Text(max_length=50)
+    Reason_Code = Text()
+
+
+class ArchivePhoneNumberPreference(Contract):
+    """Phone preferences to archive: of a type, a number (its digits), or both, in one Filter or all."""
+
+    PhoneType = Text()
+    PhoneNumber = Text()
+    FilterId = Text(max_length=50)
+    Reason_Code = Text()
+
+
+class ArchiveAddressPreference(Contract):
+    """Address preferences to archive: of a type, an address (Address1, City, PostalCode), or both."""
+
+    AddressType = Text()
+    Address1 = Text()
+    City = Text()
+    PostalCode = Text()
+    FilterId = Text(max_length=50)
+    Reason_Code = Text()
+
+
+class ArchivePreferences(Contract):
+    """The body of ``PUT {clientId}/Profile/Preferences/{profileId}/Archive``."""
+
+    GlobalDeactivate = Flag()
+    Reason_Code = Text()
+    PhoneNumbers = collection(ArchivePhoneNumberPreference, "ArchivePhoneNumberPreference")
+    Addresses = collection(ArchiveAddressPreference, "ArchiveAddressPreference")
+    Emails = collection(ArchiveEmailPreference, "ArchiveEmailPreference")
+    ProfilePreferences = collection(ArchiveProfilePreference, "ArchiveProfilePreference")
+
+
+class XmlPatchDocument(Contract):
+    """A JSON Patch document in XML, as the vendor's help page shows it: DataContractSerializer sees
+    only its ``ContractResolver``; the operations have no XML form."""
+
+    xml_namespace = "http://schemas.datacontract.org/2004/07/Microsoft.AspNetCore.JsonPatch"
+
+    ContractResolver = fields.Raw(allow_none=True)
+
+
 class ReasonCode(Contract):
     """The optional body of ``POST {clientId}/Profile/{profileId}/Deactivate``."""
 
@@ -510,7 +581,8 @@ class StoredGroup(GroupEntry):
 
 
 class CustomerConsent(Wire):
-    xml_order = (
+    # Annotated as on Wire, so that a shape extending this one may extend its order.
+    xml_order: ClassVar[tuple[str, ...]] = (
         "ConsentStatus", "ConsentType", "ConsentVersion", "Locale", "Expired", "ExpirationDate",
         "ConsentDate", "Edited",
     )  # fmt: skip

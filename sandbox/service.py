@@ -15,7 +15,7 @@ from . import profiles, schemas
 from .accounts import Accounts
 from .clock import timestamp
 from .errors import BadRequest, Forbidden
-from .history import History, Snapshot, snapshot
+from .history import History, Key, Snapshot, snapshot
 from .profiles import Editor
 from .store import Change, ProfileStore
 
@@ -41,7 +41,8 @@ class Search:
     digits (of a ``phone_type``, among inactive profiles too when asked); an address (address
     fields to their values, exact but for a ``partial_address1``) with names exact but when
     ``partial_names``; name parts (CustomerName field to the text it must contain); or custom
-    fields (name, and the value, None for any). Text compares ignoring case."""
+    fields or preference attributes (name or key, and the value, None for any). Text compares
+    ignoring case."""
 
     email: str | None = None
     email_type: str | None = None
@@ -53,6 +54,7 @@ class Search:
     names: Mapping[str, str] = field(default_factory=dict)
     partial_names: bool = True
     custom_fields: tuple[tuple[str, str | None], ...] = ()
+    attributes: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,33 @@ class ProfileService:
         )
         return self._registered(client_id, unknown, editor, stored)
 
+    def upsert_preferences(
+        self, client_id: str, target: Target, data: Mapping[str, Any], editor: Editor
+    ) -> dict:
+        """Upsert the preferences of a validated ``UpsertPreferences`` body: each replaces the one
+        of its Filter or is added; a contact element the profile lacks is added. 404 for a type
+        its account lacks."""
+        unknown = self.accounts.check(client_id, data)
+
+        def change(current: dict) -> dict:
+            document = profiles.with_preferences(profiles.document(current), data)
+            return profiles.revise(current, schemas.load(CREATE, document), editor)
+
+        return self._registered(client_id, unknown, editor, self._change(client_id, target, change, editor))
+
+    def archive_preferences(
+        self, client_id: str, target: Target, request: Mapping[str, Any], editor: Editor
+    ) -> None:
+        """Deactivate and archive the preferences a validated ``ArchivePreferences`` body names:
+        they leave the profile, and its history keeps them, archived, with their reasons."""
+        reasons: dict[Key, str | None] = {}
+
+        def change(current: dict) -> dict:
+            reasons.update(profiles.archive(current, request))
+            return profiles.touch(current, editor)
+
+        self._change(client_id, target, change, editor, reasons)
+
     def delete(self, client_id: str, profile_id: int) -> None:
         """Delete a profile for good, its history with it; its AlternateIds are free at once."""
         self.store.delete(client_id, profile_id)
@@ -179,8 +208,19 @@ class ProfileService:
             found = self.store.scan(client_id, _address_match(criteria))
         elif criteria.names:
             found = self.store.scan(client_id, _names_match(criteria.names, criteria.partial_names))
-        else:
+        elif criteria.custom_fields:
             found = self.store.scan(client_id, _custom_fields_match(criteria.custom_fields))
+        else:
+            holds = profiles.holds_pairs(criteria.attributes, "Key")
+
+            def matches(stored: Mapping[str, Any]) -> bool:
+                return holds(stored["PreferenceAttributes"])
+
+            found = self.store.scan(
+                client_id, lambda p: any(matches(s) for _, _, s in profiles.preferences_of(p))
+            )
+            # As documented, only the preferences that hold every attribute asked for are answered.
+            found = [profiles.only_preferences(p, matches) for p in found]
         return _within(found, limit)
 
     def group(self, client_id: str, group: Group, limit: int) -> list[dict]:
@@ -241,9 +281,15 @@ class ProfileService:
         return stored
 
     def _change(
-        self, client_id: str, target: Target, change: Change, editor: Editor, reason: str | None = None
+        self,
+        client_id: str,
+        target: Target,
+        change: Change,
+        editor: Editor,
+        reasons: Mapping[Key, str | None] | None = None,
     ) -> dict:
-        """Apply ``change`` to a profile, atomically, and record what it did to its preferences."""
+        """Apply ``change`` to a profile, atomically, and record what it did to its preferences
+        (with the ``reasons`` of those it archived, which ``change`` may fill in)."""
         earlier: Snapshot = {}
         if isinstance(target, AlternateId):
             stored = self.store.update_holder(
@@ -251,7 +297,7 @@ class ProfileService:
             )
         else:
             stored = self.store.update(client_id, target, _recording(change, earlier))
-        self.history.record(client_id, earlier, stored, timestamp(editor.now), reason)
+        self.history.record(client_id, earlier, stored, timestamp(editor.now), reasons)
         return stored
 
 
@@ -348,13 +394,5 @@ def _names_match(wanted: Mapping[str, str], partial: bool = True) -> Callable[[d
 
 
 def _custom_fields_match(wanted: Sequence[tuple[str, str | None]]) -> Callable[[dict], bool]:
-    folded = [(name.casefold(), value.casefold() if value is not None else None) for name, value in wanted]
-
-    def matches(profile: dict) -> bool:
-        held = {
-            ((f["Name"] or "").casefold(), (f["Value"] or "").casefold()) for f in profile["CustomFields"]
-        }
-        names = {name for name, _ in held}
-        return all((name, value) in held if value is not None else name in names for name, value in folded)
-
-    return matches
+    holds = profiles.holds_pairs(wanted, "Name")
+    return lambda profile: holds(profile["CustomFields"])

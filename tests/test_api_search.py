@@ -233,3 +233,37 @@ def test_group_profiles_by_phone_and_their_required_parameters(profile_url):
     }
     assert list(send("GET", f"{profile_url}/Group?groupType=Team").json()["ModelState"]) == ["emailAddress"]
     assert send("GET", f"{profile_url}/Group/99999999?groupType=Team").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/Address", "city=Roswell&stateProvince=GA"),
+        ("/Group", "emailAddress=lead@example.com&groupType=Team"),
+        ("", "attributes[0].Key=source"),
+        ("", "phoneNumber=4045550188&phoneType=home"),
+    ],
+    ids=["address", "group", "attributes", "phone-type"],
+)
+@pytest.mark.parametrize("prefix", ["", "/Profiles"])
+def test_every_search_answers_403_past_its_limit(prefix, path, query):
+    member = minimal_profile(
+        Emails=[{"EmailAddress": "lead@example.com"}],
+        Addresses=[address("1 Main St")],
+        PhoneNumbers=[{"PhoneNumber": "404-555-0188", "PhoneType": "Home"}],
+        Groups=[{"GroupType": "Team", "GroupName": "Blue", "IsPrimary": True}],
+        ProfilePreferences=[
+            {"FilterId": "news", "PreferenceType": 1, "PreferenceAttributes": [{"Key": "source"}]}
+        ],
+    )
+    with Served({"MAX_SEARCH_RESULTS": 2}) as served:
+        url = f"{served.url}{prefix}/acme/Profile{path}?{query}"
+        answers = []
+        for _ in range(3):
+            post_json(f"{served.url}/acme/Profile", member)
+            answers.append(send("GET", url))
+
+    assert [(a.status_code, len(a.json()) if a.status_code == 200 else None) for a in answers] == [
+        (200, 1), (200, 2), (403, None)
+    ]  # fmt: skip
+    assert answers[-1].json() == {"Message": "The search matches more than 2 profiles; narrow it."}

@@ -5,7 +5,18 @@ from __future__ import annotations
 import threading
 
 import pytest
-from helpers import XML, find, minimal_profile, patch, post_json, send, send_xml, xml_of
+from helpers import (
+    XML,
+    find,
+    minimal_profile,
+    patch,
+    post_json,
+    send,
+    send_bytes,
+    send_xml,
+    warnings_of,
+    xml_of,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -223,11 +234,31 @@ def test_rejected_patch_changes_nothing(profile_url, created, served, client_id,
     assert served.profiles(client_id) == before
 
 
-def test_patch_document_in_xml_is_415(profile_url, created):
-    response = send_xml("PATCH", f"{profile_url}/{created['ProfileId']}", "JsonPatchDocument", "")
+JSON_PATCH = "http://schemas.datacontract.org/2004/07/Microsoft.AspNetCore.JsonPatch"
 
-    assert response.status_code == 415
-    assert "JSON Patch documents as JSON only" in xml_of(response).findtext("Message")
+
+def test_the_documented_xml_patch_is_read_as_the_vendor_reads_it_as_no_operation(
+    profile_url, created, served, client_id
+):
+    sample = (
+        f'<JsonPatchDocumentOfUserProfile5B0F46o8 xmlns:i="http://www.w3.org/2001/XMLSchema-instance" '
+        f'xmlns="{JSON_PATCH}"><ContractResolver i:nil="true" /><Operations>replace</Operations>'
+        f"</JsonPatchDocumentOfUserProfile5B0F46o8>"
+    )
+    before = served.profiles(client_id)[0]
+
+    response = send_bytes("PATCH", f"{profile_url}/{created['ProfileId']}", sample.encode(), XML)
+    wrong_root = send_xml("PATCH", f"{profile_url}/{created['ProfileId']}", "JsonPatchDocument", "")
+
+    assert response.status_code == 200, response.text
+    assert warnings_of(response) == [
+        "ignored unknown field 'Operations'",
+        "an XML JSON Patch document carries no operations (DataContractSerializer reads only its "
+        "ContractResolver): nothing was patched",
+    ]
+    after = served.profiles(client_id)[0]
+    assert {**after, "Edited": before["Edited"]} == before
+    assert wrong_root.status_code == 400
 
 
 def test_put_and_post_in_xml(profile_url, created):

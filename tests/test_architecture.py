@@ -15,7 +15,7 @@ LAYERS = [
     {"contract", "schemas", "control_schemas", "formats", "clock", "settings"},
     {"accounts", "history", "profiles", "store", "service", "faults", "journal", "auth", "connection"},
     {"parts"},
-    {"record", "exchange", "pipeline", "api", "account_api", "control", "oauth", "openapi"},
+    {"record", "exchange", "pipeline", "api", "account_api", "history_api", "control", "oauth", "openapi"},
     {"app"},
     {"__init__", "__main__", "pytest_plugin", "control_client"},
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterator
 
 import pytest
-from helpers import Served, minimal_profile, post_json, send, send_bytes
+from helpers import Served, minimal_profile, post_json, send, send_bytes, send_xml
 
 from sandbox.control_client import ControlClient, ControlError
 
@@ -221,3 +222,41 @@ def test_the_warning_filter_is_documented(served):
         [warning] = [p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "warning"]
         assert (warning["in"], warning["schema"]) == ("query", {"type": "string"})
         assert "`*`: the requests that drew any warning" in warning["description"]
+
+
+# What the sandbox tolerates, each in one request, and the warning that says so.
+TOLERATED = [
+    pytest.param("json", {"Nickname": "Al"}, "ignored unknown field 'Nickname'", id="unknown-field"),
+    pytest.param(
+        "json",
+        {"AlternateIds": [{"AlternateIdType": "crm", "AlternateId": "1"}]},
+        "registered AlternateIdType 'crm' in the open account '*'",
+        id="type-registered",
+    ),
+    pytest.param(
+        "json", {"IsActive": "true"}, "converted \"true\" to true for 'IsActive'", id="value-converted"
+    ),
+    pytest.param(
+        "xml",
+        "<CustomerType>Member</CustomerType><CustomerName><FirstName>Al</FirstName></CustomerName>",
+        "skipped XML element 'CustomerName': out of order *",
+        id="xml-member-skipped",
+    ),
+    pytest.param("json", {}, "PNAUTHINFO3 signature not verified: *", id="signature-not-verified"),
+]
+
+
+@pytest.mark.parametrize(("kind", "body", "warning"), TOLERATED)
+def test_what_the_sandbox_tolerates_it_says_in_the_answer_and_the_journal(
+    control, client_id, profile_url, kind, body, warning
+):
+    if kind == "xml":
+        response = send_xml("POST", profile_url, "CreateUserProfile", body)
+    else:
+        response = post_json(profile_url, {**minimal_profile(), **body})
+
+    assert response.status_code == 201, response.text
+    told = response.raw.headers.getlist("X-Sandbox-Warning")
+    assert [line for line in told if fnmatch.fnmatchcase(line, warning)] != []
+    assert control.count(client_id=client_id, warning=warning) == 1
+    assert control.requests(client_id=client_id, warning=warning)[0]["warnings"] == told
