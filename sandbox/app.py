@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +10,7 @@ from flask import Flask
 from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter
 
-from . import account_api, api, control, exchange, history_api, oauth, openapi, parts, pipeline
+from . import account_api, api, control, exchange, formats, history_api, oauth, openapi, parts, pipeline
 from .contract import CONTROL_PREFIX
 from .control_schemas import StateSchema
 from .errors import VendorError
@@ -50,8 +49,8 @@ def _seed(sandbox: parts.Parts, config: Mapping[str, Any], path: str) -> None:
     """Import the state document at ``path`` through the profile service (ValueError, one line,
     if unusable)."""
     try:
-        with open(path, encoding="utf-8") as file:
-            document = StateSchema().load(json.load(file))
+        with open(path, "rb") as file:
+            document = StateSchema().load(formats.parse_json(file.read(), config["MAX_NESTING_DEPTH"]))
         sandbox.import_state(document, control.importer(config, sandbox.clock.now()))
     except (OSError, ValueError, ValidationError) as error:
         raise ValueError(f"SANDBOX_SEED_FILE {path}: {error}") from None

@@ -99,8 +99,7 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
         raise _too_deep(max_depth) from None
     except ValueError as error:  # JSONDecodeError, and integers beyond Python's digit limit
         raise invalid("body", f"The body is not valid JSON: {error}.") from None
-    if _json_depth(data) > max_depth:
-        raise _too_deep(max_depth)
+    _check_json(data, max_depth)
     return data
 
 
@@ -112,16 +111,27 @@ def _too_deep(max_depth: int) -> BadRequest:
     return invalid("body", f"The body is nested more than {max_depth} levels deep.")
 
 
-def _json_depth(data: Any) -> int:
-    deepest, stack = 0, [(data, 1)]
+# A UTF-16 code unit of a surrogate pair, alone: json.loads joins escaped pairs into one character.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_json(data: Any, max_depth: int) -> None:
+    """400 for a document nested deeper than ``max_depth``, or holding a lone surrogate
+    (``"\\ud800"``): .NET would carry one in a string, but no UTF-8 answer can, so the sandbox
+    refuses it rather than store what it could never give back."""
+    stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
-        deepest = max(deepest, depth)
+        if depth > max_depth:
+            raise _too_deep(max_depth)
+        if isinstance(value, str) and LONE_SURROGATE.search(value):
+            raise invalid(
+                "body", "The body holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which is not text."
+            )
         if isinstance(value, dict):
-            stack.extend((child, depth + 1) for child in value.values())
+            stack.extend((child, depth + 1) for pair in value.items() for child in pair)
         elif isinstance(value, list):
             stack.extend((child, depth + 1) for child in value)
-    return deepest
 
 
 def _json_object(data: Any, schema: Schema, path: str, warnings: list[str]) -> Any:

@@ -391,3 +391,35 @@ def test_a_full_reset_revokes_bearer_tokens(fresh):
     ]
 
     assert (before, after) == ("ann", "sandbox")  # lenient mode: an unknown token is still well-formed
+
+
+LONE = '"\\ud800"'  # a lone surrogate, as a JSON escape
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw"),
+    [
+        ("POST", "/faults", '{"respond": {"status": 503, "body": ' + LONE + "}}"),
+        ("POST", "/faults", '{"match": {"path": ' + LONE + '}, "respond": {"status": 503}}'),
+        ("PUT", "/accounts/acme", '{"AlternateIdTypes": [' + LONE + "]}"),
+        ("POST", "/state", '{"accounts": {"acme": {"Tags": [' + LONE + "]}}}"),
+        ("POST", "/state", '{"clients": {"acme": [{"CustomerName": {"FirstName": ' + LONE + "}}]}}"),
+        ("POST", "/reset", '{"clientId": ' + LONE + "}"),
+    ],
+)
+def test_a_lone_surrogate_is_400_and_leaves_nothing_behind(fresh, method, path, raw):
+    served, control = fresh
+
+    response = requests.request(
+        method,
+        f"{served.url}/_sandbox{path}",
+        data=raw.encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()["ModelState"]) == ["body"]
+    assert control.faults() == []
+    assert control.export_state() == {"clients": {}, "accounts": {}}
+    assert requests.get(f"{served.url}/_sandbox/accounts", timeout=10).status_code == 200
