@@ -120,15 +120,23 @@ class Accounts:
                 _shown(current.add(e["Name"], e.get("Description"), e.get("Locales")), None) for e in entries
             ]
 
-    def check(self, client_id: str, document: Mapping[str, Any]) -> list[tuple[str, str]]:
+    def check(
+        self, client_id: str, document: Mapping[str, Any], held: Mapping[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
         """The types a profile document names that its account lacks, as (kind, name): 404 if a
         closed kind lacks one, naming it; those of open kinds are for ``register``, once the
-        write they come with has succeeded."""
-        unknown = []
+        write they come with has succeeded. Types the profile already ``held`` are not checked:
+        a write that leaves them as they were introduces nothing."""
+        unknown: list[tuple[str, str]] = []
+        kept = {(kind, name.casefold()) for kind, name in _named(held or {})}
         with self._lock:
             for kind, name in _named(document):
                 current = self._kind(client_id, kind)
-                if current.find(name) is not None or (kind, name) in unknown:
+                if (
+                    current.find(name) is not None
+                    or (kind, name) in unknown
+                    or (kind, name.casefold()) in kept
+                ):
                     continue
                 if current.closed:
                     member = KINDS[kind][1]

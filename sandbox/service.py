@@ -131,7 +131,7 @@ class ProfileService:
 
         def change(current: dict) -> dict:
             document = schemas.load(CREATE, profiles.patched(current, list(operations)))
-            unknown.extend(self.accounts.check(client_id, document))
+            unknown.extend(self.accounts.check(client_id, document, held=current))
             return profiles.revise(current, document, editor)
 
         return self._registered(client_id, unknown, editor, self._change(client_id, target, change, editor))
@@ -168,11 +168,13 @@ class ProfileService:
         """Upsert the preferences of a validated ``UpsertPreferences`` body: each replaces the one
         of its Filter or is added; a contact element the profile lacks is added. 404 for a type
         its account lacks."""
-        unknown = self.accounts.check(client_id, data)
+        unknown: list[tuple[str, str]] = []
 
         def change(current: dict) -> dict:
-            document = profiles.with_preferences(profiles.document(current), data)
-            return profiles.revise(current, schemas.load(CREATE, document), editor)
+            # Only what the upsert adds is checked: an existing contact element keeps its type.
+            document = schemas.load(CREATE, profiles.with_preferences(profiles.document(current), data))
+            unknown.extend(self.accounts.check(client_id, document, held=current))
+            return profiles.revise(current, document, editor)
 
         return self._registered(client_id, unknown, editor, self._change(client_id, target, change, editor))
 

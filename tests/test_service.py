@@ -830,3 +830,80 @@ def test_an_imported_consents_partial_edited_is_completed_like_the_profiles(serv
     }
     assert profile["Edited"] == completed
     assert profile["Consents"][0]["Edited"] == completed
+
+
+# --- account checks: only what a write introduces ----------------------------------------------
+
+
+def closed_service() -> ProfileService:
+    accounts = Accounts(
+        {"acme": {"CustomerTypes": ["Retail"], "EmailTypes": ["Home"], "AlternateIdTypes": ["CRM"]}}
+    )
+    return ProfileService(MemoryStore(), accounts, History(100))
+
+
+def test_a_patch_checks_only_the_types_it_introduces():
+    service = closed_service()
+    editor = Editor(ACCOUNT, "tester", CREATED_AT)
+    # The account's default CustomerType ("Customer") is not configured; it is not the client's doing.
+    created = service.create("acme", create_document(Emails=emails("a@example.com")), editor)
+
+    patched = service.patch(
+        "acme",
+        created["ProfileId"],
+        [{"op": "replace", "path": "/CustomerName/FirstName", "value": "Zed"}],
+        editor,
+    )
+    with pytest.raises(NotFound, match="EmailAddressType 'Work'"):
+        service.patch(
+            "acme",
+            created["ProfileId"],
+            [
+                {
+                    "op": "add",
+                    "path": "/Emails/-",
+                    "value": {"EmailAddress": "b@example.com", "EmailAddressType": "Work"},
+                }
+            ],
+            editor,
+        )
+
+    assert patched["CustomerName"]["FirstName"] == "Zed"
+
+
+def test_an_upsert_of_preferences_checks_the_contact_elements_it_adds_not_those_it_finds():
+    service = closed_service()
+    editor = Editor(ACCOUNT, "tester", CREATED_AT, [])
+    email = {"EmailAddress": "a@example.com", "EmailAddressType": "Home"}
+    service.create(
+        "acme",
+        create_document(Emails=[email], AlternateIds=[{"AlternateIdType": "CRM", "AlternateId": "1"}]),
+        editor,
+    )
+    crm = AlternateId("crm", "1")
+    preference = [{"FilterId": "news", "PreferenceType": 1}]
+
+    found = service.upsert_preferences(
+        "acme",
+        crm,
+        {"Emails": [email | {"EmailAddressType": "Work", "EmailPreferences": preference}]},
+        editor,
+    )
+    with pytest.raises(NotFound, match="EmailAddressType 'Work'"):
+        service.upsert_preferences(
+            "acme",
+            crm,
+            {
+                "Emails": [
+                    {
+                        "EmailAddress": "new@example.com",
+                        "EmailAddressType": "Work",
+                        "EmailPreferences": preference,
+                    }
+                ]
+            },
+            editor,
+        )
+
+    assert [(e["EmailAddressType"], len(e["EmailPreferences"])) for e in found["Emails"]] == [("Home", 1)]
+    assert editor.warnings == []
