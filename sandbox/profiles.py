@@ -384,11 +384,21 @@ def patched(profile: Mapping[str, Any], operations: list[dict]) -> dict:
     for index, operation in enumerate(operations):
         if operation["op"] != "test":  # reading a read-only member is fine
             _check_writable(operation["path"], index)
-    shown = _apply_patch(SHOWN.dump(profile), operations)
+    shown = _apply_patch(_answered(profile), operations)
     for group in shown.get("Groups") or ():
         if isinstance(group, dict) and "GroupId" in group:  # the answer's name for GroupName
             group["GroupName"] = group.pop("GroupId")
     return _project(shown, schemas.CreateUserProfile) if isinstance(shown, dict) else shown
+
+
+def _answered(profile: Mapping[str, Any]) -> dict:
+    """``profile`` as answered, with the preference collections an answer leaves out when empty:
+    the members exist on the vendor's model, so a patch may add to them."""
+    shown = SHOWN.dump(profile)
+    for collection, member in PREFERENCES.items():
+        for holder in shown.get(collection) or () if collection else [shown]:
+            holder.setdefault(member, [])
+    return shown
 
 
 def _check_writable(path: str, index: int) -> None:
@@ -426,9 +436,14 @@ def _apply_patch(current: Mapping[str, Any], operations: list[dict]) -> Any:
             patched = jsonpatch.JsonPatch([operation]).apply(patched)
         except jsonpatch.JsonPatchTestFailed:
             raise invalid(f"Operations[{index}]", f"The test at '{operation['path']}' failed.") from None
-        # TypeError: an operation into a string (removing '/CustomerType/0'); LookupError: a bad index.
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, LookupError) as e:
-            message = f"The {operation['op']} could not be applied: {e}."
+        # ASP.NET Core's wording; never the library's, which quotes the whole document.
+        except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException, LookupError):
+            segment = operation["path"].rstrip("/").rpartition("/")[2]
+            message = f"The target location specified by path segment '{segment}' was not found."
+            raise invalid(f"Operations[{index}]", message) from None
+        # TypeError: an operation into a string (removing '/CustomerType/0').
+        except (jsonpatch.JsonPatchException, TypeError):
+            message = f"The {operation['op']} at '{operation['path']}' could not be applied."
             raise invalid(f"Operations[{index}]", message) from None
     return patched
 

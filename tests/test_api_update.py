@@ -470,3 +470,53 @@ def test_no_update_gets_a_500(profile_url, created, patch_operations, merge_body
 
     assert patched.status_code in (200, 400), patched.text
     assert merged.status_code in (200, 400), merged.text
+
+
+def test_a_patch_reaches_a_preference_collection_the_answer_leaves_out_when_empty(profile_url, created):
+    url = f"{profile_url}/{created['ProfileId']}"
+
+    response = patch(
+        url,
+        [
+            {
+                "op": "add",
+                "path": "/ProfilePreferences/-",
+                "value": {"FilterId": "news", "PreferenceType": 1},
+            },
+            {
+                "op": "replace",
+                "path": "/Emails/0/EmailPreferences",
+                "value": [{"FilterId": "promo", "PreferenceType": 2}],
+            },
+        ],
+    )
+
+    assert response.status_code == 200, response.text
+    assert [p["FilterId"] for p in response.json()["ProfilePreferences"]] == ["news"]
+    assert [p["FilterId"] for p in response.json()["Emails"][0]["EmailPreferences"]] == ["promo"]
+
+
+@pytest.mark.parametrize(
+    ("operation", "message"),
+    [
+        (
+            {"op": "remove", "path": "/Emails/5"},
+            "The target location specified by path segment '5' was not found.",
+        ),
+        ({"op": "replace", "path": "/CustomerName/Nickname", "value": "x"}, None),
+        (
+            {"op": "remove", "path": "/CustomerType/0"},
+            "The remove at '/CustomerType/0' could not be applied.",
+        ),
+    ],
+)
+def test_a_patch_that_cannot_apply_says_so_in_aspnet_words_without_the_document(
+    profile_url, created, operation, message
+):
+    response = patch(f"{profile_url}/{created['ProfileId']}", [operation])
+
+    assert response.status_code == 400
+    [said] = response.json()["ModelState"]["Operations[0]"]
+    assert "{" not in said and "'ProfileId'" not in said
+    if message:
+        assert said == message
