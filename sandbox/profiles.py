@@ -87,9 +87,24 @@ def new_profile(data: Mapping[str, Any], editor: Editor) -> dict:
         "CustomFields": [_copy(e, schemas.CustomFieldValue) for e in data.get("CustomFields") or ()],
         "ProfilePreferences": data.get("ProfilePreferences") or [],
     }
+    seen: dict[tuple, str] = {}
     for collection, member in PREFERENCES.items():
-        for entry in profile[collection] if collection else [profile]:
+        for index, entry in enumerate(profile[collection] if collection else [profile]):
+            holder = f"{collection}[{index}].{member}" if collection else member
             entry[member] = [preference(given, editor, CHANNELS[collection]) for given in entry[member] or ()]
+            for position, stored in enumerate(entry[member]):
+                # One preference per Filter and contact element: a second would be indistinguishable.
+                key = (
+                    collection,
+                    ENTRY_KEYS[collection](entry) if collection else None,
+                    stored["FilterId"].casefold(),
+                )
+                if key in seen:
+                    message = (
+                        f"The FilterId '{stored['FilterId']}' is already set for this element at {seen[key]}."
+                    )
+                    raise invalid(f"{holder}[{position}].FilterId", message)
+                seen[key] = f"{holder}[{position}]"
     return profile
 
 

@@ -176,13 +176,13 @@ def test_warnings_are_journaled_as_the_headers_say_them_escaped_and_capped(auth_
     unknown = {f"Extra{index}": 1 for index in range(90)}
 
     response = post_json(
-        f"{auth_off.url}/{client_id}/Profile", {**minimal_profile(), "Odd\ud800": 1, **unknown}
+        f"{auth_off.url}/{client_id}/Profile", {**minimal_profile(), "Odd\n\u00e9": 1, **unknown}
     )
 
     [entry] = ControlClient(auth_off.url).requests(client_id=client_id)
     told = [line.strip() for line in response.headers["X-Sandbox-Warning"].split(",")]
     assert entry["warnings"] == told
-    assert entry["warnings"][0] == "ignored unknown field 'Odd\\ud800'"
+    assert entry["warnings"][0] == "ignored unknown field 'Odd\\n\\xe9'"
     assert len(entry["warnings"]) == 21
     assert entry["warnings"][-1] == "and 71 more"
 

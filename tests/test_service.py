@@ -907,3 +907,21 @@ def test_an_upsert_of_preferences_checks_the_contact_elements_it_adds_not_those_
 
     assert [(e["EmailAddressType"], len(e["EmailPreferences"])) for e in found["Emails"]] == [("Home", 1)]
     assert editor.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"ProfilePreferences": [{"FilterId": "a", "PreferenceType": 1}, {"FilterId": "A", "PreferenceType": 2}]},
+         "ProfilePreferences[1].FilterId"),
+        ({"Emails": [{"EmailAddress": "d@x.com", "EmailPreferences": [{"FilterId": "news", "PreferenceType": 1}]},
+                     {"EmailAddress": "D@x.com", "EmailPreferences": [{"FilterId": "NEWS", "PreferenceType": 2}]}]},
+         "Emails[1].EmailPreferences[0].FilterId"),
+    ],
+)  # fmt: skip
+def test_one_preference_per_filter_and_contact_element(service, fields, path):
+    with pytest.raises(BadRequest) as refused:
+        service.create("acme", create_document(**fields), CREATOR)
+
+    assert list(refused.value.model_state) == [path]
+    assert service.profiles("acme") == []
