@@ -6,6 +6,7 @@ Where the vendor's behaviour is undocumented the rule chosen here is written in 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -150,6 +151,25 @@ def preferences_of(profile: Mapping[str, Any]) -> list[tuple[str | None, Mapping
     return found
 
 
+def _keep_recorded(profile: dict, recorded: Mapping[str, Any]) -> None:
+    """Keep when and by whom each preference of an exported profile was last modified: what an
+    export writes, an import takes back (a value that is no timestamp or no text is not kept)."""
+    for collection, member in PREFERENCES.items():
+        holders = profile[collection] if collection else [profile]
+        given = recorded.get(collection) if collection else [recorded]
+        for holder, source in zip(holders, given if isinstance(given, list) else [], strict=False):
+            sent = source.get(member) if isinstance(source, Mapping) else None
+            for stored, original in zip(holder[member], sent if isinstance(sent, list) else [], strict=False):
+                if not isinstance(original, Mapping):
+                    continue
+                moment, user = original.get("LastModifiedDate"), original.get("UserId")
+                if isinstance(moment, str):
+                    with contextlib.suppress(ValueError, OverflowError):
+                        stored["LastModifiedDate"] = timestamp(schemas.moment(moment))
+                if isinstance(user, str):
+                    stored["UserId"] = user
+
+
 def _same_preference(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
     keys = ("FilterId", "PreferenceType", "FrequencyId", "PreferenceAttributes")
     return all(one[key] == other[key] for key in keys)
@@ -246,10 +266,12 @@ def _standard(text: str | None) -> str | None:
     return " ".join(text.split()).upper() if text else None
 
 
-def imported(data: Mapping[str, Any], editor: Editor) -> dict:
+def imported(data: Mapping[str, Any], editor: Editor, recorded: Mapping[str, Any]) -> dict:
     """The stored form of a validated ``schemas.ImportedProfile``: generated fields are derived as
-    for a create, then those the document carries are kept (no ProfileId: None, one is assigned)."""
+    for a create, then those the document carries are kept (no ProfileId: None, one is assigned),
+    the preferences' ``LastModifiedDate`` and ``UserId`` from the document as ``recorded``."""
     profile = new_profile(data, editor)
+    _keep_recorded(profile, recorded)
     profile["ProfileId"] = data.get("ProfileId")
     given = {key: value for key, value in (data.get("Edited") or {}).items() if value is not None}
     profile["Edited"] |= given

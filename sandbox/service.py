@@ -255,24 +255,32 @@ class ProfileService:
     def import_state(
         self, clients: Mapping[str, Sequence[Any]], editor_for: Callable[[str], Editor]
     ) -> dict[str, int]:
-        """Replace the profiles of each clientId of a state document's ``clients``: 400 naming every
-        invalid field (``clients.acme[0].Emails``), 409 for a ProfileId or AlternateId used twice;
-        nothing changes on an error. How many profiles each clientId now has."""
+        """Replace the profiles of each clientId of a state document's ``clients``, and their
+        preference history (it starts again with the import): 400 naming every invalid field
+        (``clients.acme[0].Emails``), 409 for a ProfileId or AlternateId used twice; nothing changes
+        on an error. How many profiles each clientId now has."""
         problems: dict[str, Sequence[str]] = {}
         read: dict[str, list[dict]] = {}
         for client_id, items in clients.items():
             editor = editor_for(client_id)
             read[client_id] = []
             for index, item in enumerate(items):
+                prefix = f"clients.{client_id}[{index}]"
                 try:
-                    data = schemas.load(IMPORTED, item, prefix=f"clients.{client_id}[{index}]")
+                    data = schemas.load(IMPORTED, item, prefix=prefix)
+                    read[client_id].append(profiles.imported(data, editor, item))
                 except BadRequest as error:
-                    problems.update(error.model_state)
-                    continue
-                read[client_id].append(profiles.imported(data, editor))
+                    problems.update(
+                        {
+                            key if key.startswith(prefix) else f"{prefix}.{key}": v
+                            for key, v in error.model_state.items()
+                        }
+                    )
         if problems:
             raise BadRequest("The state document is invalid.", model_state=problems)
         self.store.replace_clients(read)
+        for client_id in read:
+            self.history.reset(client_id)
         return {client_id: len(items) for client_id, items in read.items()}
 
     def _registered(

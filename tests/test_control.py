@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -423,3 +423,30 @@ def test_a_lone_surrogate_is_400_and_leaves_nothing_behind(fresh, method, path, 
     assert control.faults() == []
     assert control.export_state() == {"clients": {}, "accounts": {}}
     assert requests.get(f"{served.url}/_sandbox/accounts", timeout=10).status_code == 200
+
+
+def test_preferences_round_trip_and_an_import_starts_their_history_again(fresh):
+    served, control = fresh
+    frozen = datetime(2030, 1, 1, 9, tzinfo=UTC)
+    control.set_clock(frozen)
+    try:
+        body = minimal_profile(ProfilePreferences=[{"FilterId": "news", "PreferenceType": 1}])
+        created = post_json(f"{served.url}/acme/Profile", body, **auth(frozen)).json()
+        exported = control.export_state()
+        control.reset(client_id="acme")
+        control.advance_clock(3600)
+        control.import_state(exported)
+        history = send(
+            "GET",
+            f"{served.url}/acme/Profile/{created['ProfileId']}/PreferenceHistory",
+            **auth(frozen + timedelta(hours=1)),
+        ).json()
+    finally:
+        control.release_clock()
+
+    assert control.export_state() == exported
+    assert (
+        exported["clients"]["acme"][0]["ProfilePreferences"][0]["LastModifiedDate"]
+        == "2030-01-01T09:00:00.000Z"
+    )
+    assert history == []
