@@ -18,9 +18,11 @@ from .settings import DEFAULTS, check_config
 
 
 class ClientIdConverter(BaseConverter):
-    """A clientId path segment; the control plane's prefix is reserved."""
+    """A clientId path segment. The control plane's prefix is reserved; ``.`` and ``..`` never reach
+    an application behind IIS, which resolves them; and a segment whose bytes were not UTF-8
+    (decoded as U+FFFD) names no account, or ``%FF`` and ``%FE`` would name the same one."""
 
-    regex = rf"(?!{re.escape(CONTROL_PREFIX.strip('/'))}(?:/|$))[^/]+"
+    regex = rf"(?!(?:{re.escape(CONTROL_PREFIX.strip('/'))}|\.|\.\.)(?:/|$))[^/\ufffd]+"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -187,7 +187,8 @@ class ClockSchema(Strict):
 
 
 class AdvanceSchema(Strict):
-    seconds = fields.Float(required=True, validate=validate.Range(min=0))
+    # At most the clock's whole range, 1970 to 9000: anything longer leaves it whatever the start.
+    seconds = fields.Float(required=True, validate=validate.Range(min=0, max=(9000 - 1970) * 366 * 86_400))
 
 
 # A clientId a vendor path can name: one non-empty path segment, not the control prefix.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
@@ -245,7 +246,7 @@ def _kept_body() -> str:
 
 
 def _log_line(record: RequestRecord, response: Response) -> None:
-    fields = {
+    fields: dict[str, Any] = {
         "method": request.method,
         "path": request.path,
         "status": None if record.dropped else response.status_code,
@@ -256,8 +257,17 @@ def _log_line(record: RequestRecord, response: Response) -> None:
     if current_app.config["LOG_FORMAT"] == "json":
         log.info(json.dumps(fields))
     else:
+        # A path or clientId may carry %0A: escaped, it cannot forge a line of its own.
         log.info(
             "%s %s %s %.1fms client=%s fault=%s",
-            fields["method"], fields["path"], fields["status"] or "-", fields["durationMs"],
-            fields["clientId"] or "-", fields["fault"] or "-",
+            _printable(fields["method"]), _printable(fields["path"]), fields["status"] or "-",
+            fields["durationMs"], _printable(fields["clientId"] or "-"), fields["fault"] or "-",
         )  # fmt: skip
+
+
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with its control characters (line breaks among them) written as escapes."""
+    return CONTROL_CHARACTERS.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), text)

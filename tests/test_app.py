@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import minimal_profile, send
 
 from sandbox import create_app
 from sandbox.settings import DEFAULTS
@@ -66,3 +67,11 @@ def test_unusable_environment_setting_is_refused(monkeypatch):
 def test_settings_that_would_fail_later_are_refused_at_start(config, message):
     with pytest.raises(ValueError, match=message):
         create_app(config)
+
+
+@pytest.mark.parametrize("client_id", ["%2E%2E", "%2E", "%FF", "%FE", "a%FFb"])
+def test_a_client_id_that_names_no_account_is_404(served, client_id):
+    response = send("POST", f"{served.url}/{client_id}/Profile", minimal_profile())
+
+    assert response.status_code == 404
+    assert "Location" not in response.headers

@@ -450,3 +450,13 @@ def test_preferences_round_trip_and_an_import_starts_their_history_again(fresh):
         == "2030-01-01T09:00:00.000Z"
     )
     assert history == []
+
+
+@pytest.mark.parametrize("seconds", [1e300, 10**30, (9000 - 1970) * 366 * 86_400 + 1])
+def test_advancing_the_clock_beyond_its_range_is_a_clear_400(control, seconds):
+    with pytest.raises(ControlError) as refused:
+        control.advance_clock(seconds)
+
+    assert refused.value.status == 400
+    assert "int too large" not in str(refused.value.body)
+    assert control.clock()["now"] < "9000"
