@@ -3,6 +3,8 @@ and the consent types it creates. Registered at both roots, like the Profile end
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, request
 
 from . import exchange, parts, schemas
@@ -14,8 +16,17 @@ bp = Blueprint("account_api", __name__)
 
 CONSENT_TYPES = schemas.CreateConsentTypeList()
 LISTED = dict.fromkeys((400, 401, 403, 406))
+# What .NET's Int32 parsing takes for Id: ASCII digits only (str.isdigit also takes '²' and
+# Arabic-Indic digits), white space around, and a value that fits; at most ten significant digits,
+# so that int() never meets a number too long to convert.
+TYPE_ID = re.compile(r"[\t\n\v\f\r ]*0*([0-9]{1,10})[\t\n\v\f\r ]*")
+INT32_MAX = 2**31 - 1
 TYPE_QUERY = (
-    Query("Id", {"type": "integer", "minimum": 0, "default": 0}, "Only the type of this Id (0: all)."),
+    Query(
+        "Id",
+        {"type": "integer", "format": "int32", "minimum": 0, "maximum": INT32_MAX, "default": 0},
+        "Only the type of this Id (0: all).",
+    ),
     Query("locale", description="Names and descriptions in this locale (`fr-ca`); one no type has is a 404."),
 )
 
@@ -23,10 +34,11 @@ TYPE_QUERY = (
 def _types(client_id: str, kind: str, entry_list: schemas.Schema, root: str) -> Response:
     """The account's types of ``kind``, filtered by ``Id`` and named in ``locale``."""
     raw_id = request.args.get("Id", "0")
-    if not raw_id.strip().isdigit():
+    digits = TYPE_ID.fullmatch(raw_id)
+    if digits is None or int(digits[1]) > INT32_MAX:
         raise invalid("Id", f"The value '{raw_id}' is not valid for Id.")
     found = parts.current().accounts.types(
-        client_id, kind, type_id=int(raw_id), locale=request.args.get("locale") or None
+        client_id, kind, type_id=int(digits[1]), locale=request.args.get("locale") or None
     )
     return exchange.respond({kind: found}, entry_list, root)
 
@@ -63,6 +75,7 @@ def address_types(client_id: str) -> Response:
     {201: Answer("Created; consents may name them from now on.", schemas.ConsentTypeEntryList)},
     errors={
         **dict.fromkeys((400, 401, 403, 406, 413, 415)),
+        404: "Strict mode: an unknown clientId.",
         409: "A consent type of that name exists (case ignored); none was created.",
     },
     body=Body(schemas.CreateConsentTypeList),

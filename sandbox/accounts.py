@@ -71,9 +71,20 @@ def configured(document: Mapping[str, Any]) -> dict[str, Kind]:
             given: Any = {"Name": entry} if isinstance(entry, str) else entry
             if not isinstance(given, Mapping) or not isinstance(given.get("Name"), str) or not given["Name"]:
                 raise ValueError(f"{name}: each entry needs a Name, not {entry!r}")
+            where = f"{name} {given['Name']!r}"
+            if not isinstance(given.get("Description"), str | None):
+                raise ValueError(
+                    f"{where}: Description must be a string or null, not {given['Description']!r}"
+                )
             locales = given.get("Locales") or {}
-            if not isinstance(locales, Mapping) or not all(isinstance(v, Mapping) for v in locales.values()):
-                raise ValueError(f"{name}: Locales maps a locale to its {{Name, Description}}")
+            if not isinstance(locales, Mapping) or not all(
+                isinstance(names, Mapping)
+                and all(isinstance(names.get(key, ""), str) for key in ("Name", "Description"))
+                for names in locales.values()
+            ):
+                raise ValueError(
+                    f"{where}: Locales maps a locale to its {{Name, Description}} (strings), not {locales!r}"
+                )
             if kind.find(given["Name"]) is None:
                 kind.add(given["Name"], given.get("Description"), given.get("Locales"))
     return kinds
@@ -108,16 +119,22 @@ class Accounts:
         return [_shown(t, locale.casefold()) for t in found if locale.casefold() in t["Locales"]]
 
     def create(self, client_id: str, kind: str, entries: Iterable[Mapping[str, Any]]) -> list[dict]:
-        """Configure new types of ``kind`` (closing it); 409 if one exists, and then none is added."""
+        """Configure new types of ``kind`` (closing it); 409 if one exists or two are named alike
+        (case ignored, as everywhere), and then none is added."""
+        wanted = list(entries)
         with self._lock:
             current = self._kind(client_id, kind, create=True)
-            names = [entry["Name"] for entry in entries]
-            for name in names:
-                if current.find(name) is not None or names.count(name) > 1:
+            seen: set[str] = set()
+            for entry in wanted:
+                name = entry["Name"]
+                if current.find(name) is not None:
                     raise Conflict(f"The {kind[:-1]} '{name}' already exists for '{client_id}'.")
+                if name.casefold() in seen:
+                    raise Conflict(f"The {kind[:-1]} '{name}' appears more than once (case ignored).")
+                seen.add(name.casefold())
             current.closed = True
             return [
-                _shown(current.add(e["Name"], e.get("Description"), e.get("Locales")), None) for e in entries
+                _shown(current.add(e["Name"], e.get("Description"), e.get("Locales")), None) for e in wanted
             ]
 
     def check(

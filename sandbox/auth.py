@@ -2,10 +2,11 @@
 
 Modes (``SANDBOX_AUTH_MODE``): ``off`` checks nothing; ``lenient`` (the default) checks what the
 vendor would check without a secret (a well-formed header of a known scheme, an ISO 8601 timestamp
-neither in the future nor out of the window) and verifies a signature only where the user's secret
-is configured, warning where it is not; ``strict`` checks clients, users, secrets, signatures, time
-windows and permissions against ``SANDBOX_AUTH_FILE``. Verification takes its inputs explicitly
-(the header, the clientId, the method, the time): it knows nothing of HTTP frameworks.
+neither in the future nor out of the window, a signature that is Base64 of the scheme's hash size)
+and verifies a signature only where the user's secret is configured, warning where it is not;
+``strict`` checks clients, users, secrets, signatures, time windows and permissions against
+``SANDBOX_AUTH_FILE``. Verification takes its inputs explicitly (the header, the clientId, the
+method, the time): it knows nothing of HTTP frameworks.
 """
 
 from __future__ import annotations
@@ -159,8 +160,9 @@ class Authority:
         return caller
 
     def _pnauthinfo3(self, scheme: str, parameters: str, client_id: str, now: datetime) -> Caller:
-        """Every mode checks what needs no secret (scheme, parameters, the timestamp and its window);
-        the signature is checked where the user's secret is known, and must be in strict mode."""
+        """Every mode checks what needs no secret (scheme, parameters, the timestamp and its window,
+        the signature's form); the signature is verified where the user's secret is known, and must
+        be in strict mode."""
         found = SCHEME.fullmatch(scheme)
         if found is None:
             raise _refuse(BAD_SCHEME)
@@ -171,6 +173,9 @@ class Authority:
         issued = _issued(given["issued"], now)
         if abs(now - issued) > self.window:
             raise _refuse(SKEWED)
+        # No secret makes a signature of the wrong form valid, so every mode refuses one.
+        if not _digest_shaped(given["signature"], found["hash"].upper()):
+            raise _refuse(UNAUTHENTICATED)
         user = self.user(client_id, user_id)
         if user is None and self.shared_secret is not None:
             user = {"secret": self.shared_secret}
@@ -266,6 +271,14 @@ def _refuse(cause: str) -> Unauthorized:
             "Expires": "-1",
         },
     )
+
+
+def _digest_shaped(value: str, hash_name: str) -> bool:
+    """Whether ``value`` is strict Base64 of as many bytes as the hash ``hash_name`` gives."""
+    try:
+        return len(base64.b64decode(value, validate=True)) == HASHES[hash_name]().digest_size
+    except ValueError:  # binascii.Error, or a character beyond ASCII
+        return False
 
 
 def _issued(text: str, now: datetime) -> datetime:

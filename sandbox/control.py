@@ -13,13 +13,14 @@ from importlib import metadata
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError
 
 from . import control_schemas as payloads
 from . import formats, parts, schemas
+from .accounts import KINDS, configured
 from .clock import timestamp
 from .contract import CONTROL_PREFIX, JSON_ONLY, Answer, Body, Query, View, documented, operation_names
-from .errors import NotFound, Unauthorized, invalid
+from .errors import BadRequest, NotFound, Unauthorized, invalid
 from .exchange import json_response
 from .journal import matcher
 from .profiles import Account, Editor
@@ -280,15 +281,30 @@ def list_accounts() -> Response:
 )
 def configure_account(client_id: str) -> Response:
     """Configure the kinds a document names (``{"AlternateIdTypes": ["CRM"], "ConsentTypes": [...]}``):
-    each replaces that kind, which is then closed (a body naming another type is a 404)."""
+    each replaces that kind, which is then closed (a body naming another type is a 404). 400 naming
+    each key that is no kind, an unusable entry, and a clientId no vendor path can name."""
     body = _body()
     if not isinstance(body, Mapping):
         raise invalid("body", "Expected a JSON object.")
-    accounts = parts.current().accounts
+    # The account's other settings (DefaultLocale, ...) come from SANDBOX_ACCOUNTS only: this call
+    # would drop them without a word.
+    problems = {
+        key: [f"'{key}' is not a kind of types; use one of {', '.join(KINDS)}."]
+        for key in body
+        if key not in KINDS
+    }
     try:
-        accounts.configure(client_id, body)
+        payloads.CLIENT_ID(client_id)
+    except ValidationError as error:
+        problems["clientId"] = list(error.messages)
+    try:
+        configured(body)
     except ValueError as error:
-        raise invalid("body", str(error)) from None
+        problems["body"] = [str(error)]
+    if problems:
+        raise BadRequest(model_state=problems)
+    accounts = parts.current().accounts
+    accounts.configure(client_id, body)
     return json_response({"accounts": accounts.export(client_id)})
 
 

@@ -192,7 +192,7 @@ class AdvanceSchema(Strict):
 
 
 # A clientId a vendor path can name: one non-empty path segment, not the control prefix.
-CLIENT_ID = validate.Regexp(r"^(?!_sandbox$)[^/]+$", error="Not a usable clientId.")
+CLIENT_ID = validate.Regexp(r"^(?!(?:_sandbox|\.|\.\.)$)[^/\ufffd]+$", error="Not a usable clientId.")
 
 
 class StateSchema(Strict):

@@ -367,7 +367,8 @@ def render(data: Any, media_type: str, schema: Schema | None = None, root: str =
 def _xml_tree(data: Mapping, schema: Schema, items: dict[str, str]) -> dict:
     """Reorder and rename ``data`` (JSON shape) into the vendor's XML layout, noting entry names."""
     tree: dict[str, Any] = {}
-    for key in getattr(schema, "xml_order", ()) or schema.fields:
+    # Members in the order they are read: a shape's sample order, else DataContract's default.
+    for key in _member_order(schema):
         if key not in data:
             continue
         known, value = schema.fields[key], data[key]

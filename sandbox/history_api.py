@@ -81,6 +81,8 @@ class HistoricalPreference(schemas.ProfilePreference):
     """A preference as it was set at its LastModifiedDate (PreferenceStatus `Archived`: gone then,
     with the write's ReasonCode), and the contact element it belonged to (null: the profile's own)."""
 
+    xml_order = (*schemas.ProfilePreference.xml_order, "ContactElement")
+
     ContactElement = fields.Nested(PreferenceContact, allow_none=True)
 
 
@@ -232,9 +234,10 @@ def _preference_history(client_id: str, target: Target) -> Response:
     ),
 )
 def consent_filters(client_id: str, profile_id: int) -> Response:
-    """Each Filter of a profile's preferences (active or not), by FilterId and TypeName, with the
-    consent versions associated with it (the sandbox associates none); ``implied=true`` adds the
-    Filters of implied preferences (the sandbox records expressed ones only). 404 if unknown."""
+    """Each Filter of the preferences a profile holds (archived ones are gone), by FilterId and
+    TypeName, with the consent versions associated with it (the sandbox associates none);
+    ``implied=true`` adds the Filters of implied preferences (the sandbox records expressed ones
+    only). 404 if unknown."""
     implied = flag("implied", False)
     profile = _found(client_id, profile_id)
     return exchange.respond(

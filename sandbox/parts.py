@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from flask import current_app
 
-from .accounts import Accounts, configured
+from .accounts import KINDS, Accounts, configured
 from .auth import Authority, load_directory
 from .clock import Clock
 from .errors import BadRequest
@@ -80,6 +80,10 @@ class Parts:
         nothing changes on an error."""
         problems = {}
         for client, account in document["accounts"].items():
+            others = sorted(set(account) - set(KINDS))
+            if others:  # an account's other settings belong to SANDBOX_ACCOUNTS
+                problems[f"accounts.{client}"] = [f"Not a kind of types: {', '.join(others)}."]
+                continue
             try:
                 configured(account)
             except ValueError as error:

@@ -491,6 +491,15 @@ class EditInfo(Wire):
 class ProfilePreference(Wire):
     """A stored preference, with what the vendor records of it (read-only)."""
 
+    # No vendor XML sample shows one: DataContract's default order, alphabetical, as the sandbox reads
+    # a CreateProfilePreference, so that a client echoing it loses nothing. Annotated as on Wire, so
+    # that a shape extending this one may extend its order.
+    xml_order: ClassVar[tuple[str, ...]] = (
+        "ChannelId", "Consents", "ExpirationDate", "FilterId", "FrequencyId", "LastModifiedDate",
+        "MatchType", "PreferenceAttributes", "PreferenceStatus", "PreferenceType", "ProgramId",
+        "ReasonCode", "SourceId", "UserId",
+    )  # fmt: skip
+
     ProgramId = fields.String(allow_none=True)
     ChannelId = fields.String(allow_none=True)
     Consents = fields.List(fields.Dict(), metadata={"description": "ConsentFilterVersion entries."})
@@ -544,9 +553,11 @@ class AddressEntry(CreateAddressEntry):
 
 
 class PhoneNumberEntry(CreatePhoneNumberEntry):
+    # The vendor's XML sample's order; PhonePreferences, which it lacks, where the sandbox reads them
+    # (alphabetical: after PhoneNumber, before PhoneType).
     xml_order = (
-        "IsDefault", "IsActive", "IsMobile", "PhoneNumber", "PhoneType", "PhoneNumberNumeric",
-        "PhonePreferences",
+        "IsDefault", "IsActive", "IsMobile", "PhoneNumber", "PhonePreferences", "PhoneType",
+        "PhoneNumberNumeric",
     )  # fmt: skip
 
     class Meta:
@@ -563,7 +574,9 @@ class PhoneNumberEntry(CreatePhoneNumberEntry):
 
 
 class StoredEmail(EmailEntry):
-    xml_order = ("EmailAddress", "EmailAddressType", "IsDefault", "IsActive", "EmailPreferences")
+    # DataContract's default: the base EmailEntry's members alphabetical, as the sandbox reads them,
+    # then IsActive.
+    xml_order = ("EmailAddress", "EmailAddressType", "EmailPreferences", "IsDefault", "IsActive")
 
     omitted_when_empty = ("EmailPreferences",)
     IsActive = fields.Boolean()

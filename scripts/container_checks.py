@@ -9,6 +9,7 @@ so the sandbox must be new. Standard library only: this runs on the host, outsid
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import sys
@@ -16,11 +17,15 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-# Any well-formed header passes the default (lenient) authentication.
-AUTH = "PNAUTHINFO3-HMAC-SHA256 Credential=demo/2026-01-01T00:00:00 Signature=c2FuZGJveA=="
+# A well-formed header issued now passes the default (lenient) authentication, which checks the
+# timestamp's window (15 minutes, longer than these checks take) and the signature's form (Base64 of
+# a SHA-256 digest's 32 bytes), not the signature itself: no secret is configured.
+ISSUED = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+AUTH = f"PNAUTHINFO3-HMAC-SHA256 Credential=demo/{ISSUED} Signature={base64.b64encode(bytes(32)).decode()}"
 MODELS_NS = "{http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models}"
 
 

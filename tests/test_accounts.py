@@ -4,8 +4,10 @@ endpoints, the control plane's, resets and state documents."""
 from __future__ import annotations
 
 import pytest
-from helpers import Served, find, minimal_profile, patch, post_json, send, send_xml, xml_of
+import requests
+from helpers import FIXTURES, Served, find, minimal_profile, patch, post_json, send, send_xml, xml_of
 
+from sandbox.accounts import KINDS
 from sandbox.control_client import ControlClient, ControlError
 
 CONFIGURED = {
@@ -120,6 +122,35 @@ def test_an_account_lists_its_types_by_id_and_locale(acme):
     assert send("GET", f"{url}/AddressTypes").json() == {"AddressTypes": []}
 
 
+@pytest.mark.parametrize("kind", ["AlternateIdTypes", "AddressTypes"])
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("%C2%B2", "²"),  # a superscript two: str.isdigit takes it, int() does not
+        ("%E2%91%A0", "①"),
+        ("%D9%A1", "\u0661"),  # an Arabic-Indic one: int() takes it, .NET does not
+        ("99999999999999999999999", "99999999999999999999999"),
+        ("2147483648", "2147483648"),  # Int32.MaxValue + 1
+        ("1" * 5000, "1" * 5000),  # more digits than int() converts
+    ],
+    ids=["superscript", "circled", "arabic-indic", "huge", "int32-max-plus-one", "endless"],
+)
+def test_an_id_that_is_no_int32_of_ascii_digits_is_400(base_url, client_id, kind, sent, read):
+    response = send("GET", f"{base_url}/{client_id}/{kind}?Id={sent}")
+
+    assert (response.status_code, response.json()["ModelState"]) == (
+        400,
+        {"Id": [f"The value '{read}' is not valid for Id."]},
+    )
+
+
+def test_an_id_up_to_int32_max_is_read(base_url, client_id):
+    largest = send("GET", f"{base_url}/{client_id}/AlternateIdTypes?Id=2147483647")
+    padded = send("GET", f"{base_url}/{client_id}/AlternateIdTypes?Id=%2000%20")
+
+    assert (largest.status_code, padded.status_code) == (404, 200)
+
+
 def test_types_in_xml(acme):
     document = xml_of(send("GET", f"{acme.url}/Profiles/acme/AlternateIdTypes", Accept="application/xml"))
 
@@ -152,6 +183,37 @@ def test_consent_types_created_by_the_vendor_operation_close_the_kind(base_url, 
     assert control.export_state(client_id)["accounts"] == {
         client_id: {"ConsentTypes": [{"Name": "email", "Description": "News", "Locales": {}}]}
     }
+
+
+def test_consent_types_alike_but_for_case_in_one_body_are_409_and_none_is_created(
+    base_url, client_id, control
+):
+    url = f"{base_url}/{client_id}/ConsentTypes"
+
+    twice = send("POST", url, {"ConsentTypes": [{"Name": "sms"}, {"Name": "email"}, {"Name": "SMS"}]})
+    once = send("POST", url, {"ConsentTypes": [{"Name": "SMS"}]})
+
+    assert (twice.status_code, twice.json()) == (
+        409,
+        {"Message": "The ConsentType 'SMS' appears more than once (case ignored)."},
+    )
+    assert (once.status_code, once.json()["ConsentTypes"]) == (
+        201,
+        [{"Id": 1, "Name": "SMS", "Description": None}],
+    )
+
+
+def test_consent_types_document_strict_modes_404_for_an_unknown_client_id():
+    with Served({"AUTH_MODE": "strict", "AUTH_FILE": str(FIXTURES / "auth.json")}) as served:
+        answered = send("POST", f"{served.url}/initech/ConsentTypes", {"ConsentTypes": [{"Name": "sms"}]})
+        spec = requests.get(f"{served.url}/_sandbox/openapi.json", timeout=10).json()
+
+    assert (answered.status_code, answered.json()) == (
+        404,
+        {"Message": "The clientId 'initech' is not valid."},
+    )
+    responses = spec["paths"]["/{clientId}/ConsentTypes"]["post"]["responses"]
+    assert responses["404"]["description"] == "Strict mode: an unknown clientId."
 
 
 @pytest.mark.parametrize(
@@ -199,11 +261,52 @@ def test_the_control_plane_configures_an_account_and_a_reset_forgets_it(base_url
     assert (refused.status_code, accepted.status_code) == (404, 201)
 
 
-def test_a_bad_account_document_is_400(control, client_id):
+@pytest.mark.parametrize(
+    ("document", "problems"),
+    [
+        ({"Tags": "VIP"}, {"body": ["Tags must be a list of names or of {Name, Description, Locales}"]}),
+        (
+            {"AlternateIdTypes": [{"Name": "A", "Description": ["x", {"y": 1}]}]},
+            {"body": ["AlternateIdTypes 'A': Description must be a string or null, not ['x', {'y': 1}]"]},
+        ),
+        (
+            {"AlternateIdTypes": [{"Name": "A", "Locales": {"fr": {"Name": 5}}}]},
+            {
+                "body": [
+                    "AlternateIdTypes 'A': Locales maps a locale to its {Name, Description} (strings), "
+                    "not {'fr': {'Name': 5}}"
+                ]
+            },
+        ),
+        (
+            {"DefaultLocale": 5, "Bogus": [1], "Tags": ["VIP"]},
+            {
+                key: [f"'{key}' is not a kind of types; use one of {', '.join(KINDS)}."]
+                for key in ("DefaultLocale", "Bogus")
+            },
+        ),
+    ],
+    ids=["not-a-list", "description", "locale-name", "not-kinds"],
+)
+def test_a_bad_account_document_is_400_naming_each_problem_and_changes_nothing(
+    control, client_id, document, problems
+):
     with pytest.raises(ControlError) as refused:
-        control.configure_account(client_id, {"Tags": "VIP"})
+        control.configure_account(client_id, document)
 
-    assert refused.value.status == 400
+    assert (refused.value.status, refused.value.body["ModelState"]) == (400, problems)
+    assert control.accounts(client_id) == {"accounts": {}}
+
+
+def test_the_control_plane_configures_no_account_a_vendor_path_cannot_name(control):
+    with pytest.raises(ControlError) as refused:
+        control.configure_account("_sandbox", {"Tags": ["VIP"]})
+
+    assert (refused.value.status, refused.value.body["ModelState"]) == (
+        400,
+        {"clientId": ["Not a usable clientId."]},
+    )
+    assert control.accounts("_sandbox") == {"accounts": {}}
 
 
 def test_settings_come_back_after_a_reset_and_state_round_trips(acme):
@@ -220,6 +323,14 @@ def test_settings_come_back_after_a_reset_and_state_round_trips(acme):
     assert [t["Name"] for t in exported["accounts"]["acme"]["AlternateIdTypes"]] == ["Web"]
 
 
-def test_an_unusable_accounts_setting_stops_the_sandbox():
-    with pytest.raises(ValueError, match=r"SANDBOX_ACCOUNTS\.acme: AlternateIdTypes must be a list"):
-        Served({"ACCOUNTS": {"acme": {"AlternateIdTypes": "CRM"}}})
+@pytest.mark.parametrize(
+    ("kinds", "message"),
+    [
+        ({"AlternateIdTypes": "CRM"}, "AlternateIdTypes must be a list"),
+        ({"AlternateIdTypes": [{"Name": "CRM", "Description": 5}]}, "AlternateIdTypes 'CRM': Description"),
+        ({"Tags": [{"Name": "VIP", "Locales": {"fr": {"Description": None}}}]}, "Tags 'VIP': Locales"),
+    ],
+)
+def test_an_unusable_accounts_setting_stops_the_sandbox(kinds, message):
+    with pytest.raises(ValueError, match=rf"SANDBOX_ACCOUNTS\.acme: {message}"):
+        Served({"ACCOUNTS": {"acme": kinds}})

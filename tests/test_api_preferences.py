@@ -3,8 +3,25 @@ archived, searched by their attributes, in JSON and XML."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
-from helpers import JSON, find, minimal_profile, post_json, send, send_bytes, send_xml, xml_of
+from helpers import (
+    JSON,
+    NAMESPACE,
+    XML,
+    find,
+    minimal_profile,
+    post_json,
+    send,
+    send_bytes,
+    send_xml,
+    warnings_of,
+    xml_of,
+)
+from marshmallow import Schema, fields
+
+from sandbox.schemas import CreateUserProfile
 
 PAIR = {"AlternateIdType": "crm", "AlternateId": "C-7"}
 NEWS = {"FilterId": "news", "PreferenceType": 1, "PreferenceAttributes": [{"Key": "source", "Value": "web"}]}
@@ -157,6 +174,19 @@ def test_archive_takes_what_it_names(profile_url, created, body, left):
     assert (filters(profile, "ProfilePreferences"), filters(profile["Emails"][0], "EmailPreferences")) == left
 
 
+def test_archived_preferences_are_no_longer_the_profiles_consent_filters(base_url, client_id, created):
+    profile_id = created["ProfileId"]
+    url = f"{base_url}/{client_id}/Consents/{profile_id}/Filters"
+    before = send("GET", url).json()
+
+    send(
+        "PUT", f"{base_url}/{client_id}/Profile/Preferences/{profile_id}/Archive", {"GlobalDeactivate": True}
+    )
+
+    assert [entry["FilterId"] for entry in before] == ["news", "promo"]
+    assert send("GET", url).json() == []
+
+
 def test_archive_needs_a_contact_element_or_type_and_json(profile_url, created):
     url = f"{profile_url}/Preferences/{created['ProfileId']}/Archive"
 
@@ -203,3 +233,52 @@ def test_preferences_in_xml(profile_url):
     assert (find(preference, "FilterId").text, find(preference, "PreferenceType").text) == ("promo", "OptOut")
     read_back = send("GET", f"{profile_url}/{find(xml_of(response), 'ProfileId').text}", Accept=JSON).json()
     assert filters(read_back["Emails"][0], "EmailPreferences") == [("promo", 2)]
+
+
+def echoed(element: ET.Element, schema: Schema, name: str) -> ET.Element:
+    """``element`` as a client sends back what it was answered: as ``name``, with the members
+    ``schema`` reads, in the order they were written (the generated ones left out)."""
+    echo = ET.Element(f"{{{NAMESPACE}}}{name}")
+    for child in element:
+        known = schema.fields.get(child.tag.rpartition("}")[2])
+        if isinstance(known, fields.List) and isinstance(known.inner, fields.Nested):
+            entries = ET.SubElement(echo, child.tag)
+            entries.extend(echoed(entry, known.inner.schema, known.metadata["xml_item"]) for entry in child)
+        elif known is not None:
+            echo.append(child)
+    return echo
+
+
+def test_preferences_the_sandbox_writes_in_xml_read_back_whole(profile_url):
+    full = {
+        "FilterId": "news",
+        "PreferenceType": 2,
+        "FrequencyId": "daily",
+        "PreferenceAttributes": [{"Key": "k", "Value": "v"}],
+    }
+    body = minimal_profile(
+        Emails=[
+            {
+                "EmailAddress": "ann@example.com",
+                "EmailAddressType": "Home",
+                "IsDefault": True,
+                "EmailPreferences": [full],
+            }
+        ],
+        PhoneNumbers=[{"PhoneNumber": "404-555-0100", "PhoneType": "Mobile", "PhonePreferences": [full]}],
+        ProfilePreferences=[full],
+    )
+    url = f"{profile_url}/{post_json(profile_url, body).json()['ProfileId']}"
+    written = xml_of(send("GET", url, Accept=XML))
+
+    echo = ET.tostring(echoed(written, CreateUserProfile(), "CreateUserProfile"))
+    response = send_bytes("PUT", url, echo, XML, Accept=JSON)
+
+    assert (response.status_code, warnings_of(response)) == (200, [])
+    profile = response.json()
+    held = [
+        profile["ProfilePreferences"],
+        profile["Emails"][0]["EmailPreferences"],
+        profile["PhoneNumbers"][0]["PhonePreferences"],
+    ]
+    assert [[{key: p[key] for key in full} for p in preferences] for preferences in held] == [[full]] * 3

@@ -47,6 +47,11 @@ def signed(user: str = "alice", secret: str = "alice-secret", moment: datetime =
     return pnauthinfo3_header("acme", user, secret, moment, **options)
 
 
+def unsigned(hash_name: str = "SHA256") -> str:
+    """A signature of the form ``hash_name`` gives (Base64 of its digest size), made with no secret."""
+    return base64.b64encode(bytes(hashlib.new(hash_name).digest_size)).decode()
+
+
 # --- off and lenient ------------------------------------------------------------------------
 
 
@@ -92,7 +97,7 @@ def test_lenient_wants_a_well_formed_header(lenient, authorization, cause):
 def test_lenient_takes_the_user_id_and_warns_that_it_checked_no_signature(lenient, scheme):
     issued = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
-    response = create(lenient.url, f"{scheme} Credential=carol/{issued} Signature=bogus")
+    response = create(lenient.url, f"{scheme} Credential=carol/{issued} Signature={unsigned(scheme[-6:])}")
 
     assert response.status_code == 201
     assert response.json()["Edited"]["CreatedBy"] == response.json()["Edited"]["ModifiedBy"] == "carol"
@@ -116,9 +121,44 @@ def test_lenient_checks_what_needs_no_secret_the_timestamp_and_its_window(lenien
     if issued in offsets:
         issued = (datetime.now(UTC) + offsets[issued]).strftime("%Y-%m-%dT%H:%M:%S")
 
-    response = create(lenient.url, f"PNAUTHINFO3-HMAC-SHA256 Credential=carol/{issued} Signature=x")
+    response = create(
+        lenient.url, f"PNAUTHINFO3-HMAC-SHA256 Credential=carol/{issued} Signature={unsigned()}"
+    )
 
     assert (response.status_code, response.json()) == (401, {"Message": cause})
+
+
+@pytest.mark.parametrize(
+    ("scheme", "value"),
+    [
+        ("PNAUTHINFO3-HMAC-SHA256", "***"),
+        ("PNAUTHINFO3-HMAC-SHA256", "abc"),
+        ("PNAUTHINFO3-HMAC-SHA256", "dGVzdA=="),  # Base64, of four bytes
+        ("PNAUTHINFO3-HMAC-SHA256", unsigned().rstrip("=")),  # unpadded
+        ("PNAUTHINFO3-HMAC-SHA256", unsigned()[:-1] + "*"),
+        ("PNAUTHINFO3-HMAC-SHA256", unsigned("SHA512")),
+        ("PNAUTHINFO3-HMAC-SHA512", unsigned()),
+        ("PNAUTHINFO3-SHA384", unsigned("SHA512")),
+    ],
+    ids=[
+        "stars",
+        "abc",
+        "four-bytes",
+        "unpadded",
+        "not-base64",
+        "sha512-for-256",
+        "sha256-for-512",
+        "sha512-for-384",
+    ],
+)
+@pytest.mark.parametrize("mode", ["lenient", "strict"])
+def test_a_signature_no_secret_can_make_is_refused_in_every_mode(request, mode, scheme, value):
+    served = request.getfixturevalue(mode)
+    issued = (NOW if mode == "strict" else datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S")
+
+    response = create(served.url, f"{scheme} Credential=alice/{issued} Signature={value}")
+
+    assert (response.status_code, response.json()) == (401, {"Message": "Unable to authenticate request"})
 
 
 def test_lenient_verifies_the_signature_where_a_secret_is_configured():

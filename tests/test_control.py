@@ -146,6 +146,8 @@ def test_imported_profiles_answer_like_created_ones(fresh):
         ({"clients": ["acme"]}, 400, ["clients"]),
         ({"accounts": {"acme": {"AlternateIdTypes": "CRM"}}}, 400, ["accounts.acme"]),
         ({"accounts": {"acme": {"Tags": [{"Description": "no name"}]}}}, 400, ["accounts.acme"]),
+        ({"accounts": {"acme": {"DefaultLocale": "fr_FR"}}}, 400, ["accounts.acme"]),
+        ({"clients": {"..": []}}, 400, ["clients....key"]),
     ],
 )
 def test_a_bad_state_document_changes_nothing(fresh, document, status, keys):

@@ -177,7 +177,7 @@ def test_preference_history_in_xml(base_url, client_id, prefix):
         assert document.tag == f"{{{NAMESPACE}}}ArrayOfHistoricalPreference"
         assert local_names(document) == ["HistoricalPreference", "HistoricalPreference"]
         own, email = document
-        assert local_names(own)[-2:] == ["PreferenceAttributes", "ContactElement"]
+        assert local_names(own)[-2:] == ["UserId", "ContactElement"]
         assert find(own, "ContactElement").get(f"{{{XSI}}}nil") == "true"
         assert [find(own, "FilterId").text, find(own, "PreferenceType").text] == ["news", "OptIn"]
         assert [find(email, "FilterId").text, find(email, "PreferenceType").text] == ["promo", "OptOut"]
