@@ -473,13 +473,13 @@ def _apply_patch(current: Mapping[str, Any], operations: list[dict]) -> Any:
             patched = jsonpatch.JsonPatch([operation]).apply(patched)
         except jsonpatch.JsonPatchTestFailed:
             raise invalid(f"Operations[{index}]", f"The test at '{operation['path']}' failed.") from None
-        # ASP.NET Core's wording; never the library's, which quotes the whole document.
-        except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException, LookupError):
+        # ASP.NET Core's wording; never the library's, which quotes the whole document. A path
+        # into a string ('/CustomerType/0') fails as a TypeError or a pointer error, by version.
+        except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException, LookupError, TypeError):
             segment = operation["path"].rstrip("/").rpartition("/")[2]
             message = f"The target location specified by path segment '{segment}' was not found."
             raise invalid(f"Operations[{index}]", message) from None
-        # TypeError: an operation into a string (removing '/CustomerType/0').
-        except (jsonpatch.JsonPatchException, TypeError):
+        except jsonpatch.JsonPatchException:
             message = f"The {operation['op']} at '{operation['path']}' could not be applied."
             raise invalid(f"Operations[{index}]", message) from None
     return patched

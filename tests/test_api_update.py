@@ -506,7 +506,7 @@ def test_a_patch_reaches_a_preference_collection_the_answer_leaves_out_when_empt
         ({"op": "replace", "path": "/CustomerName/Nickname", "value": "x"}, None),
         (
             {"op": "remove", "path": "/CustomerType/0"},
-            "The remove at '/CustomerType/0' could not be applied.",
+            "The target location specified by path segment '0' was not found.",
         ),
     ],
 )
