@@ -1,4 +1,4 @@
-# The sandbox as a container: gunicorn (one worker, threads) on 0.0.0.0:8080, as a non-root user.
+# The sandbox as a container: gunicorn (one gevent worker) on 0.0.0.0:8080, as a non-root user.
 #   docker build -t mypreferences-sandbox . && docker run --rm -p 127.0.0.1:8080:8080 mypreferences-sandbox
 # Settings are SANDBOX_* environment variables (README, "Configuration"); seed files for
 # SANDBOX_SEED_FILE are under /app/fixtures. Without a Docker engine: scripts/container-check.

@@ -1,27 +1,58 @@
 """The command line: ``mypreferences-sandbox`` (or ``python -m sandbox``) serves the sandbox with gunicorn.
 
-The in-memory store lives in one process, so gunicorn runs one worker, with threads (``gthread``):
-injected delays and hangs hold a thread each, and the others keep answering (README: measured).
+The in-memory store lives in one process, so gunicorn runs one worker. It is gevent's: every
+connection is a greenlet, so idle connections, slow clients and injected hangs cost a socket each,
+not a thread, and the others keep answering (docs/cli.md, measured in docs/performance.md). Limits
+bound what a client may hold: connections at once, the time to send a request head, and the time
+to send its body.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import json
 import logging
 import os
+import resource
 import socket
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import gevent  # type: ignore[import-untyped]
 from flask import Flask
+from gevent import monkey  # type: ignore[import-untyped]
 from gunicorn.app.base import BaseApplication
 
 from .app import create_app
+from .connection import client_socket
+from .errors import VendorError
 from .settings import SETTINGS
 
 PROG = "mypreferences-sandbox"
+# Queued connections the kernel holds for the worker to accept (capped by net.core.somaxconn).
+BACKLOG = 2048
+# Descriptors kept for everything but client connections: the listening socket, pipes, logs, the
+# socket pairs of connection faults.
+RESERVED_DESCRIPTORS = 64
+# How long a connection cut by the body timeout is read from, after its 408, before it is closed:
+# so that the client can read the answer rather than a reset.
+LINGER_SECONDS = 1.0
+
+WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may hold of the server (docs/cli.md, "Limits")."""
+
+    max_connections: int = 4096  # open at once; more wait in the listen backlog
+    header_timeout: int = 5  # seconds to deliver a whole request head (and idle keep-alive)
+    body_timeout: int = 10  # seconds to deliver a whole request body, after its head; then 408
 
 
 def port(text: str) -> int:
@@ -53,6 +84,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     env = os.environ.get
+    defaults = Limits()
     parser.add_argument(
         "--host",
         default=env("SANDBOX_HOST", "127.0.0.1"),
@@ -65,10 +97,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="port; 0 picks a free one (SANDBOX_PORT, default 8080)",
     )
     parser.add_argument(
+        "--max-connections",
+        type=positive,
+        default=env("SANDBOX_MAX_CONNECTIONS", str(defaults.max_connections)),
+        help="connections served at once, idle ones, delays and hangs included; more wait to be "
+        f"accepted (SANDBOX_MAX_CONNECTIONS, default {defaults.max_connections})",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=positive,
+        default=env("SANDBOX_HEADER_TIMEOUT", str(defaults.header_timeout)),
+        help="seconds a connection has to send a whole request head, from its opening or its "
+        "previous answer; then it is closed unanswered, so this is also how long an idle "
+        f"connection is kept (SANDBOX_HEADER_TIMEOUT, default {defaults.header_timeout})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=positive,
+        default=env("SANDBOX_BODY_TIMEOUT", str(defaults.body_timeout)),
+        help="seconds a request has to send its whole body, after its head; then it is answered "
+        f"408 and closed (SANDBOX_BODY_TIMEOUT, default {defaults.body_timeout})",
+    )
+    parser.add_argument(
         "--threads",
         type=positive,
-        default=env("SANDBOX_THREADS", "64"),
-        help="requests served at once, delays and hangs included (SANDBOX_THREADS, default 64)",
+        default=env("SANDBOX_THREADS"),
+        help="ignored, kept so that older command lines still start: the server has no thread "
+        "pool any more (see --max-connections) (SANDBOX_THREADS)",
     )
     parser.add_argument(
         "--seed-file",
@@ -90,21 +145,149 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def cooperative() -> None:
+    """Make blocking calls cooperative (gevent's monkey-patching): sockets, ``select``, ``sleep``,
+    locks and threads. Called before the app is created, so that the locks of its store, journal
+    and fault registry are gevent's too; gunicorn's gevent worker patches again (idempotent)."""
+    monkey.patch_all()
+
+
+class BodyDeadline:
+    """WSGI middleware (gevent worker): reads each request's whole body before the application
+    sees it, within ``seconds`` of its head. A body that is late is answered 408 on the socket, and
+    the connection closed; the application never sees that request (nor does the journal).
+
+    A body declared larger than ``limit`` (SANDBOX_MAX_CONTENT_LENGTH) is not read: the
+    application answers 413 without reading it. A chunked one is read up to one byte more than
+    the limit, which is enough for the application to answer 413."""
+
+    def __init__(self, app: WSGIApp, seconds: float, limit: int, log_format: str) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.limit = limit
+        self.log_format = log_format
+
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        wanted = self._wanted(environ)
+        if wanted:
+            started = time.perf_counter()
+            body = None
+            with gevent.Timeout(self.seconds, False):  # False: on time-out, leave the block quietly
+                body = _read(environ["wsgi.input"], wanted)
+            if body is None:
+                self._time_out(environ, started)
+            environ["wsgi.input"] = io.BytesIO(body)
+        return self.app(environ, start_response)
+
+    def _wanted(self, environ: dict) -> int:
+        """How many bytes of body to read first: the declared length, or for a chunked body (no
+        length) one more than the limit; 0 for none, or for one the application refuses unread."""
+        declared = environ.get("CONTENT_LENGTH")
+        if declared:
+            length = int(declared)  # gunicorn has checked it is a number
+            return length if length <= self.limit else 0
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return self.limit + 1
+        return 0
+
+    def _time_out(self, environ: dict, started: float) -> None:
+        """Answer 408 on the socket, let the client read it, then end the connection (gunicorn
+        closes it quietly on a reset, as it does after a connection fault)."""
+        message = f"The request body did not arrive within {self.seconds:g} seconds."
+        body = json.dumps(VendorError(message, status=408).body()).encode()
+        head = (
+            "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("latin-1")
+        self._log(environ, started)
+        sock = client_socket(environ)
+        if sock is not None:
+            _answer_and_linger(sock, head + body)
+        raise ConnectionResetError(errno.ECONNRESET, f"request body later than {self.seconds:g} s")
+
+    def _log(self, environ: dict, started: float) -> None:
+        """The one log line of the request, as the application's pipeline writes it."""
+        fields = {
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "status": 408,
+            "durationMs": (time.perf_counter() - started) * 1000,
+            "clientId": None,
+            "fault": None,
+        }
+        log = logging.getLogger("sandbox.requests")
+        if self.log_format == "json":
+            log.info(json.dumps(fields))
+        else:
+            log.info(
+                "%s %s 408 %.1fms client=- fault=-", fields["method"], fields["path"], fields["durationMs"]
+            )
+
+
+def _read(stream: Any, wanted: int) -> bytes:
+    """Up to ``wanted`` bytes of ``stream``, fewer only at its end."""
+    chunks, got = [], 0
+    while got < wanted:
+        chunk = stream.read(min(wanted - got, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _answer_and_linger(sock: socket.socket, data: bytes) -> None:
+    """Send ``data``, end the sending side, and read what the client still sends (for at most
+    LINGER_SECONDS), so that closing does not reset the connection before the client reads."""
+    try:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(LINGER_SECONDS)
+        deadline = time.monotonic() + LINGER_SECONDS
+        while time.monotonic() < deadline and sock.recv(65536):
+            pass
+    except OSError:  # the client left first, or kept sending past the linger: nothing more to do
+        pass
+
+
 class Server(BaseApplication):
-    """gunicorn serving ``app`` on an already-bound socket: one worker, ``threads`` threads."""
+    """gunicorn serving ``app`` on an already-bound socket, with one worker.
+
+    The command line's worker is gevent's (``cooperative()`` must have been called before the
+    app was created). The benchmark also runs the former one, ``gthread`` with ``threads``
+    threads, and ``sync``, for comparison."""
 
     def __init__(
-        self, app: Flask, sock: socket.socket, threads: int, url: str, worker_class: str = "gthread"
+        self,
+        app: Flask,
+        sock: socket.socket,
+        url: str,
+        limits: Limits | None = None,
+        worker_class: str = "gevent",
+        threads: int = 1,
     ) -> None:
-        self.application = app
+        limits = limits or Limits()
+        gevent = worker_class == "gevent"
+        self.application: WSGIApp = (
+            BodyDeadline(app, limits.body_timeout, app.config["MAX_CONTENT_LENGTH"], app.config["LOG_FORMAT"])
+            if gevent
+            else app
+        )
         self.options = {
             "bind": [f"fd://{sock.fileno()}"],
             "workers": 1,
-            # Other worker classes exist for the benchmark's comparison (README: why gthread).
             "worker_class": worker_class,
             "threads": threads,
+            "worker_connections": limits.max_connections,
+            # The gevent worker bounds the wait for each request head (the first one too) by its
+            # keep-alive time; other workers keep gunicorn's default.
+            "keepalive": limits.header_timeout if gevent else 2,
             # Stop within a second: in-flight requests get one second to finish.
             "graceful_timeout": 1,
+            # Never kill the worker for a missed heartbeat: a gevent worker misses it while one
+            # request computes (a large export), and a new worker would start with the store as
+            # it was at start-up, every later write lost.
+            "timeout": 0,
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "warning",
@@ -117,16 +300,33 @@ class Server(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Flask:
+    def load(self) -> WSGIApp:
         return self.application
 
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host``:``port`` (port 0: a free one), inheritable by gunicorn's worker."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=128)
+    sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
     sock.set_inheritable(True)
     return sock
+
+
+def descriptors_for(connections: int) -> int:
+    """Raise this process's limit on open files (up to its hard limit) so that ``connections``
+    fit, and return how many do: each connection takes a descriptor, and a few are kept aside."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + RESERVED_DESCRIPTORS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return connections
+    return max(1, min(connections, soft - RESERVED_DESCRIPTORS))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,14 +342,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None
     }
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    cooperative()
     try:
         app = create_app(overrides)
         sock = listen(args.host, args.port)
     except (ValueError, OSError) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2 if isinstance(error, ValueError) else 1
+    # Said once the sandbox can start, so that an unusable setting stays a one-line error.
+    if args.threads is not None:
+        print(f"{PROG}: --threads (SANDBOX_THREADS) is ignored: see --max-connections", file=sys.stderr)
+    fitting = descriptors_for(args.max_connections)
+    if fitting < args.max_connections:
+        print(
+            f"{PROG}: --max-connections lowered from {args.max_connections} to {fitting}, "
+            "for the limit on open files (ulimit -n)",
+            file=sys.stderr,
+        )
+    limits = Limits(fitting, args.header_timeout, args.body_timeout)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    Server(app, sock, args.threads, f"http://{host}:{sock.getsockname()[1]}").run()
+    Server(app, sock, f"http://{host}:{sock.getsockname()[1]}", limits).run()
     return 0
 
 

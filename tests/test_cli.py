@@ -53,8 +53,8 @@ def test_console_script_explains_its_options():
     result = subprocess.run(["mypreferences-sandbox", "--help"], capture_output=True, text=True, timeout=30)
 
     assert result.returncode == 0
-    assert "--host" in result.stdout
-    assert "--port" in result.stdout
+    for option in ("--host", "--port", "--max-connections", "--header-timeout", "--body-timeout"):
+        assert option in result.stdout
     assert "SANDBOX_" in result.stdout
 
 
@@ -171,7 +171,10 @@ def test_one_log_line_per_request(log_format):
     ("args", "env", "message"),
     [((), {"SANDBOX_PORT": "abc"}, "argument --port: invalid port value: 'abc'"),
      (("--port", "70000"), {}, "argument --port: invalid port value: '70000'"),
-     (("--threads", "0"), {}, "argument --threads: invalid positive value: '0'")],
+     (("--threads", "0"), {}, "argument --threads: invalid positive value: '0'"),
+     (("--max-connections", "0"), {}, "argument --max-connections: invalid positive value: '0'"),
+     (("--header-timeout", "1.5"), {}, "argument --header-timeout: invalid positive value: '1.5'"),
+     ((), {"SANDBOX_BODY_TIMEOUT": "-1"}, "argument --body-timeout: invalid positive value: '-1'")],
 )  # fmt: skip
 def test_bad_options_are_an_error_without_a_traceback(args, env, message):
     with start(*args, env=env) as process:
@@ -180,3 +183,36 @@ def test_bad_options_are_an_error_without_a_traceback(args, env, message):
     assert process.returncode == 2
     assert stderr.splitlines()[-1] == f"mypreferences-sandbox: error: {message}"
     assert "Traceback" not in stderr
+
+
+def test_threads_are_ignored_and_said_to_be():
+    with Launched("--threads", "8") as launched:
+        health = send("GET", f"{launched.url}/_sandbox/health")
+
+    assert health.status_code == 200
+    assert "mypreferences-sandbox: --threads (SANDBOX_THREADS) is ignored: see --max-connections" in (
+        launched.stderr.splitlines()
+    )
+
+
+def test_max_connections_fit_the_limit_on_open_files():
+    # The command line, in a process whose limit on open files is 256, hard.
+    lowered = (
+        "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)); "
+        "sys.argv = ['sandbox', '--port', '0', '--max-connections', '4096']; "
+        "runpy.run_module('sandbox', run_name='__main__')"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", lowered], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    with process:
+        line = process.stdout.readline()
+        health = send("GET", f"{line.split()[-1]}/_sandbox/health")
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+
+    assert health.status_code == 200
+    assert (
+        "mypreferences-sandbox: --max-connections lowered from 4096 to 192, for the limit on open files "
+        "(ulimit -n)" in stderr.splitlines()
+    )

@@ -17,7 +17,10 @@ from sandbox.settings import SETTINGS
 ROOT = Path(__file__).resolve().parent.parent
 README_LIMIT = 16 * 1024  # bytes
 # Variables the command line reads itself (sandbox/__main__.py); they are not settings of create_app.
-COMMAND_LINE_ONLY = {"SANDBOX_HOST", "SANDBOX_PORT", "SANDBOX_THREADS"}
+COMMAND_LINE_ONLY = {
+    "SANDBOX_HOST", "SANDBOX_PORT", "SANDBOX_THREADS", "SANDBOX_MAX_CONNECTIONS", "SANDBOX_HEADER_TIMEOUT",
+    "SANDBOX_BODY_TIMEOUT",
+}  # fmt: skip
 
 
 def section(markdown: str, heading: str) -> str:
