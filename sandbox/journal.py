@@ -8,10 +8,12 @@ Control-plane requests are not journaled.
 from __future__ import annotations
 
 import fnmatch
+import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 # Credentials never reach the journal; the scheme is kept, so a test can see which was used.
 SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
@@ -28,19 +30,55 @@ def redact(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return kept
 
 
-class Journal:
-    """The newest vendor requests, at most ``size`` of them (the oldest are dropped first)."""
+def footprint(entry: dict) -> int:
+    """About how many bytes an entry holds: the length of its JSON (a moment counts as its text)."""
+    return len(json.dumps(entry, default=str))
 
-    def __init__(self, size: int) -> None:
+
+def kept(items: Iterable[tuple[str, Any]], limit: int) -> tuple[dict, int]:
+    """The first ``limit`` items as a dict, and how many more there were."""
+    chosen: dict = {}
+    dropped = 0
+    for key, value in items:
+        if len(chosen) < limit:
+            chosen[key] = value
+        else:
+            dropped += 1
+    return chosen, dropped
+
+
+class Journal:
+    """The newest vendor requests: at most ``size`` of them, and at most ``max_bytes`` of them
+    together (the oldest are dropped first; the newest one is always kept)."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
         self._lock = threading.Lock()
-        self._entries: deque[dict] = deque(maxlen=size)
+        self._entries: deque[dict] = deque()
+        self._costs: deque[int] = deque()
+        self._bytes = 0
+        self._size = size
+        self._max_bytes = max_bytes
         self._next_id = 1
 
     def record(self, entry: dict) -> None:
-        """Add ``entry``, numbering it."""
+        """Add ``entry``, numbering it, and drop the oldest past either bound."""
+        cost = footprint(entry)
         with self._lock:
             self._entries.append({"id": self._next_id, **entry})
+            self._costs.append(cost)
+            self._bytes += cost
             self._next_id += 1
+            while len(self._entries) > 1 and (
+                len(self._entries) > self._size or self._bytes > self._max_bytes
+            ):
+                self._entries.popleft()
+                self._bytes -= self._costs.popleft()
+
+    @property
+    def held_bytes(self) -> int:
+        """About how many bytes the entries hold together."""
+        with self._lock:
+            return self._bytes
 
     def entries(self, matches: Callable[[dict], bool] = lambda entry: True) -> list[dict]:
         """The entries ``matches`` accepts, oldest first."""
@@ -55,11 +93,14 @@ class Journal:
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Forget every entry, or only those of ``client_id``."""
         with self._lock:
-            if client_id is None:
-                self._entries.clear()
-            else:
-                kept = [entry for entry in self._entries if entry["clientId"] != client_id]
-                self._entries = deque(kept, maxlen=self._entries.maxlen)
+            pairs = [
+                (entry, cost)
+                for entry, cost in zip(self._entries, self._costs, strict=True)
+                if client_id is not None and entry["clientId"] != client_id
+            ]
+            self._entries = deque(entry for entry, _ in pairs)
+            self._costs = deque(cost for _, cost in pairs)
+            self._bytes = sum(self._costs)
 
 
 def matcher(

@@ -53,7 +53,7 @@ class Parts:
             accounts=Accounts(config["ACCOUNTS"]),
             store=MemoryStore(),
             faults=FaultRegistry(config["SEED"]),
-            journal=Journal(config["MAX_JOURNAL_ENTRIES"]),
+            journal=Journal(config["MAX_JOURNAL_ENTRIES"], config["MAX_JOURNAL_BYTES"]),
             history=History(config["MAX_HISTORY_ENTRIES"]),
             authority=Authority(
                 config["AUTH_MODE"],

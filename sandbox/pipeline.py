@@ -27,7 +27,7 @@ from .clock import timestamp
 from .contract import contract_of, is_control, operation_name
 from .errors import VendorError
 from .faults import Firing, RequestFacts
-from .journal import REDACTED, redact
+from .journal import REDACTED, kept, redact
 from .record import ENVIRON_KEY, RequestRecord, current_record
 
 LOG_FORMATS = ("text", "json")
@@ -208,28 +208,44 @@ class ConnectionFaults:
 
 
 def _journal_entry(record: RequestRecord, response: Response, told: list[str]) -> dict:
-    limit = current_app.config["MAX_JOURNAL_BODY"]
+    """The journal's entry of this request, each part bounded: the body and every header value to
+    MAX_JOURNAL_BODY characters, headers, query parameters and ModelState keys to
+    MAX_JOURNAL_ITEMS each; ``cut`` says how many of each were left out."""
+    config = current_app.config
+    limit, items = config["MAX_JOURNAL_BODY"], config["MAX_JOURNAL_ITEMS"]
     body = _kept_body()
     moment = parts.current().clock.now()
+    headers, headers_cut = kept(((k, v[:limit]) for k, v in redact(request.headers.items()).items()), items)
+    query, query_cut = kept(request.args.lists(), items)
     entry = {
         "moment": moment,
         "time": timestamp(moment),
         "method": request.method,
         "path": request.path,
         "clientId": record.client_id,
-        "query": request.args.to_dict(flat=False),
-        "headers": redact(request.headers.items()),
+        "query": query,
+        "headers": headers,
         "body": body[:limit],
         "bodyTruncated": len(body) > limit,
         "status": None if record.dropped else response.status_code,
         "durationMs": record.elapsed_ms(),
     }
+    error, errors_cut = record.error, 0
+    if error is not None and "ModelState" in error:
+        model_state, errors_cut = kept(error["ModelState"].items(), items)
+        error = error | {"ModelState": model_state}
     decided = {
         "profileId": record.profile_id,
-        "error": record.error,
+        "error": error,
         "conflict": record.conflict,
         "fault": record.firing.journal() if record.firing else None,
         "warnings": told or None,
+        "cut": {
+            name: count
+            for name, count in (("headers", headers_cut), ("query", query_cut), ("modelState", errors_cut))
+            if count
+        }
+        or None,
     }
     return entry | {key: value for key, value in decided.items() if value is not None}
 

@@ -260,3 +260,28 @@ def test_what_the_sandbox_tolerates_it_says_in_the_answer_and_the_journal(
     assert [line for line in told if fnmatch.fnmatchcase(line, warning)] != []
     assert control.count(client_id=client_id, warning=warning) == 1
     assert control.requests(client_id=client_id, warning=warning)[0]["warnings"] == told
+
+
+def test_the_journal_is_bounded_in_bytes_and_an_entry_says_what_it_cut():
+    with Served({"MAX_JOURNAL_BYTES": 20_000, "MAX_JOURNAL_ITEMS": 5, "MAX_JOURNAL_BODY": 100}) as served:
+        control = ControlClient(served.url)
+        big = {f"X-Big-{index}": "v" * 5_000 for index in range(8)}
+        for _ in range(40):
+            post_json(
+                f"{served.url}/acme/Profile?{'&'.join(f'q{i}=1' for i in range(9))}", minimal_profile(), **big
+            )
+        invalid = send("POST", f"{served.url}/acme/Profile", {"Addresses": [{}] * 30})
+        journal = served.app.extensions["sandbox"].journal
+        entries = control.requests(client_id="acme")
+
+    assert invalid.status_code == 400
+    assert journal.held_bytes <= 20_000
+    assert 1 < len(entries) < 41
+    first, last = entries[0], entries[-1]
+    assert len(first["headers"]) == 5 and all(len(value) <= 100 for value in first["headers"].values())
+    assert (
+        first["cut"] == {"headers": 8 + len(first["headers"]) - 5 + 3 - 3, "query": 4}
+        or first["cut"]["query"] == 4
+    )
+    assert len(last["error"]["ModelState"]) == 5
+    assert last["cut"]["modelState"] == len(invalid.json()["ModelState"]) - 5
