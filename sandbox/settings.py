@@ -33,7 +33,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
         "most bytes the journal's entries hold together (about, as JSON); the oldest are dropped first",
     ),
     "MAX_JOURNAL_ITEMS": (50, "most headers, query parameters and ModelState keys one journal entry keeps"),
-    "MAX_JOURNAL_BODY": (4096, "characters of each request body, and of each header value, a journal entry keeps"),
+    "MAX_JOURNAL_BODY": (4096, "characters of a request body, and of each header value, an entry keeps"),
     "SEED": (0, "seed of the sandbox's random choices (fault odds, sampled delays, random bytes)"),
     "SEED_FILE": (None, "a state document (see /_sandbox/state) loaded at start-up"),
     "AUTH_MODE": ("lenient", "off, lenient (a well-formed header of a known scheme) or strict (AUTH_FILE)"),
