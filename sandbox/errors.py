@@ -29,13 +29,21 @@ class VendorError(Exception):
         self.headers = dict(headers or {})
         super().__init__(self.message)
 
-    def body(self) -> dict:
-        """The error document: ASP.NET's HttpError shape."""
+    def body(self, max_errors: int | None = None) -> dict:
+        """The error document: ASP.NET's HttpError shape, with at most ``max_errors`` ModelState
+        keys (then one more, ``body``, saying how many were left out)."""
         body: dict = {"Message": self.message}
         if self.message_detail:
             body["MessageDetail"] = self.message_detail
         if self.model_state:
-            body["ModelState"] = {key: list(messages) for key, messages in self.model_state.items()}
+            keys = list(self.model_state)
+            shown = keys if max_errors is None else keys[:max_errors]
+            body["ModelState"] = {key: list(self.model_state[key]) for key in shown}
+            if len(shown) < len(keys):
+                body["ModelState"]["body"] = [
+                    f"The maximum number of allowed model errors ({max_errors}) has been reached; "
+                    f"{len(keys) - len(shown)} more are not shown."
+                ]
         return body
 
 

@@ -11,6 +11,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "MAX_CONTENT_LENGTH": (1024 * 1024, "largest request body in bytes; larger gets 413"),
     "MAX_NESTING_DEPTH": (32, "deepest JSON or XML nesting; deeper gets 400 before anything is expanded"),
     "MAX_WARNINGS": (20, "most X-Sandbox-Warning headers on one response; a last one counts the rest"),
+    "MAX_MODEL_ERRORS": (
+        200,
+        "most ModelState keys an error answer lists (ASP.NET Core's default); a last one counts the rest",
+    ),
     "MAX_SEARCH_RESULTS": (50, "most profiles a search returns; more matches get 403, as documented"),
     "DEFAULT_USER": ("sandbox", "Edited.CreatedBy/ModifiedBy when the caller's user id is not known"),
     "DEFAULT_CUSTOMER_TYPE": ("Customer", "the accounts' default CustomerType"),
@@ -55,6 +59,7 @@ POSITIVE_INTEGERS = (
     "MAX_NESTING_DEPTH",
     "MAX_WARNINGS",
     "MAX_SEARCH_RESULTS",
+    "MAX_MODEL_ERRORS",
     "MAX_DELAY_MS",
     "MAX_JOURNAL_ENTRIES",
     "MAX_JOURNAL_BYTES",

@@ -478,3 +478,15 @@ def test_xml_answers_stay_well_formed_whatever_json_stored(profile_url):
     response = vendor.get(f"{profile_url}/{created['ProfileId']}", headers={"Accept": XML}, timeout=10)
 
     assert ET.fromstring(response.content).find(f"{{{NS}}}CustomerName/{{{NS}}}FirstName").text == "A\ufffdB"
+
+
+def test_an_answer_lists_at_most_the_configured_model_errors():
+    with Served({"MAX_MODEL_ERRORS": 3}) as served:
+        response = post_json(f"{served.url}/acme/Profile", {"Addresses": [{}] * 10})
+
+    model_state = response.json()["ModelState"]
+    assert response.status_code == 400
+    assert len(model_state) == 4
+    assert model_state["body"] == [
+        "The maximum number of allowed model errors (3) has been reached; 37 more are not shown."
+    ]
