@@ -12,6 +12,8 @@ and holds no state, so it answers with SANDBOX_CONTROL=false or without the cont
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -23,6 +25,7 @@ from marshmallow import Schema, fields
 from werkzeug.routing import Rule
 
 from . import auth, formats, schemas
+from .clock import EARLIEST, LATEST, timestamp
 from .contract import (
     ARGUMENT,
     CONTROL_PREFIX,
@@ -33,10 +36,12 @@ from .contract import (
     camel,
     contract_of,
     documented,
+    operation_name,
     operation_names,
     route_path,
 )
 from .contract import Body as RequestBody
+from .control_schemas import AFTER_ONLY
 from .exchange import json_response
 
 bp = Blueprint("openapi", __name__, url_prefix=CONTROL_PREFIX)
@@ -72,6 +77,66 @@ PATH_NOTES = {
     "ruleId": f"As `f1`, from POST {CONTROL_PREFIX}/faults.",
 }
 TAGS = {"vendor": "Profile API", "control": "Control plane", "oauth": "OAuth"}
+
+# Two optional query parameters given together or not at all, neither empty (else 400): an exploded
+# object whose members are both required says so in OpenAPI 3.0 (``?alternateIdType=CRM&alternateId=42``).
+PAIRS = {"alternateIdPair": ("alternateIdType", "alternateId")}
+# The views take a required query parameter given empty for a missing one (400).
+FILLED = {"minLength": 1}
+# What JSON Schema cannot say of a profile's AlternateIds (uniqueItems would not ignore case).
+ALTERNATE_IDS = (
+    "Each (AlternateIdType, AlternateId) pair at most once, case ignored (400); a pair another profile "
+    "of the clientId holds is a 409 (a state document: two profiles holding one)."
+)
+
+# What an answer gives to address what it made, by operation name: a parameter of this name in an
+# operation under the same root takes the runtime expression (OpenAPI links), and the caller's own
+# path parameters (its clientId) pass on as sent. A stateful client, or fuzzer, follows them.
+PRODUCED = {
+    "create_profile": {
+        "profileId": "$response.body#/ProfileId",
+        "alternateIdType": "$response.body#/AlternateIds/0/AlternateIdType",
+        "alternateId": "$response.body#/AlternateIds/0/AlternateId",
+    },
+    "add_fault": {"ruleId": "$response.body#/id"},
+}
+
+# Answered by the HTTP server itself, before the application sees the request, to any operation:
+# gunicorn (the command line) past limit_request_line (4094 bytes) or limit_request_fields and
+# limit_request_field_size (100 header fields of at most 8190 bytes); the in-process werkzeug
+# server past 65536 bytes or 100 fields. Its own page, in HTML, never the vendor's error.
+SERVER_PAGE = {"text/html": {"schema": {"type": "string"}}}
+SERVER_ANSWERS = {
+    414: (
+        "URITooLong",
+        "The request line (method, path and query) is longer than the HTTP server reads (gunicorn: "
+        "4094 bytes). Answered by the server itself, in HTML.",
+        SERVER_PAGE,
+    ),
+    431: (
+        "RequestHeaderFieldsTooLarge",
+        "More than 100 header fields, or one longer than the HTTP server reads (gunicorn: 8190 bytes). "
+        "Answered by the server itself, in HTML.",
+        SERVER_PAGE,
+    ),
+}
+# Answered by the command line's server to a request whose body arrives late, before the
+# application sees it: the vendor's error, in JSON whatever the Accept, and the connection closed.
+BODY_ANSWERS = {
+    408: (
+        "RequestTimeout",
+        "The body did not arrive within SANDBOX_BODY_TIMEOUT seconds of the head (the command line's "
+        "server; 10 by default); the connection is closed. Never journaled, never faulted.",
+        {"application/json": {"schema": ERROR}},
+    ),
+}
+
+# The clock's range, and the years of it that no time zone offset takes outside it: 1971 to 8998.
+CLOCK_RANGE = f"{timestamp(EARLIEST)} to {timestamp(LATEST)} (UTC)"
+SAFE_YEARS = "^(197[1-9]|19[89][0-9]|[2-7][0-9]{3}|8[0-8][0-9]{2}|89[0-8][0-9]|899[0-8])-"
+# RFC 6901: a JSON Pointer to a member, never the whole document ("" is refused as missing), and
+# no member of a profile document has an empty name.
+JSON_POINTER = "^(/([^/~]|~[01])+)+$"
 DESCRIPTION = f"""\
 A local stand-in for the PossibleNOW MyPreferences Profile API, and its control plane.
 
@@ -83,6 +148,11 @@ A local stand-in for the PossibleNOW MyPreferences Profile API, and its control 
   (`#/components/responses/MethodNotAllowed`).
 - String lengths count UTF-16 code units, as .NET does (an emoji counts two). Unknown fields are
   ignored and named in `X-Sandbox-Warning` headers.
+- Any request may get the HTTP server's own 414 or 431 (`#/components/responses/URITooLong`,
+  `RequestHeaderFieldsTooLarge`), in HTML, before the sandbox sees it; one whose body arrives
+  late, the command line's 408 (`RequestTimeout`).
+- Links lead from what an operation creates to the operations that address it: from
+  `create_profile`'s ProfileId and first AlternateId, and from `add_fault`'s id.
 - Fault rules (`POST {CONTROL_PREFIX}/faults`) can answer any vendor operation with any status,
   delay it or break its connection; their `match.operation` is the operationId without its
   blueprint (`create_profile`).
@@ -98,6 +168,9 @@ def _operation(view: Any, contract: Contract, endpoint: str, operation_id: str) 
     if 401 in contract.errors and contract.plane == "vendor":
         realm = {"schema": {"type": "string"}, "description": f'PNAUTHINFO3 realm="{auth.REALM}"'}
         responses["401"]["headers"] = {"WWW-Authenticate": realm}
+    shared = {**SERVER_ANSWERS, **(BODY_ANSWERS if contract.body is not None else {})}
+    for status, (name, *_) in shared.items():
+        responses[str(status)] = {"$ref": f"#/components/responses/{name}"}
     operation: dict[str, Any] = {
         "operationId": operation_id,
         "tags": [TAGS[contract.plane] + (" under /Profiles" if endpoint.startswith("prefixed_") else "")],
@@ -137,11 +210,45 @@ def _body(body: RequestBody) -> dict:
 def _query(query: Any) -> list[dict]:
     if isinstance(query, type) and issubclass(query, Schema):
         return [{"in": "query", "schema": query}]  # apispec makes each field a parameter
-    return [
-        {"in": "query", "name": q.name, "required": q.required, "schema": dict(q.schema)}
-        | ({"description": q.description} if q.description else {})
+    parameters = [
+        {"in": "query", "name": q.name, "required": q.required, "schema": _filled(q.schema, q.required)}
+        | _described(q.description)
         for q in query
     ]
+    return _paired(parameters)
+
+
+def _filled(schema: Mapping[str, Any], required: bool) -> dict:
+    return dict(schema) | (FILLED if required and schema.get("type") == "string" else {})
+
+
+def _paired(parameters: list[dict]) -> list[dict]:
+    """Each pair of optional parameters given together or not at all, as one exploded object."""
+    for name, members in PAIRS.items():
+        found = {p["name"]: p for p in parameters if p["name"] in members and not p["required"]}
+        if len(found) < len(members):
+            continue
+        members_of = {
+            member: found[member]["schema"] | FILLED | _described(found[member].get("description"))
+            for member in members
+        }
+        pair = {
+            "in": "query",
+            "name": name,
+            "required": False,
+            "style": "form",
+            "explode": True,
+            "description": f"{' and '.join(f'`{member}`' for member in members)}: both, or neither (400).",
+            "schema": {"type": "object", "properties": members_of, "required": list(members)},
+        }
+        at = min(parameters.index(found[member]) for member in members)
+        parameters = [p for p in parameters if p["name"] not in found]
+        parameters.insert(at, pair)
+    return parameters
+
+
+def _described(description: str | None) -> dict:
+    return {"description": description} if description else {}
 
 
 def _path_parameters(rule: Rule) -> list[dict]:
@@ -157,6 +264,7 @@ def _path_parameters(rule: Rule) -> list[dict]:
 def _add_paths(spec: APISpec, app: Flask) -> None:
     """One path per URL rule, every method of it an operation; a view without a contract fails."""
     paths: dict[str, dict[str, Any]] = {}
+    built: list[Built] = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
@@ -170,9 +278,58 @@ def _add_paths(spec: APISpec, app: Flask) -> None:
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
             operation_id = rule.endpoint if len(methods) == 1 else f"{rule.endpoint}.{method.lower()}"
-            item["operations"][method.lower()] = _operation(view, contract, rule.endpoint, operation_id)
+            operation = _operation(view, contract, rule.endpoint, operation_id)
+            item["operations"][method.lower()] = operation
+            built.append(Built(rule.endpoint, operation, item["parameters"]))
+    _add_links(built)
     for path, item in paths.items():
         spec.path(path=path, operations=item["operations"], parameters=item["parameters"])
+
+
+@dataclass(frozen=True)
+class Built:
+    """An operation as built, with its endpoint and its path's parameters, for the links."""
+
+    endpoint: str
+    operation: dict
+    path_parameters: list[dict]
+
+    @property
+    def root(self) -> bool:
+        """Whether it is served at the root (not under /Profiles)."""
+        return not self.endpoint.startswith("prefixed_")
+
+    def wanted(self) -> list[tuple[str, str]]:
+        """Its required parameters, as (location, name)."""
+        parameters = [*self.path_parameters, *self.operation.get("parameters", ())]
+        return [(p["in"], p["name"]) for p in parameters if p.get("required") and "name" in p]
+
+
+def _add_links(built: list[Built]) -> None:
+    """Links from each answer that creates something (``PRODUCED``) to every operation under the same
+    root that it can address: whose path it fills in, and that takes at least one produced value."""
+    for source in built:
+        produced = PRODUCED.get(operation_name(source.endpoint) or "")
+        if produced is None:
+            continue
+        passed = {p["name"]: f"$request.path.{p['name']}" for p in source.path_parameters}
+        links = {}
+        for target in built:
+            wanted = target.wanted()
+            if target.root != source.root or not any(name in produced for _, name in wanted):
+                continue
+            if not all(name in produced or name in passed for where, name in wanted if where == "path"):
+                continue
+            values = {
+                f"{where}.{name}": produced.get(name) or passed[name]
+                for where, name in wanted
+                if name in produced or (where == "path" and name in passed)
+            }
+            name = operation_name(target.endpoint) or target.endpoint
+            links[name] = {"operationId": target.operation["operationId"], "parameters": values}
+        for status, response in source.operation["responses"].items():
+            if status.startswith("2") and "content" in response:
+                response["links"] = links
 
 
 def _describe_schemas(spec: APISpec, plugin: MarshmallowPlugin, app: Flask) -> None:
@@ -200,6 +357,46 @@ def _describe_schemas(spec: APISpec, plugin: MarshmallowPlugin, app: Flask) -> N
     # be named by client and index: the schema leaves them Raw.
     clients = components["State"]["properties"]["clients"]
     clients["additionalProperties"]["items"] = {"$ref": "#/components/schemas/ImportedProfile"}
+    _describe_rules(components, app.config["MAX_DELAY_MS"])
+
+
+def _describe_rules(components: dict[str, Any], cap_ms: int) -> None:
+    """The rules the views and their payloads' validators enforce beyond the fields' own types."""
+    for written in ("CreateUserProfile", "ImportedProfile"):
+        components[written]["properties"]["AlternateIds"]["description"] = ALTERNATE_IDS
+    patch = components["PatchOperation"]
+    patch["properties"]["path"] |= {"pattern": JSON_POINTER, "description": "A JSON Pointer (RFC 6901)."}
+    # jsonpatch refuses an add, replace or test without a value.
+    patch["anyOf"] = [{"properties": {"op": {"enum": ["remove"]}}}, {"required": ["value"]}]
+    scope = components["TokenRequest"]["properties"]["scope"]
+    scope |= {"pattern": "^[^/]+/[\\s\\S]+$", "description": "`ClientId/UserId`, both non-empty."}
+    in_range = f"In the clock's range, {CLOCK_RANGE}, else 400; the pattern admits the years 1971 to 8998."
+    for moment in (components["Clock"]["properties"]["time"], components["Rule"]["properties"]["expiresAt"]):
+        moment |= {"pattern": SAFE_YEARS, "description": in_range}
+    components["Advance"]["properties"]["seconds"] |= {
+        "maximum": (LATEST - EARLIEST).total_seconds(),
+        "description": f"The clock must stay in its range, {CLOCK_RANGE}, else 400.",
+    }
+    rule = components["Rule"]
+    rule["anyOf"] = [{"required": [action]} for action in ("delay", "respond", "fault")]
+    after_only = {"properties": {"type": {"enum": list(AFTER_ONLY)}}, "required": ["type"]}
+    rule["not"] = {
+        "anyOf": [
+            {"required": ["respond", "fault"]},
+            {"required": ["expiresAt", "ttl"]},
+            {
+                "properties": {"when": {"enum": ["before"]}, "fault": after_only},
+                "required": ["when", "fault"],
+            },
+        ]
+    }
+    components["Delay"] |= {"minProperties": 1, "maxProperties": 1}
+    capped = f"At most SANDBOX_MAX_DELAY_MS ({cap_ms} ms)."
+    delays = components["Delay"]["properties"]["fixed"], *components["Uniform"]["properties"].values()
+    for delay in delays:
+        delay |= {"maximum": cap_ms, "description": capped}
+    components["ConnectionFault"]["properties"]["duration"]["description"] = f"DRIBBLE and HANG: {capped}"
+    components["Reset"]["not"] = {"required": ["clientId", "seed"]}
 
 
 def build_spec(app: Flask) -> dict:
@@ -233,6 +430,8 @@ def build_spec(app: Flask) -> dict:
             "content": _content(ERROR, VENDOR_TYPES),
         },
     )
+    for name, description, content in (*SERVER_ANSWERS.values(), *BODY_ANSWERS.values()):
+        spec.components.response(name, {"description": description, "content": content})
     _add_paths(spec, app)
     _describe_schemas(spec, plugin, app)
     return spec.to_dict()

@@ -590,7 +590,7 @@ class StoredGroup(GroupEntry):
         fields = ("GroupId", "GroupType", "IsPrimary")
 
     # Documented quirk: the JSON sample names the group GroupId, the XML sample GroupName.
-    GroupId = fields.String(attribute="GroupName", metadata={"xml_name": "GroupName"})
+    GroupId = fields.String(attribute="GroupName", allow_none=True, metadata={"xml_name": "GroupName"})
 
 
 class CustomerConsent(Wire):
@@ -754,7 +754,8 @@ def openapi_attributes(field: fields.Field) -> dict:
         # Text keeps its limits as attributes, not validators; required also refuses "" and blanks.
         minimum = max(field.min_length, 1 if field.required else 0)
         if minimum:
-            extra["minLength"] = minimum
+            # The rule counts UTF-16 units, JSON Schema characters: one astral character is two units.
+            extra["minLength"] = -(-minimum // 2) if field.min_length > 1 else minimum
         if field.max_length is not None:
             extra["maxLength"] = field.max_length
     if isinstance(field, Moment):
