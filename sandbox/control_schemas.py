@@ -14,6 +14,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from .clock import within_range
 from .errors import invalid
+from .schemas import Items
 
 WHEN = ("before", "after")
 CONNECTION_FAULTS = (
@@ -40,7 +41,7 @@ class Strict(Schema):
 
 
 class MatchSchema(Strict):
-    method = fields.List(fields.String())
+    method = Items(fields.String())
     path = fields.String()
     operation = fields.String()
     clientId = fields.String()

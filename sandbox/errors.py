@@ -20,18 +20,20 @@ class VendorError(Exception):
         status: int | None = None,
         conflict: Mapping[str, object] | None = None,
         message_detail: str | None = None,
+        stopped: bool = False,
     ) -> None:
         self.message = message or self.message
         self.status = status or self.status
         self.conflict = dict(conflict) if conflict else None  # the journal's, never sent
         self.message_detail = message_detail  # sent as MessageDetail
         self.model_state = dict(model_state or {})
+        self.stopped = stopped  # validation stopped at its error limit: more may be wrong
         self.headers = dict(headers or {})
         super().__init__(self.message)
 
     def body(self, max_errors: int | None = None) -> dict:
         """The error document: ASP.NET's HttpError shape, with at most ``max_errors`` ModelState
-        keys (then one more, ``body``, saying how many were left out)."""
+        keys (then one more, ``body``, saying the limit was reached)."""
         body: dict = {"Message": self.message}
         if self.message_detail:
             body["MessageDetail"] = self.message_detail
@@ -39,10 +41,10 @@ class VendorError(Exception):
             keys = list(self.model_state)
             shown = keys if max_errors is None else keys[:max_errors]
             body["ModelState"] = {key: list(self.model_state[key]) for key in shown}
-            if len(shown) < len(keys):
+            if len(shown) < len(keys) or self.stopped:
                 body["ModelState"]["body"] = [
                     f"The maximum number of allowed model errors ({max_errors}) has been reached; "
-                    f"{len(keys) - len(shown)} more are not shown."
+                    "the rest of the body was not checked."
                 ]
         return body
 

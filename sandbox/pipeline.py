@@ -11,6 +11,7 @@ before the vendor's application looks at credentials.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -22,7 +23,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import connection, exchange, parts
+from . import connection, exchange, parts, schemas
 from .clock import timestamp
 from .contract import contract_of, is_control, operation_name
 from .errors import VendorError
@@ -56,11 +57,13 @@ def install(app: Flask) -> None:
     )
     app.before_request(_before)
     app.after_request(_after)
-    app.wsgi_app = ConnectionFaults(app.wsgi_app, app.config["MAX_DELAY_MS"])  # type: ignore[method-assign]
+    measured = ChunkedLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
+    app.wsgi_app = ConnectionFaults(measured, app.config["MAX_DELAY_MS"])  # type: ignore[method-assign]
 
 
 def _before() -> Response | None:
     record = current_record()
+    schemas.error_limit.set(current_app.config["MAX_MODEL_ERRORS"])
     view = current_app.view_functions.get(request.endpoint or "")
     record.contract = contract_of(view)
     record.operation = operation_name(request.endpoint)
@@ -171,6 +174,45 @@ def _reason(status: int) -> str | None:
         return HTTPStatus(status).phrase
     except ValueError:
         return None
+
+
+class ChunkedLimit:
+    """WSGI middleware: a chunked body (no declared length) is read up to one byte past ``limit``
+    (SANDBOX_MAX_CONTENT_LENGTH); one over it is answered 413 when read, as a declared one is.
+    Without it, werkzeug's stream stops quietly at the limit, and a cut body would be parsed."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not environ.get("CONTENT_LENGTH"):
+            body = read_at_most(environ["wsgi.input"], self.limit + 1)
+            environ["wsgi.input"] = io.BytesIO(body) if len(body) <= self.limit else _TooLarge()
+        return self.app(environ, start_response)
+
+
+class _TooLarge(io.RawIOBase):
+    """The body of a chunked request over the limit: reading it answers 413."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise RequestEntityTooLarge()
+
+
+def read_at_most(stream: Any, wanted: int) -> bytes:
+    """Up to ``wanted`` bytes of ``stream``, fewer only at its end."""
+    chunks, got = [], 0
+    while got < wanted:
+        chunk = stream.read(min(wanted - got, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 class ConnectionFaults:

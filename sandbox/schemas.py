@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, ClassVar
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, utils, validate, validates_schema
 
 from .errors import BadRequest
 
@@ -146,9 +149,49 @@ def phone_digits(number: str | None) -> str:
     return re.sub(r"\D", "", number or "")
 
 
+# How many ModelState errors one load may find before it stops (SANDBOX_MAX_MODEL_ERRORS, set for
+# each request): ASP.NET Core stops at 200, so a megabyte of empty entries costs what 200 do.
+error_limit: ContextVar[int] = ContextVar("error_limit", default=200)
+
+
+@dataclass
+class _Budget:
+    """The errors one load may still find, and whether it ran out (and so stopped checking)."""
+
+    left: int
+    stopped: bool = False
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("_budget", default=None)
+
+
+class Items(fields.List):
+    """A list that stops reading once its load has found as many errors as it may (error_limit)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list:
+        if not utils.is_collection(value):
+            raise self.make_error("invalid")
+        budget = _budget.get()
+        result: list = []
+        errors: dict[int, Any] = {}
+        for index, each in enumerate(value):
+            try:
+                result.append(self.inner.deserialize(each, **kwargs))
+            except ValidationError as error:
+                errors[index] = error.messages
+                if budget is not None:
+                    budget.left -= sum(1 for _ in model_state(error.messages))
+                    if budget.left <= 0:
+                        budget.stopped = True
+                        break
+        if errors:
+            raise ValidationError(errors)
+        return result
+
+
 def collection(entry: type[Schema], xml_item: str) -> fields.List:
     """A collection of ``entry`` objects; ``xml_item`` names one entry's XML element."""
-    return fields.List(
+    return Items(
         fields.Nested(entry),
         allow_none=True,
         metadata={"xml_item": xml_item},
@@ -320,7 +363,7 @@ class CreateUserProfile(Contract):
             defaults = sum(1 for entry in _entries(original, name) if entry.get("IsDefault") is True)
             if defaults > 1:
                 errors[name] = [f"Only one {noun} can be the default; {defaults} have IsDefault true."]
-        duplicates = dict(_repeated_alternate_ids(original))
+        duplicates = dict(islice(_repeated_alternate_ids(original), error_limit.get()))
         if duplicates:
             errors["AlternateIds"] = duplicates
         if errors:
@@ -438,7 +481,7 @@ class CreateCustomerConsent(Contract):
 class CreateCustomerConsentList(Contract):
     """The body of ``POST {clientId}/Consents/{profileId}``: one or more consents."""
 
-    Consents = fields.List(
+    Consents = Items(
         fields.Nested(CreateCustomerConsent),
         required=True,
         validate=validate.Length(min=1, error="At least one consent is required."),
@@ -467,7 +510,7 @@ class PatchOperation(Contract):
 class PatchDocument(Contract):
     """A JSON Patch document, as ``{"Operations": [...]}`` (a bare array is wrapped so by the view)."""
 
-    Operations = fields.List(
+    Operations = Items(
         fields.Nested(PatchOperation),
         required=True,
         error_messages={"invalid": COLLECTION_MESSAGE, "required": "The Operations field is required."},
@@ -721,7 +764,7 @@ class CreateConsentType(Contract):
 class CreateConsentTypeList(Contract):
     """The body of ``POST {clientId}/ConsentTypes``: one or more consent types."""
 
-    ConsentTypes = fields.List(
+    ConsentTypes = Items(
         fields.Nested(CreateConsentType),
         required=True,
         validate=validate.Length(min=1, error="At least one consent type is required."),
@@ -776,12 +819,17 @@ def openapi_attributes(field: fields.Field) -> dict:
 
 
 def load(schema: Schema, data: Any, *, prefix: str = "", message: str | None = None) -> dict:
-    """Validate ``data`` against ``schema``; every error at once as a 400 (saying ``message``)
-    with ModelState keys under ``prefix``."""
+    """Validate ``data`` against ``schema``; its errors (up to ``error_limit``) at once as a 400
+    (saying ``message``) with ModelState keys under ``prefix``."""
+    budget = _Budget(error_limit.get())
+    token = _budget.set(budget)
     try:
         return schema.load(data)
     except ValidationError as error:
-        raise BadRequest(message, model_state=dict(model_state(error.messages, prefix))) from None
+        found = dict(model_state(error.messages, prefix))
+        raise BadRequest(message, model_state=found, stopped=budget.stopped) from None
+    finally:
+        _budget.reset(token)
 
 
 def model_state(messages: Any, path: str = "") -> Iterator[tuple[str, list[str]]]:

@@ -261,6 +261,7 @@ class ProfileService:
         on an error. How many profiles each clientId now has."""
         problems: dict[str, Sequence[str]] = {}
         read: dict[str, list[dict]] = {}
+        limit = schemas.error_limit.get()
         for client_id, items in clients.items():
             editor = editor_for(client_id)
             read[client_id] = []
@@ -276,6 +277,10 @@ class ProfileService:
                             for key, v in error.model_state.items()
                         }
                     )
+                    if error.stopped or len(problems) >= limit:
+                        raise BadRequest(
+                            "The state document is invalid.", model_state=problems, stopped=True
+                        ) from None
         if problems:
             raise BadRequest("The state document is invalid.", model_state=problems)
         self.store.replace_clients(read)

@@ -13,7 +13,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "MAX_WARNINGS": (20, "most X-Sandbox-Warning headers on one response; a last one counts the rest"),
     "MAX_MODEL_ERRORS": (
         200,
-        "most ModelState keys an error answer lists (ASP.NET Core's default); a last one counts the rest",
+        "errors one body may earn before validation stops (ASP.NET Core's default); a last one says so",
     ),
     "MAX_SEARCH_RESULTS": (50, "most profiles a search returns; more matches get 403, as documented"),
     "DEFAULT_USER": ("sandbox", "Edited.CreatedBy/ModifiedBy when the caller's user id is not known"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from xml.sax.saxutils import escape
 
 import pytest
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox import schemas
+from sandbox.errors import BadRequest
 
 NS = "http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models"
 OBJECT_MESSAGE = "Expected an object: a JSON object, or an XML element with child elements."
@@ -365,6 +367,25 @@ def test_body_over_the_limit_is_413():
     assert len(stored) == 1
 
 
+def chunked(body: bytes, piece: int = 1000) -> Iterator[bytes]:
+    """``body`` in pieces: ``requests`` sends a generator chunked, with no Content-Length."""
+    for start in range(0, len(body), piece):
+        yield body[start : start + piece]
+
+
+def test_a_chunked_body_over_the_limit_is_413_never_cut_and_parsed():
+    valid = json.dumps(minimal_profile()).encode()
+    with Served({"MAX_CONTENT_LENGTH": 2048}) as served:
+        at_the_limit = send_bytes("POST", f"{served.url}/acme/Profile", chunked(valid.ljust(2048)), JSON)
+        past_it = send_bytes("POST", f"{served.url}/acme/Profile", chunked(valid.ljust(2049)), JSON)
+        stored = served.profiles("acme")
+
+    assert at_the_limit.status_code == 201
+    assert past_it.status_code == 413
+    assert past_it.json() == {"Message": "The request body is larger than the limit of 2048 bytes."}
+    assert len(stored) == 1
+
+
 def test_default_body_limit_is_one_mebibyte(profile_url):
     padding = "x" * (1024 * 1024)
 
@@ -488,5 +509,43 @@ def test_an_answer_lists_at_most_the_configured_model_errors():
     assert response.status_code == 400
     assert len(model_state) == 4
     assert model_state["body"] == [
-        "The maximum number of allowed model errors (3) has been reached; 37 more are not shown."
+        "The maximum number of allowed model errors (3) has been reached; the rest of the body was not checked."
     ]
+
+
+class Counted(list):
+    """A list that counts the entries read from it."""
+
+    read = 0
+
+    def __iter__(self):
+        for entry in super().__iter__():
+            self.read += 1
+            yield entry
+
+
+@pytest.mark.parametrize("limit", [1, 200])
+def test_validation_stops_reading_a_collection_at_the_error_limit(limit):
+    phones = Counted([{"PhoneNumber": 1}] * 100_000)
+    token = schemas.error_limit.set(limit)
+    try:
+        with pytest.raises(BadRequest) as raised:
+            schemas.load(schemas.CreateUserProfile(), {"PhoneNumbers": phones})
+    finally:
+        schemas.error_limit.reset(token)
+
+    assert raised.value.stopped
+    assert phones.read == limit  # one error each: a number that is not a string
+    assert len(raised.value.model_state) == limit
+
+
+def test_a_state_import_stops_at_the_error_limit():
+    with Served({"MAX_MODEL_ERRORS": 5}) as served:
+        response = requests.post(
+            f"{served.url}/_sandbox/state", json={"clients": {"acme": [{"Emails": 1}] * 1000}}, timeout=10
+        )
+
+    model_state = response.json()["ModelState"]
+    assert response.status_code == 400
+    assert list(model_state)[:5] == [f"clients.acme[{index}].Emails" for index in range(5)]
+    assert model_state["body"][0].endswith("the rest of the body was not checked.")
