@@ -31,6 +31,7 @@ from gunicorn.app.base import BaseApplication
 from .app import create_app
 from .connection import client_socket
 from .errors import VendorError
+from .pipeline import read_at_most
 from .settings import SETTINGS
 
 PROG = "mypreferences-sandbox"
@@ -173,7 +174,7 @@ class BodyDeadline:
             started = time.perf_counter()
             body = None
             with gevent.Timeout(self.seconds, False):  # False: on time-out, leave the block quietly
-                body = _read(environ["wsgi.input"], wanted)
+                body = read_at_most(environ["wsgi.input"], wanted)
             if body is None:
                 self._time_out(environ, started)
             environ["wsgi.input"] = io.BytesIO(body)
@@ -222,18 +223,6 @@ class BodyDeadline:
             log.info(
                 "%s %s 408 %.1fms client=- fault=-", fields["method"], fields["path"], fields["durationMs"]
             )
-
-
-def _read(stream: Any, wanted: int) -> bytes:
-    """Up to ``wanted`` bytes of ``stream``, fewer only at its end."""
-    chunks, got = [], 0
-    while got < wanted:
-        chunk = stream.read(min(wanted - got, 65536))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _answer_and_linger(sock: socket.socket, data: bytes) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -90,9 +91,10 @@ def minimal_profile(**fields: object) -> dict:
 
 
 def send_bytes(
-    method: str, url: str, body: bytes, content_type: str | None, **headers: str
+    method: str, url: str, body: bytes | Iterable[bytes], content_type: str | None, **headers: str
 ) -> requests.Response:
-    """``method`` on ``url`` with raw ``body`` bytes of ``content_type`` (None: no Content-Type)."""
+    """``method`` on ``url`` with raw ``body`` bytes of ``content_type`` (None: no Content-Type); an
+    iterable of pieces is sent chunked."""
     sent = {"Content-Type": content_type} if content_type else {}
     return requests.request(method, url, data=body, headers=_headers({**sent, **headers}), timeout=10)
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from helpers import Launched, auth, minimal_profile, post_json, send
+from helpers import Launched, auth, minimal_profile, post_json, send, send_bytes
 
 from sandbox.control_client import ControlClient
 
@@ -269,6 +269,17 @@ def test_a_body_declared_too_large_is_refused_unread(launched):
 
     assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
     assert took < PROMPTLY  # not after the body timeout: the limit is known from the head
+
+
+def test_a_chunked_body_over_the_limit_is_413(launched):
+    valid = json.dumps(minimal_profile()).encode()
+    padded = valid.ljust(1024 * 1024 + 1)  # valid JSON, then whitespace one byte past the limit
+    pieces = (padded[start : start + 65536] for start in range(0, len(padded), 65536))
+
+    response = send_bytes("POST", f"{launched.url}/chunked/Profile", pieces, "application/json")
+
+    assert response.status_code == 413
+    assert ControlClient(launched.url).export_state("chunked")["clients"] == {}  # nothing stored
 
 
 def test_connections_beyond_max_connections_wait_their_turn():
