@@ -21,7 +21,7 @@ from .accounts import KINDS, configured
 from .clock import timestamp
 from .contract import CONTROL_PREFIX, JSON_ONLY, Answer, Body, Query, View, documented, operation_names
 from .errors import BadRequest, NotFound, Unauthorized, invalid
-from .exchange import json_response
+from .exchange import json_response, streamed_json
 from .journal import matcher
 from .profiles import Account, Editor
 
@@ -240,7 +240,7 @@ def clear_requests() -> Response:
 def export_state() -> Response:
     """Every client's profiles (``?clientId=``: one's) and account configuration, as
     ``{"clients": {clientId: [...]}, "accounts": {clientId: {...}}}``: a document import takes back."""
-    return json_response(parts.current().export_state(request.args.get("clientId")))
+    return streamed_json(parts.current().export_state(request.args.get("clientId")))
 
 
 @bp.post("/state")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -72,6 +72,41 @@ def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | Non
     return Response(
         json.dumps(data, ensure_ascii=False), status, headers=dict(headers or {}), mimetype="application/json"
     )
+
+
+def streamed_json(data: Mapping[str, Any], status: int = 200) -> Response:
+    """``data`` as a JSON response written while it is read: an iterator in it (a store's profiles,
+    read lazily) becomes an array, each item encoded alone, sent about 64 KiB at a time."""
+    return Response(_batched(_pieces(data)), status, mimetype="application/json")
+
+
+def _pieces(value: Any) -> Iterator[str]:
+    """The JSON text of ``value``, in pieces; encoded as ``json_response`` encodes."""
+    if isinstance(value, Mapping):
+        yield "{"
+        for index, (key, item) in enumerate(value.items()):
+            yield (", " if index else "") + json.dumps(str(key), ensure_ascii=False) + ": "
+            yield from _pieces(item)
+        yield "}"
+    elif isinstance(value, Iterator):
+        yield "["
+        for index, item in enumerate(value):
+            yield (", " if index else "") + json.dumps(item, ensure_ascii=False)
+        yield "]"
+    else:
+        yield json.dumps(value, ensure_ascii=False)
+
+
+def _batched(pieces: Iterable[str], size: int = 65536) -> Iterator[bytes]:
+    batch: list[str] = []
+    length = 0
+    for piece in pieces:
+        batch.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(batch).encode()
+            batch, length = [], 0
+    yield "".join(batch).encode()
 
 
 def render_error(error: errors.VendorError) -> Response:

@@ -7,7 +7,7 @@ keep them, each write one atomic change. It knows nothing of HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,19 +199,23 @@ class ProfileService:
     def search(self, client_id: str, criteria: Search, limit: int) -> list[dict]:
         """The active profiles matching ``criteria``, by ProfileId; 403 past ``limit`` of them."""
         if criteria.email is not None:
-            found = self.store.search(client_id, "email", criteria.email.casefold())
-            if criteria.email_type is not None:
-                found = [p for p in found if _has_email(p, criteria.email, criteria.email_type)]
+            email, email_type = criteria.email, criteria.email_type
+            of_type = (lambda p: _has_email(p, email, email_type)) if email_type is not None else None
+            found = self.store.search(client_id, "email", email.casefold(), matches=of_type, limit=limit)
         elif criteria.phone is not None:
-            found = self.store.search(client_id, "phone", criteria.phone, inactive=criteria.include_inactive)
-            if criteria.phone_type is not None:
-                found = [p for p in found if _has_phone(p, criteria.phone, criteria.phone_type)]
+            phone, phone_type = criteria.phone, criteria.phone_type
+            of_type = (lambda p: _has_phone(p, phone, phone_type)) if phone_type is not None else None
+            found = self.store.search(
+                client_id, "phone", phone, inactive=criteria.include_inactive, matches=of_type, limit=limit
+            )
         elif criteria.address:
-            found = self.store.scan(client_id, _address_match(criteria))
+            found = self.store.scan(client_id, _address_match(criteria), limit=limit)
         elif criteria.names:
-            found = self.store.scan(client_id, _names_match(criteria.names, criteria.partial_names))
+            found = self.store.scan(
+                client_id, _names_match(criteria.names, criteria.partial_names), limit=limit
+            )
         elif criteria.custom_fields:
-            found = self.store.scan(client_id, _custom_fields_match(criteria.custom_fields))
+            found = self.store.scan(client_id, _custom_fields_match(criteria.custom_fields), limit=limit)
         else:
             holds = profiles.holds_pairs(criteria.attributes, "Key")
 
@@ -219,7 +223,7 @@ class ProfileService:
                 return holds(stored["PreferenceAttributes"])
 
             found = self.store.scan(
-                client_id, lambda p: any(matches(s) for _, _, s in profiles.preferences_of(p))
+                client_id, lambda p: any(matches(s) for _, _, s in profiles.preferences_of(p)), limit=limit
             )
             # As documented, only the preferences that hold every attribute asked for are answered.
             found = [profiles.only_preferences(p, matches) for p in found]
@@ -241,15 +245,18 @@ class ProfileService:
             and _same(entry["GroupType"], group.group_type)
             and (group.group_name is None or _same(entry["GroupName"], group.group_name))
         }
-        found = self.store.scan(client_id, lambda p: any(_group_key(entry) in keys for entry in p["Groups"]))
+        found = self.store.scan(
+            client_id, lambda p: any(_group_key(entry) in keys for entry in p["Groups"]), limit=limit
+        )
         return _within(found, limit)
 
     def profiles(self, client_id: str) -> list[dict]:
         """Every profile of a clientId, active or not, as stored."""
         return self.store.profiles(client_id)
 
-    def export(self, client_id: str | None = None) -> dict[str, list[dict]]:
-        """The profiles of every clientId (or one), as stored: a state document's ``clients``."""
+    def export(self, client_id: str | None = None) -> dict[str, Iterator[dict]]:
+        """The profiles of every clientId (or one), as stored, read lazily from one moment's
+        state: a state document's ``clients``."""
         return self.store.export(client_id)
 
     def import_state(

@@ -1,26 +1,40 @@
 """Where profiles are kept: the ``ProfileStore`` interface, and its in-memory implementation.
 
 Everything above the store speaks to the interface only, so a store may hold profiles however it
-likes. The in-memory store keeps them per clientId, with their indexes: AlternateIds (unique),
-emails and phones. One lock guards every read and write, so concurrent requests never lose or
-duplicate a profile, and a read-modify-write (``update``) is atomic: the change runs under the
-lock, and the stored profile and every index are replaced only if it returns. Profiles go in and
-come out as deep copies, so no caller can change stored state behind the lock.
+likes. The in-memory store keeps each clientId's profiles and indexes (AlternateIds, unique;
+emails and phones) as one immutable value, a ``Tenant`` of persistent maps (``immutables.Map``, a
+hash array mapped trie: a change copies a few nodes, not the map). A profile is kept as its
+compact JSON bytes: it costs about its size, holds no objects the garbage collector must visit,
+and whoever reads it gets a fresh copy.
+
+One lock serializes writes, so concurrent requests never lose or duplicate a profile, and a
+read-modify-write (``update``) is atomic: the change runs under the lock, and the tenant is
+replaced only if it returns. A write holds the lock for one profile's work, whatever the number
+stored. A read takes the current tenant under the lock and works on it outside: searches, exports
+and listings see one consistent moment, and never hold the lock while they visit profiles.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Protocol
+
+import orjson
+from immutables import Map
 
 from .errors import Conflict, NotFound
 from .schemas import alternate_id_pair, phone_digits
 
 Change = Callable[[dict], dict]
+Matches = Callable[[dict], bool]
+
+# Profiles a scan reads between two chances for other requests to run: a long scan under gevent
+# (one thread) must not hold the server for its whole length.
+SCAN_STRIDE = 256
 
 
 class ProfileStore(Protocol):
@@ -28,7 +42,8 @@ class ProfileStore(Protocol):
 
     Profiles go in and come out as plain documents (the stored form ``profiles`` builds); none that
     a caller holds is ever the stored one. Unknown profiles are a ``NotFound``, taken AlternateIds a
-    ``Conflict``."""
+    ``Conflict``. A ``limit`` on a search stops it once it has found one profile more than the
+    limit: the caller learns that there are too many without the store reading them all."""
 
     def create(self, client_id: str, profile: dict) -> dict:
         """Store a new profile under a fresh ProfileId; 409 if another holds one of its AlternateIds."""
@@ -53,18 +68,28 @@ class ProfileStore(Protocol):
     def delete(self, client_id: str, profile_id: int) -> None:
         """Forget a profile for good; its AlternateIds are free at once. 404 if unknown."""
 
-    def search(self, client_id: str, index: str, key: Hashable, *, inactive: bool = False) -> list[dict]:
+    def search(
+        self,
+        client_id: str,
+        index: str,
+        key: Hashable,
+        *,
+        inactive: bool = False,
+        matches: Matches | None = None,
+        limit: int | None = None,
+    ) -> list[dict]:
         """The active profiles (``inactive``: and the inactive ones) whose ``index`` ("email" or
-        "phone") holds ``key``, by ProfileId."""
+        "phone") holds ``key``, and that ``matches`` (if given), by ProfileId; at most ``limit`` + 1."""
 
-    def scan(self, client_id: str, matches: Callable[[dict], bool]) -> list[dict]:
-        """The active profiles for which ``matches`` is true, by ProfileId."""
+    def scan(self, client_id: str, matches: Matches, *, limit: int | None = None) -> list[dict]:
+        """The active profiles for which ``matches`` is true, by ProfileId; at most ``limit`` + 1."""
 
     def profiles(self, client_id: str) -> list[dict]:
-        """Every profile of ``client_id``, active or not, in creation order."""
+        """Every profile of ``client_id``, active or not, by ProfileId."""
 
-    def export(self, client_id: str | None = None) -> dict[str, list[dict]]:
-        """The profiles of every clientId (or one), as stored."""
+    def export(self, client_id: str | None = None) -> dict[str, Iterator[dict]]:
+        """The profiles of every clientId (or one), as stored, each clientId's read lazily, by
+        ProfileId, from one moment's state."""
 
     def replace_clients(self, clients: dict[str, list[dict]]) -> None:
         """Replace the profiles of each clientId named, atomically; 409 for a ProfileId held
@@ -74,9 +99,18 @@ class ProfileStore(Protocol):
         """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles."""
 
 
-def alternate_id_keys(profile: dict) -> list[tuple[str, str]]:
-    """The index keys of a profile's AlternateIds: (type, id), ignoring case."""
-    return [key for entry in profile["AlternateIds"] if (key := alternate_id_pair(entry)) is not None]
+def alternate_id_keys(profile: dict) -> list[str]:
+    """The index keys of a profile's AlternateIds, ignoring case."""
+    return [
+        alternate_id_key(*pair) for entry in profile["AlternateIds"] if (pair := alternate_id_pair(entry))
+    ]
+
+
+def alternate_id_key(kind: str, ident: str) -> str:
+    """The index key of an AlternateId: one string (a third the memory of a pair), case folded,
+    the type's length first so that no two pairs share a key."""
+    kind, ident = kind.casefold(), ident.casefold()  # first: folding may change a length (ß: ss)
+    return f"{len(kind)}:{kind}{ident}"
 
 
 def email_keys(profile: dict) -> set[str]:
@@ -93,21 +127,38 @@ def phone_keys(profile: dict) -> set[str]:
 SEARCH_INDEXES: dict[str, Callable[[dict], Iterable[Hashable]]] = {"email": email_keys, "phone": phone_keys}
 
 
-@dataclass
+def pack(profile: dict) -> bytes:
+    """A profile as the store keeps it: compact JSON."""
+    # Copied to a bytes object of its exact size: orjson's own keeps its spare capacity (a third more).
+    return memoryview(orjson.dumps(profile)).tobytes()
+
+
+def unpack(stored: bytes) -> dict:
+    """A kept profile, as a fresh document."""
+    return orjson.loads(stored)  # type: ignore[no-any-return]
+
+
+def _empty_indexes() -> Map:
+    return Map({name: Map() for name in SEARCH_INDEXES})
+
+
+@dataclass(frozen=True)
 class Tenant:
-    """One clientId's profiles and indexes."""
+    """One clientId's profiles and indexes, as one immutable value: a write makes a new one.
+
+    ``search`` maps an index name to its keys, and each key to the ProfileIds holding it (a map
+    used as a set)."""
 
     client_id: str
-    profiles: dict[int, dict] = field(default_factory=dict)
-    alternate_ids: dict[tuple[str, str], int] = field(default_factory=dict)
-    search: dict[str, dict[Hashable, set[int]]] = field(
-        default_factory=lambda: {name: {} for name in SEARCH_INDEXES}
-    )
+    profiles: Map = field(default_factory=Map)  # ProfileId -> packed profile
+    alternate_ids: Map = field(default_factory=Map)  # alternate_id_key -> ProfileId
+    search: Map = field(default_factory=_empty_indexes)
 
     def check_alternate_ids(self, profile: dict, profile_id: int | None = None) -> None:
         """409 if another profile holds one of ``profile``'s AlternateIds."""
         for entry in profile["AlternateIds"]:
-            holder = self.alternate_ids.get(alternate_id_pair(entry))  # type: ignore[arg-type]
+            pair = alternate_id_pair(entry)
+            holder = self.alternate_ids.get(alternate_id_key(*pair)) if pair is not None else None
             if holder is not None and holder != profile_id:
                 raise Conflict(
                     f"A profile with AlternateIdType '{entry['AlternateIdType']}' and "
@@ -115,44 +166,63 @@ class Tenant:
                     conflict={**entry, "heldBy": holder},
                 )
 
-    def put(self, profile: dict) -> None:
-        """Store ``profile`` under its ProfileId, replacing any earlier version and its index keys."""
+    def put(self, profile: dict, earlier: dict | None = None) -> Tenant:
+        """This tenant with ``profile`` stored under its ProfileId, replacing ``earlier`` (the
+        version stored before, if any) and its index keys."""
         profile_id = profile["ProfileId"]
-        earlier = self.profiles.get(profile_id)
-        if earlier is not None:
-            self._unindex(earlier)
-        self.profiles[profile_id] = profile  # an update keeps its place: creation order
-        self.alternate_ids.update((key, profile_id) for key in alternate_id_keys(profile))
-        for name, keys in SEARCH_INDEXES.items():
-            for key in keys(profile):
-                self.search[name].setdefault(key, set()).add(profile_id)
+        tenant = self._unindexed(earlier) if earlier is not None else self
+        alternate_ids = tenant.alternate_ids.update({key: profile_id for key in alternate_id_keys(profile)})
+        with tenant.search.mutate() as search:
+            for name, keys in SEARCH_INDEXES.items():
+                with search[name].mutate() as index:
+                    for key in keys(profile):
+                        index[key] = index.get(key, Map()).set(profile_id, None)
+                    search[name] = index.finish()
+            indexes = search.finish()
+        return replace(
+            tenant,
+            profiles=tenant.profiles.set(profile_id, pack(profile)),
+            alternate_ids=alternate_ids,
+            search=indexes,
+        )
 
-    def remove(self, profile_id: int) -> None:
-        """Forget a profile and its index keys; 404 if unknown."""
-        self._unindex(self.get(profile_id))
-        del self.profiles[profile_id]
+    def remove(self, profile_id: int) -> Tenant:
+        """This tenant without a profile and its index keys; 404 if unknown."""
+        tenant = self._unindexed(self.get(profile_id))
+        return replace(tenant, profiles=tenant.profiles.delete(profile_id))
 
-    def _unindex(self, profile: dict) -> None:
-        for pair in alternate_id_keys(profile):
-            del self.alternate_ids[pair]
-        for name, keys in SEARCH_INDEXES.items():
-            for key in keys(profile):
-                holders = self.search[name][key]
-                holders.discard(profile["ProfileId"])
-                if not holders:
-                    del self.search[name][key]
+    def _unindexed(self, profile: dict) -> Tenant:
+        """This tenant with ``profile``'s index keys removed (the profile itself stays)."""
+        profile_id = profile["ProfileId"]
+        with self.alternate_ids.mutate() as alternate_ids:
+            for pair in alternate_id_keys(profile):
+                del alternate_ids[pair]
+            kept = alternate_ids.finish()
+        with self.search.mutate() as search:
+            for name, keys in SEARCH_INDEXES.items():
+                with search[name].mutate() as index:
+                    for key in keys(profile):
+                        holders = index[key].delete(profile_id)
+                        if holders:
+                            index[key] = holders
+                        else:
+                            del index[key]
+                    search[name] = index.finish()
+            indexes = search.finish()
+        return replace(self, alternate_ids=kept, search=indexes)
 
     def get(self, profile_id: int) -> dict:
-        """A stored profile (not a copy); 404 if unknown."""
-        try:
-            return self.profiles[profile_id]
-        except KeyError:
-            raise NotFound(f"No profile with ProfileId {profile_id} exists for '{self.client_id}'.") from None
+        """A stored profile; 404 if unknown."""
+        stored = self.profiles.get(profile_id)
+        if stored is None:
+            raise NotFound(f"No profile with ProfileId {profile_id} exists for '{self.client_id}'.")
+        return unpack(stored)
 
     def holder(self, kind: str, ident: str) -> dict:
         """The active profile holding an AlternateId; 404 if none (deactivated ones drop out)."""
-        profile_id = self.alternate_ids.get((kind.casefold(), ident.casefold()))
-        profile = self.profiles.get(profile_id) if profile_id is not None else None
+        profile_id = self.alternate_ids.get(alternate_id_key(kind, ident))
+        stored = self.profiles.get(profile_id) if profile_id is not None else None
+        profile = unpack(stored) if stored is not None else None
         if profile is None or not profile["IsActive"]:
             raise NotFound(f"No active profile has AlternateIdType '{kind}' and AlternateId '{ident}'.")
         return profile
@@ -166,91 +236,136 @@ class MemoryStore:
         self._tenants: dict[str, Tenant] = {}
         self._next_id = 1
 
-    def _tenant(self, client_id: str, *, create: bool = False) -> Tenant:
-        """A clientId's tenant; an unknown one reads as empty and is kept only when ``create``."""
-        tenant = self._tenants.get(client_id)
-        if tenant is None:
-            tenant = Tenant(client_id)
-            if create:
-                self._tenants[client_id] = tenant
-        return tenant
+    def _tenant(self, client_id: str) -> Tenant:
+        """A clientId's tenant (an empty one if it has none yet)."""
+        return self._tenants.get(client_id) or Tenant(client_id)
+
+    def _moment(self, client_id: str) -> Tenant:
+        """A clientId's tenant as it is now, to read outside the lock."""
+        with self._lock:
+            return self._tenant(client_id)
 
     def create(self, client_id: str, profile: dict) -> dict:
         """Store a new profile under a fresh ProfileId; 409 if another holds one of its AlternateIds."""
         with self._lock:
-            return copy.deepcopy(self._create(self._tenant(client_id, create=True), profile))
+            return self._create(self._tenant(client_id), profile)
 
     def _create(self, tenant: Tenant, profile: dict) -> dict:
-        stored = copy.deepcopy(profile)
-        tenant.check_alternate_ids(stored)
-        stored["ProfileId"] = self._next_id
+        tenant.check_alternate_ids(profile)
+        stored = {**profile, "ProfileId": self._next_id}
+        self._tenants[tenant.client_id] = tenant.put(stored)
         self._next_id += 1
-        tenant.put(stored)
-        return stored
+        return unpack(pack(stored))
 
     def get(self, client_id: str, profile_id: int) -> dict:
         """One profile of ``client_id``, active or not; 404 if unknown or another clientId's."""
-        with self._lock:
-            return copy.deepcopy(self._tenant(client_id).get(profile_id))
+        return self._moment(client_id).get(profile_id)
 
     def holder(self, client_id: str, kind: str, ident: str) -> dict:
         """The active profile holding an AlternateId (case ignored); 404 if none."""
-        with self._lock:
-            return copy.deepcopy(self._tenant(client_id).holder(kind, ident))
+        return self._moment(client_id).holder(kind, ident)
 
     def update(self, client_id: str, profile_id: int, change: Change) -> dict:
         """Replace a profile by ``change(copy of it)``, atomically; 409 on a taken AlternateId."""
         with self._lock:
             tenant = self._tenant(client_id)
-            return copy.deepcopy(self._update(tenant, tenant.get(profile_id), change))
+            return self._update(tenant, tenant.get(profile_id), change)
 
     def update_holder(self, client_id: str, kind: str, ident: str, change: Change) -> dict:
         """``update`` the active profile holding an AlternateId; 404 if none."""
         with self._lock:
             tenant = self._tenant(client_id)
-            return copy.deepcopy(self._update(tenant, tenant.holder(kind, ident), change))
+            return self._update(tenant, tenant.holder(kind, ident), change)
 
     def upsert(
         self, client_id: str, kind: str, ident: str, change: Change, new: Callable[[], dict]
     ) -> tuple[dict, bool]:
         """Update the active holder of an AlternateId, or create ``new()`` if none; True if created."""
         with self._lock:
-            tenant = self._tenant(client_id, create=True)
+            tenant = self._tenant(client_id)
             try:
                 current = tenant.holder(kind, ident)
             except NotFound:
-                return copy.deepcopy(self._create(tenant, new())), True
-            return copy.deepcopy(self._update(tenant, current, change)), False
+                return self._create(tenant, new()), True
+            return self._update(tenant, current, change), False
 
-    @staticmethod
-    def _update(tenant: Tenant, current: dict, change: Change) -> dict:
-        changed = change(copy.deepcopy(current))
-        changed["ProfileId"] = current["ProfileId"]
-        tenant.check_alternate_ids(changed, current["ProfileId"])
-        tenant.put(changed)
-        return changed
+    def _update(self, tenant: Tenant, current: dict, change: Change) -> dict:
+        profile_id = current["ProfileId"]
+        earlier = unpack(pack(current))  # ``change`` may alter what it is given
+        changed = {**change(current), "ProfileId": profile_id}
+        tenant.check_alternate_ids(changed, profile_id)
+        self._tenants[tenant.client_id] = tenant.put(changed, earlier)
+        return unpack(pack(changed))
 
     def delete(self, client_id: str, profile_id: int) -> None:
         """Forget a profile for good; its AlternateIds are free at once. 404 if unknown."""
         with self._lock:
-            self._tenant(client_id).remove(profile_id)
+            self._tenants[client_id] = self._tenant(client_id).remove(profile_id)
 
-    def search(self, client_id: str, index: str, key: Hashable, *, inactive: bool = False) -> list[dict]:
+    def search(
+        self,
+        client_id: str,
+        index: str,
+        key: Hashable,
+        *,
+        inactive: bool = False,
+        matches: Matches | None = None,
+        limit: int | None = None,
+    ) -> list[dict]:
         """The active profiles (``inactive``: and the inactive ones) whose ``index`` ("email" or
-        "phone") holds ``key``, by ProfileId."""
-        with self._lock:
-            tenant = self._tenant(client_id)
-            found = (tenant.profiles[profile_id] for profile_id in tenant.search[index].get(key, ()))
-            kept = (p for p in found if inactive or p["IsActive"])
-            return copy.deepcopy(sorted(kept, key=lambda p: p["ProfileId"]))
+        "phone") holds ``key``, and that ``matches`` (if given), by ProfileId; at most ``limit`` + 1."""
+        tenant = self._moment(client_id)
+        holders = tenant.search[index].get(key, Map())
+        return _found(
+            tenant, holders, lambda p: (inactive or p["IsActive"]) and (matches is None or matches(p)), limit
+        )
 
-    def scan(self, client_id: str, matches: Callable[[dict], bool]) -> list[dict]:
-        """The active profiles for which ``matches`` is true, by ProfileId."""
+    def scan(self, client_id: str, matches: Matches, *, limit: int | None = None) -> list[dict]:
+        """The active profiles for which ``matches`` is true, by ProfileId; at most ``limit`` + 1."""
+        tenant = self._moment(client_id)
+        return _found(tenant, tenant.profiles, lambda p: p["IsActive"] and matches(p), limit)
+
+    def profiles(self, client_id: str) -> list[dict]:
+        """Every profile of ``client_id``, active or not, by ProfileId."""
+        return list(_every(self._moment(client_id)))
+
+    def export(self, client_id: str | None = None) -> dict[str, Iterator[dict]]:
+        """The profiles of every clientId (or one), as stored, each clientId's read lazily, by
+        ProfileId, from one moment's state."""
         with self._lock:
-            tenant = self._tenant(client_id)
-            found = (p for p in tenant.profiles.values() if p["IsActive"] and matches(p))
-            # An import may store ProfileIds out of order: sort, as the index searches do.
-            return copy.deepcopy(sorted(found, key=lambda p: p["ProfileId"]))
+            chosen = [client_id] if client_id is not None else list(self._tenants)
+            tenants = [self._tenants[c] for c in chosen if c in self._tenants]
+        return {tenant.client_id: _every(tenant) for tenant in tenants}
+
+    def replace_clients(self, clients: dict[str, list[dict]]) -> None:
+        """Replace the profiles of each clientId named, atomically. A profile without a ProfileId
+        gets a fresh one; a ProfileId held elsewhere on the server, or an AlternateId twice in a
+        clientId, is a 409 and nothing changes. The new tenants are built outside the lock, which
+        is held only to check their ProfileIds against the others' and to put them in."""
+        numbered = [p["ProfileId"] for profiles in clients.values() for p in profiles if p["ProfileId"]]
+        repeated = _first_repeated(numbered)
+        if repeated is not None:
+            raise Conflict(f"ProfileId {repeated} is used twice.")
+        built = {client_id: _built(client_id, profiles) for client_id, profiles in clients.items()}
+        with self._lock:
+            # Only a ProfileId the sequence has passed can be held already.
+            issued = [profile_id for profile_id in numbered if profile_id < self._next_id]
+            held = {
+                profile_id
+                for c, tenant in self._tenants.items()
+                if c not in clients
+                for profile_id in _held_among(tenant, issued)
+            }
+            if held:
+                raise Conflict(f"ProfileId {min(held)} is used twice.")
+            next_id = max([self._next_id, *(profile_id + 1 for profile_id in numbered)])
+            for client_id, (tenant, unnumbered) in built.items():
+                # Profiles without a ProfileId are numbered now, under the lock, from the sequence.
+                for profile in unnumbered:
+                    profile["ProfileId"], next_id = next_id, next_id + 1
+                    tenant = tenant.put(profile)
+                self._tenants[client_id] = tenant
+            self._next_id = next_id
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles.
@@ -259,64 +374,91 @@ class MemoryStore:
         costs the same whatever the amount of data."""
         with self._lock:
             if client_id is None:
-                dropped: object = self._tenants
+                dropped = list(self._tenants.values())
                 self._tenants, self._next_id = {}, 1
             else:
-                dropped = self._tenants.pop(client_id, None)
+                gone = self._tenants.pop(client_id, None)
+                dropped = [gone] if gone is not None else []
         threading.Thread(target=_let_go, args=(dropped,), daemon=True).start()
 
-    def export(self, client_id: str | None = None) -> dict[str, list[dict]]:
-        """The profiles of every clientId (or one), as stored."""
-        with self._lock:
-            chosen = [client_id] if client_id is not None else list(self._tenants)
-            return {
-                c: copy.deepcopy(list(self._tenants[c].profiles.values()))
-                for c in chosen
-                if c in self._tenants
-            }
 
-    def replace_clients(self, clients: dict[str, list[dict]]) -> None:
-        """Replace the profiles of each clientId named, atomically. A profile without a ProfileId
-        gets a fresh one; a ProfileId held elsewhere on the server, or an AlternateId twice in a
-        clientId, is a 409 and nothing changes."""
-        with self._lock:
-            taken = {
-                pid for c, tenant in self._tenants.items() if c not in clients for pid in tenant.profiles
-            }
-            next_id = max(
-                [
-                    self._next_id,
-                    *(p["ProfileId"] + 1 for ps in clients.values() for p in ps if p["ProfileId"]),
-                ]
+def _found(tenant: Tenant, ids: Iterable[int], keep: Matches, limit: int | None) -> list[dict]:
+    """The profiles of ``tenant`` among ``ids`` that ``keep`` keeps, by ProfileId; the scan stops
+    at ``limit`` + 1 of them."""
+    found = []
+    for count, profile_id in enumerate(ids, 1):
+        profile = unpack(tenant.profiles[profile_id])
+        if keep(profile):
+            found.append(profile)
+            if limit is not None and len(found) > limit:
+                break
+        if count % SCAN_STRIDE == 0:
+            time.sleep(0)  # let other requests run (gevent yields here; threads swap the GIL)
+    return sorted(found, key=lambda p: p["ProfileId"])
+
+
+def _every(tenant: Tenant) -> Iterator[dict]:
+    """Every profile of ``tenant``, by ProfileId, yielding to other requests as it goes."""
+    for count, profile_id in enumerate(sorted(tenant.profiles.keys()), 1):
+        yield unpack(tenant.profiles[profile_id])
+        if count % SCAN_STRIDE == 0:
+            time.sleep(0)
+
+
+def _first_repeated(values: Iterable[int]) -> int | None:
+    seen: set[int] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+def _held_among(tenant: Tenant, profile_ids: Iterable[int]) -> Iterator[int]:
+    """Those of ``profile_ids`` that ``tenant`` holds."""
+    return (profile_id for profile_id in profile_ids if profile_id in tenant.profiles)
+
+
+def _built(client_id: str, profiles: list[dict]) -> tuple[Tenant, list[dict]]:
+    """A new tenant of the numbered ``profiles``, and (copied) those still without a ProfileId;
+    409 for an AlternateId held twice."""
+    tenant, unnumbered = Tenant(client_id), []
+    for count, profile in enumerate(profiles, 1):
+        tenant.check_alternate_ids(profile)
+        if profile["ProfileId"]:
+            tenant = tenant.put(profile)
+        else:
+            unnumbered.append(dict(profile))
+            # Claim its AlternateIds now, so that a later profile of the import that repeats one is a 409.
+            tenant = replace(
+                tenant,
+                alternate_ids=tenant.alternate_ids.update({key: 0 for key in alternate_id_keys(profile)}),
             )
-            tenants = {}
-            for client_id, profiles in clients.items():
-                tenant = tenants[client_id] = Tenant(client_id)
-                for profile in copy.deepcopy(profiles):
-                    if not profile["ProfileId"]:
-                        profile["ProfileId"], next_id = next_id, next_id + 1
-                    if profile["ProfileId"] in taken:
-                        raise Conflict(f"ProfileId {profile['ProfileId']} is used twice.")
-                    taken.add(profile["ProfileId"])
-                    tenant.check_alternate_ids(profile)
-                    tenant.put(profile)
-            self._tenants.update(tenants)
-            self._next_id = next_id
-
-    def profiles(self, client_id: str) -> list[dict]:
-        """Every profile of ``client_id``, active or not, in creation order."""
-        with self._lock:
-            return copy.deepcopy(list(self._tenant(client_id).profiles.values()))
+        if count % SCAN_STRIDE == 0:
+            time.sleep(0)
+    return tenant, unnumbered
 
 
-def _let_go(dropped: dict[str, Tenant] | Tenant | None) -> None:
-    """Free dropped tenants a few entries at a time, yielding the GIL between batches, so the
-    server keeps answering (the reset's own response first) while a large store is freed."""
-    tenants = dropped.values() if isinstance(dropped, dict) else [dropped] if dropped else []
-    for tenant in tenants:
-        tables: list[dict] = [tenant.profiles, tenant.alternate_ids, *tenant.search.values()]
-        for table in tables:
-            while table:
-                for _ in range(min(len(table), 200)):
-                    table.popitem()
-                time.sleep(0)
+def _let_go(dropped: list[Tenant]) -> None:
+    """Free dropped tenants a thousand entries at a time, yielding between batches, so the server
+    keeps answering (the reset's own response first) while a large store is freed: dropped whole,
+    a tenant of a million profiles would be freed in one go, holding the interpreter meanwhile."""
+    while dropped:
+        tenant = dropped.pop()
+        tables = [tenant.profiles, tenant.alternate_ids, *tenant.search.values()]
+        del tenant  # from here, each table's only holder is ``tables``
+        while tables:
+            _shrink(tables.pop())
+
+
+def _shrink(table: Map) -> None:
+    """Empty ``table`` (held by no one else) a thousand keys at a time, nested maps first."""
+    while table:
+        with table.mutate() as shrinking:
+            removed = [shrinking.pop(key) for key in list(islice(table.keys(), 1000))]
+            table = shrinking.finish()
+        while removed:
+            value = removed.pop()
+            if isinstance(value, Map):
+                _shrink(value)
+        time.sleep(0)

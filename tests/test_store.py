@@ -15,10 +15,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from sandbox import store as store_module
 from sandbox.errors import BadRequest, Conflict, NotFound
 from sandbox.profiles import Account, Editor, new_profile, revise, set_active
 from sandbox.schemas import phone_digits
-from sandbox.store import SEARCH_INDEXES, MemoryStore, alternate_id_keys
+from sandbox.store import SEARCH_INDEXES, MemoryStore, alternate_id_keys, unpack
 
 
 def alternate_ids(*pairs: tuple[str, str]) -> list[dict]:
@@ -214,14 +215,15 @@ class IndexedStore(RuleBasedStateMachine):
         tenant = self.store._tenants.get("acme")
         if tenant is None:
             return
-        profiles = list(tenant.profiles.values())
-        assert tenant.alternate_ids == {key: p["ProfileId"] for p in profiles for key in alternate_id_keys(p)}
+        profiles = [unpack(stored) for stored in tenant.profiles.values()]
+        alternate_ids = {key: p["ProfileId"] for p in profiles for key in alternate_id_keys(p)}
+        assert dict(tenant.alternate_ids.items()) == alternate_ids
         for name, keys in SEARCH_INDEXES.items():
             expected: dict = {}
             for p in profiles:
                 for key in keys(p):
                     expected.setdefault(key, set()).add(p["ProfileId"])
-            assert tenant.search[name] == expected
+            assert {key: set(holders.keys()) for key, holders in tenant.search[name].items()} == expected
 
     @invariant()
     def lookups_agree_with_a_naive_scan(self):
@@ -253,3 +255,88 @@ class IndexedStore(RuleBasedStateMachine):
 
 IndexedStore.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
 test_indexes_stay_exact = IndexedStore.TestCase
+
+
+# --- nothing proportional to the number of profiles happens under the lock ------------------
+
+
+def counting(monkeypatch, store: MemoryStore) -> Counter:
+    """A counter of the profiles ``store`` encodes or decodes while its lock is held, from now on."""
+    under_lock: Counter = Counter()
+    for name in ("pack", "unpack"):
+        original = getattr(store_module, name)
+
+        def counted(value, original=original, name=name):
+            under_lock[name] += store._lock.locked()
+            return original(value)
+
+        monkeypatch.setattr(store_module, name, counted)
+    return under_lock
+
+
+def filled(count: int) -> MemoryStore:
+    """A store of ``count`` profiles of one clientId, all of one email address."""
+    store = MemoryStore()
+    for index in range(count):
+        document = {"AlternateIds": [{"AlternateIdType": "t", "AlternateId": str(index)}],
+                    "Emails": [{"EmailAddress": "all@example.com"}]}  # fmt: skip
+        store.create("acme", new_profile(document, EDITOR))
+    return store
+
+
+@pytest.fixture
+def crowded(monkeypatch) -> tuple[MemoryStore, Counter]:
+    """A store of 2,000 profiles, and what it visits under its lock from now on."""
+    store = filled(2000)
+    return store, counting(monkeypatch, store)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda store: store.scan("acme", lambda profile: False),
+        lambda store: store.scan("acme", lambda profile: True, limit=50),
+        lambda store: store.search("acme", "email", "all@example.com", limit=50),
+        lambda store: store.search("acme", "email", "all@example.com", matches=lambda profile: False),
+        lambda store: store.profiles("acme"),
+        lambda store: [list(profiles) for profiles in store.export().values()],
+        lambda store: store.reset(),
+        lambda store: store.reset("acme"),
+    ],
+    ids=["scan-none", "scan-all", "search-all", "search-none", "profiles", "export", "reset", "reset-one"],
+)
+def test_reads_and_resets_visit_no_profile_under_the_lock(crowded, read):
+    store, under_lock = crowded
+
+    read(store)
+
+    assert under_lock == Counter()
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda store: store.update("acme", 1, lambda profile: set_active(profile, False)),
+        lambda store: store.create("acme", new_profile({}, EDITOR)),
+        lambda store: store.delete("acme", 1),
+    ],
+    ids=["update", "create", "delete"],
+)
+def test_a_write_visits_as_much_under_the_lock_whatever_the_number_stored(monkeypatch, write):
+    alone, crowded = filled(1), filled(2000)
+    visited_alone = counting(monkeypatch, alone)
+    write(alone)
+    monkeypatch.undo()
+    visited_crowded = counting(monkeypatch, crowded)
+
+    write(crowded)
+
+    assert visited_crowded == visited_alone
+
+
+def test_a_search_stops_past_its_limit():
+    store = filled(2000)
+    read = []
+    store.scan("acme", lambda profile: read.append(profile) or True, limit=50)
+
+    assert len(read) == 51
