@@ -10,17 +10,21 @@ is the pipeline's business; this module knows nothing of HTTP.
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import math
 import threading
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from random import Random
 from typing import Protocol
 
-from .clock import timestamp
+from .clock import EARLIEST, timestamp
 from .control_schemas import AFTER_ONLY
 from .errors import NotFound
+from .settings import DEFAULTS
 
 
 class Headers(Protocol):
@@ -51,6 +55,12 @@ class Rule:
     matched: int = 0
     hits: int = 0
     expires: datetime | None = field(default=None)
+    number: int = 0  # the order of creation
+
+    @property
+    def client_id(self) -> str | None:
+        """The clientId the rule is scoped to (None: every client)."""
+        return self.spec["match"].get("clientId")
 
     @property
     def when(self) -> str:
@@ -132,60 +142,85 @@ def _delay_ms(delay: dict | None, rng: Random, cap_ms: int) -> float:
 
 
 class FaultRegistry:
-    """Every fault rule, in creation order."""
+    """Every fault rule, in creation order: the active ones indexed by their ``match.clientId``, and
+    the finished ones (spent or expired) kept for the listing, the last ``max_finished`` to finish."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, max_finished: int = DEFAULTS["MAX_FINISHED_FAULTS"]) -> None:
         self._lock = threading.Lock()
-        self._rules: dict[str, Rule] = {}
         self._next_id = 1
         self.seed = seed
+        self.max_finished = max_finished
+        self._empty()
+
+    def _empty(self) -> None:
+        self._rules: dict[str, Rule] = {}  # every rule kept, in creation order: what is listed
+        # The rules that may still fire, by their match.clientId (None: every client's), each in
+        # creation order; a request looks at its client's and the unscoped ones only. Ordered
+        # dicts, because a plain dict's iteration steps over the slots of every rule taken out.
+        self._active: dict[str | None, OrderedDict[str, Rule]] = {}
+        self._finished: OrderedDict[str, Rule] = OrderedDict()  # in the order they finished
+        # Heaps, so that finding the rules the clock has passed costs nothing per request:
+        # active rules by expiry, soonest first; and rules finished by expiry, latest expiry first,
+        # since a clock set back makes them active again, as their state has always said.
+        # Entries of rules that have moved since are skipped when they surface.
+        self._expiring: list[tuple[datetime, int, Rule]] = []
+        self._expired: list[tuple[int, int, datetime, Rule]] = []
 
     def add(self, spec: dict, now: datetime) -> dict:
         """Add a validated rule; its random choices follow its ``seed`` (default: from the sandbox's)."""
         with self._lock:
-            rule_id = f"f{self._next_id}"
+            rule_id, number = f"f{self._next_id}", self._next_id
             self._next_id += 1
             expires = spec.get("expiresAt") or (
                 now + timedelta(milliseconds=spec["ttl"]) if "ttl" in spec else None
             )
             seed = spec.get("seed", f"{self.seed}:{rule_id}")
-            rule = Rule(rule_id, spec, Random(seed), expires=expires)
+            rule = Rule(rule_id, spec, Random(seed), expires=expires, number=number)
             report = rule.report(now)  # before storing it: a rule that cannot be reported is not kept
             self._rules[rule_id] = rule
+            self._active.setdefault(rule.client_id, OrderedDict())[rule_id] = rule
+            if expires is not None:
+                heapq.heappush(self._expiring, (expires, number, rule))
+            self._settle(now)
             return report
 
     def reports(self, now: datetime, client_id: str | None = None) -> list[dict]:
-        """Every rule (or those scoped to ``client_id``), reported."""
+        """Every rule kept (or those scoped to ``client_id``), reported."""
         with self._lock:
+            self._settle(now)
             return [rule.report(now) for rule in self._scoped(client_id)]
 
     def report(self, rule_id: str, now: datetime) -> dict:
         """One rule, reported; 404 if unknown."""
         with self._lock:
+            self._settle(now)
             return self._get(rule_id).report(now)
 
     def delete(self, rule_id: str) -> None:
         """Remove one rule; 404 if unknown."""
         with self._lock:
-            del self._rules[self._get(rule_id).id]
+            self._remove(self._get(rule_id))
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Remove every rule, or those scoped to ``client_id``; a full reset restarts the ids and
         takes ``seed``, if given, as the seed of the rules to come."""
         with self._lock:
-            for rule in list(self._scoped(client_id)):
-                del self._rules[rule.id]
             if client_id is None:
+                self._empty()
                 self._next_id = 1
                 self.seed = self.seed if seed is None else seed
+                return
+            for rule in self._scoped(client_id):
+                self._remove(rule)
 
     def fire(self, facts: RequestFacts, now: datetime, cap_ms: int) -> Firing | None:
         """The first live rule that fires on ``facts``: its counters updated, and every random
         choice it makes for this request drawn now, under the lock, so a seeded rule repeats
         itself even under concurrency. None if no rule fires."""
         with self._lock:
-            for rule in self._rules.values():
-                if rule.state(now) != "active" or not rule.accepts(facts):
+            self._settle(now)
+            for rule in self._candidates(facts.client_id):
+                if not rule.accepts(facts):
                     continue
                 rule.matched += 1
                 if rule.matched <= rule.spec["skip"]:
@@ -193,22 +228,86 @@ class FaultRegistry:
                 if "probability" in rule.spec and rule.rng.random() >= rule.spec["probability"]:
                     continue
                 rule.hits += 1
-                return Firing(
+                firing = Firing(
                     rule.id, rule.when, rule.spec, rule.hits, rule.remaining(),
                     delay=_delay_ms(rule.spec.get("delay"), rule.rng, cap_ms) / 1000,
                     noise=rule.rng.randbytes(64),
                 )  # fmt: skip
+                if firing.remaining == 0:
+                    self._finish(rule)
+                return firing
             return None
 
-    def _scoped(self, client_id: str | None) -> Iterable[Rule]:
-        return [
-            r
-            for r in self._rules.values()
-            if client_id is None or r.spec["match"].get("clientId") == client_id
-        ]
+    def _candidates(self, client_id: str | None) -> Iterator[Rule]:
+        """The active rules a request of ``client_id`` may match, in creation order. Lazy: the
+        caller stops at the rule that fires, and only then may that rule leave its list."""
+        unscoped = self._active.get(None)
+        scoped = self._active.get(client_id) if client_id is not None else None
+        if not scoped or not unscoped:
+            return iter((scoped or unscoped or {}).values())
+        return heapq.merge(unscoped.values(), scoped.values(), key=attrgetter("number"))
+
+    def _settle(self, now: datetime) -> None:
+        """Move the rules whose expiry ``now`` has reached out of the active ones, and back those
+        whose expiry it has not (the clock was set back), each once: no scan of the rules."""
+        while self._expiring and self._expiring[0][0] <= now:
+            expires, number, rule = heapq.heappop(self._expiring)
+            if self._is_active(rule):
+                self._finish(rule)
+                heapq.heappush(self._expired, (-_micros(expires), number, expires, rule))
+        revived: list[Rule] = []
+        while self._expired and -self._expired[0][0] > _micros(now):
+            _, number, expires, rule = heapq.heappop(self._expired)
+            if self._finished.get(rule.id) is rule:
+                del self._finished[rule.id]
+                heapq.heappush(self._expiring, (expires, number, rule))
+                revived.append(rule)
+        for client_id in {rule.client_id for rule in revived}:
+            # Back in its place in creation order; only a clock set back pays for this sort.
+            active = self._active.setdefault(client_id, OrderedDict())
+            active.update((rule.id, rule) for rule in revived if rule.client_id == client_id)
+            self._active[client_id] = OrderedDict(sorted(active.items(), key=lambda item: item[1].number))
+        # Entries of rules spent, deleted or dropped before they surfaced: forgotten once they
+        # outnumber the rules kept, so that the heaps follow the rules kept, not every rule added.
+        if len(self._expiring) + len(self._expired) > 2 * len(self._rules) + 64:
+            self._expiring = [entry for entry in self._expiring if self._is_active(entry[2])]
+            self._expired = [entry for entry in self._expired if self._finished.get(entry[3].id) is entry[3]]
+            heapq.heapify(self._expiring)
+            heapq.heapify(self._expired)
+
+    def _is_active(self, rule: Rule) -> bool:
+        active = self._active.get(rule.client_id)
+        return active is not None and active.get(rule.id) is rule
+
+    def _finish(self, rule: Rule) -> None:
+        """Take a spent or expired rule out of the active ones; drop the oldest finished past the bound."""
+        self._take_out_of_active(rule)
+        self._finished[rule.id] = rule
+        while len(self._finished) > self.max_finished:
+            dropped, _ = self._finished.popitem(last=False)
+            del self._rules[dropped]
+
+    def _take_out_of_active(self, rule: Rule) -> None:
+        active = self._active[rule.client_id]
+        del active[rule.id]
+        if not active:  # so that clientIds come and go without leaving a list each behind
+            del self._active[rule.client_id]
+
+    def _remove(self, rule: Rule) -> None:
+        del self._rules[rule.id]
+        if self._finished.pop(rule.id, None) is None:
+            self._take_out_of_active(rule)
+
+    def _scoped(self, client_id: str | None) -> list[Rule]:
+        return [r for r in self._rules.values() if client_id is None or r.client_id == client_id]
 
     def _get(self, rule_id: str) -> Rule:
         try:
             return self._rules[rule_id]
         except KeyError:
             raise NotFound(f"No fault rule '{rule_id}' exists.") from None
+
+
+def _micros(moment: datetime) -> int:
+    """``moment`` in whole microseconds since 1970: an exact heap key, where a float is not."""
+    return (moment - EARLIEST) // timedelta(microseconds=1)

@@ -52,7 +52,7 @@ class Parts:
             clock=Clock(),
             accounts=Accounts(config["ACCOUNTS"]),
             store=MemoryStore(),
-            faults=FaultRegistry(config["SEED"]),
+            faults=FaultRegistry(config["SEED"], config["MAX_FINISHED_FAULTS"]),
             journal=Journal(config["MAX_JOURNAL_ENTRIES"], config["MAX_JOURNAL_BYTES"]),
             history=History(config["MAX_HISTORY_ENTRIES"]),
             authority=Authority(

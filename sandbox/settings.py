@@ -28,6 +28,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "CONTROL_TOKEN": (None, "bearer token every control call but health must carry"),
     "MAX_DELAY_MS": (10_000, "cap on every injected delay, dribble and hang, in milliseconds"),
     "MAX_JOURNAL_ENTRIES": (1000, "journal size; the oldest entries are dropped first"),
+    "MAX_FINISHED_FAULTS": (
+        1000,
+        "spent and expired fault rules kept for the listing; those that finished first are dropped first",
+    ),
     "MAX_HISTORY_ENTRIES": (
         1000,
         "preference history kept per profile; the oldest changes are dropped first",
@@ -62,6 +66,7 @@ POSITIVE_INTEGERS = (
     "MAX_MODEL_ERRORS",
     "MAX_DELAY_MS",
     "MAX_JOURNAL_ENTRIES",
+    "MAX_FINISHED_FAULTS",
     "MAX_JOURNAL_BYTES",
     "MAX_JOURNAL_ITEMS",
     "MAX_HISTORY_ENTRIES",

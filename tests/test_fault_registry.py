@@ -1,4 +1,4 @@
-"""The fault registry without HTTP: matching, order, skip, times, odds, expiry, reset, delays, threads."""
+"""The fault registry without HTTP: matching, order, lifetimes, odds, the bound, reset, delays, threads."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from werkzeug.datastructures import Headers
 
 from sandbox.control_schemas import RULE
 from sandbox.errors import NotFound
-from sandbox.faults import FaultRegistry, Firing, RequestFacts
+from sandbox.faults import FaultRegistry, Firing, RequestFacts, Rule
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CAP_MS = 10_000
@@ -415,6 +415,118 @@ def test_an_unknown_rule_is_not_found(action):
 
     assert (raised.value.status, raised.value.message) == (404, "No fault rule 'f1' exists.")
     assert registry.reports(NOW) == []
+
+
+def test_the_order_of_creation_holds_across_scoped_and_unscoped_rules():
+    registry = registry_with(
+        {"match": {"clientId": "acme"}, "skip": 1, "times": 1, **ERROR},
+        {"skip": 1, **ERROR},
+        {"match": {"clientId": "beta"}, **ERROR},
+        {"match": {"clientId": "acme"}, **ERROR},
+    )
+
+    assert fired_ids(registry, 3) == ["f4", "f1", "f2"]
+    assert fire(registry, facts(client_id="beta")).rule_id == "f2"
+    assert [(r["id"], r["matched"], r["hits"], r["state"]) for r in registry.reports(NOW)] == [
+        ("f1", 2, 1, "spent"),
+        ("f2", 3, 2, "active"),
+        ("f3", 0, 0, "active"),
+        ("f4", 1, 1, "active"),
+    ]
+
+
+def test_an_expired_rule_fires_again_in_its_place_when_the_clock_is_set_back():
+    registry = registry_with({"ttl": 1000, **ERROR}, ERROR)
+    later = NOW + timedelta(seconds=1)
+
+    assert fire(registry, now=later).rule_id == "f2"
+    assert counters(registry, now=later) == (0, 0, None, "expired")
+    assert fire(registry, now=NOW).rule_id == "f1"
+    assert fire(registry, now=later).rule_id == "f2"
+    assert counters(registry, now=NOW) == (1, 1, None, "active")
+
+
+def test_the_finished_rules_kept_are_bounded_and_the_first_finished_are_dropped_first():
+    registry = FaultRegistry(0, max_finished=3)
+    for spec in (
+        {"match": {"method": "GET"}, **ERROR},
+        *({"match": {"headers": {"X-Case": str(case)}}, "times": 1, **ERROR} for case in range(1, 5)),
+        {"match": {"method": "GET"}, "ttl": 1000, **ERROR},
+    ):
+        registry.add(RULE.load(spec), NOW)
+
+    for case in (3, 1, 4, 2):  # f4, f2, f5 and f3 are spent, in that order
+        assert fire(registry, facts(headers=Headers({"X-Case": str(case)}))) is not None
+    listed = [(r["id"], r["state"]) for r in registry.reports(NOW)]
+    expired = [(r["id"], r["state"]) for r in registry.reports(NOW + timedelta(seconds=1))]
+
+    assert listed == [("f1", "active"), ("f2", "spent"), ("f3", "spent"), ("f5", "spent"), ("f6", "active")]
+    assert expired == [("f1", "active"), ("f3", "spent"), ("f5", "spent"), ("f6", "expired")]
+    with pytest.raises(NotFound):
+        registry.report("f4", NOW)
+    assert fire(registry, facts(method="GET")).rule_id == "f1"
+
+
+def test_finished_rules_can_be_deleted_and_reset_like_active_ones():
+    registry = registry_with(
+        {"times": 1, **ERROR}, {"match": {"clientId": "beta"}, "times": 1, **ERROR}, {"ttl": 1, **ERROR}
+    )
+    later = NOW + timedelta(seconds=1)
+    fire(registry)
+    fire(registry, facts(client_id="beta"))
+
+    registry.delete("f1")
+    registry.reset("beta")
+
+    assert [(r["id"], r["state"]) for r in registry.reports(later)] == [("f3", "expired")]
+    assert fire(registry, now=later) is None
+
+
+def rules_examined(registry: FaultRegistry, monkeypatch: pytest.MonkeyPatch, now: datetime) -> tuple:
+    """The rule that fires on one acme request, and how many rules the registry looked at to find
+    it: every rule any attribute of which is read, whatever the registry reads it for."""
+    seen: set[str] = set()
+
+    def spy(rule: Rule, name: str) -> object:
+        seen.add(object.__getattribute__(rule, "id"))
+        return object.__getattribute__(rule, name)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Rule, "__getattribute__", spy)
+        firing = fire(registry, now=now)
+    return firing.spec["respond"] if firing else None, len(seen)
+
+
+def test_a_request_examines_no_spent_expired_or_other_clients_rule(monkeypatch):
+    later = NOW + timedelta(seconds=1)
+    own = (
+        {"match": {"method": "GET"}, "respond": {"status": 500}},
+        {"match": {"clientId": "acme"}, "skip": 1, "respond": {"status": 429}},
+    )
+    alone, crowded = FaultRegistry(0), FaultRegistry(0, max_finished=10_000)
+    # 10,000 rules that cannot fire on an acme request: spent, expired or another client's, each
+    # kind both scoped to acme and not.
+    for index in range(2000):
+        crowded.add(
+            RULE.load({"times": 1, **({"match": {"clientId": "acme"}} if index % 2 else {}), **ERROR}), NOW
+        )
+        assert fire(crowded) is not None
+    for index in range(2000):
+        scope = {"match": {"clientId": "acme"}} if index % 2 else {}
+        crowded.add(RULE.load({"ttl": 1000, **scope, **ERROR}), NOW)
+    for index in range(6000):
+        crowded.add(RULE.load({"match": {"clientId": f"other-{index}"}, **ERROR}), NOW)
+    for registry in (alone, crowded):
+        for spec in own:
+            registry.add(RULE.load(spec), NOW)
+        fire(registry, now=later)  # the first request after the expiry moves the expired rules out, once
+
+    assert rules_examined(crowded, monkeypatch, later) == rules_examined(alone, monkeypatch, later)
+    assert rules_examined(alone, monkeypatch, later) == ({"status": 429}, 2)
+    assert len(crowded.reports(later)) == 10_002  # the finished rules are still listed
+
+
+# --- delays, noise and the firing -------------------------------------------------------------
 
 
 # --- delays, noise and the firing -------------------------------------------------------------

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+import requests
 from helpers import Served, auth, minimal_profile, post_json, xml_of
 
 from sandbox.control_client import ControlClient, ControlError
@@ -275,3 +276,17 @@ def test_bad_rules_are_400_naming_the_problem(control, rule, path, message):
         assert model_state[path] == message
     elif message:
         assert model_state[path] == [message]
+
+
+def test_the_finished_rules_listed_are_bounded_by_the_setting():
+    with Served({"MAX_FINISHED_FAULTS": 2}) as served:
+        control = ControlClient(served.url)
+        added = [
+            control.add_fault(match={"clientId": "acme"}, respond={"status": 503}, times=1)["id"]
+            for _ in range(3)
+        ]
+        for _ in added:
+            requests.get(f"{served.url}/acme/Profile/1", headers=auth(), timeout=10)
+        listed = [rule["id"] for rule in control.faults()]
+
+    assert listed == added[1:]  # the first to finish is dropped
