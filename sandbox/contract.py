@@ -83,7 +83,8 @@ class Contract:
     """What an endpoint promises. ``errors`` maps each error status to what it means here;
     ``query`` may also be a marshmallow
     schema whose fields are the parameters. An endpoint not ``guarded`` answers without the
-    plane's credentials; a ``secret_body`` is never kept by the journal."""
+    plane's credentials; a ``secret_body`` is never kept by the journal. ``body_limit`` names the
+    setting that bounds its request body, where it is not SANDBOX_MAX_CONTENT_LENGTH."""
 
     plane: str
     summary: str
@@ -93,6 +94,7 @@ class Contract:
     query: tuple[Query, ...] | type[Schema] = ()
     guarded: bool = True
     secret_body: bool = False
+    body_limit: str = "MAX_CONTENT_LENGTH"
 
     def __post_init__(self) -> None:
         if self.plane not in PLANES:

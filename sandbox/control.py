@@ -247,8 +247,13 @@ def export_state() -> Response:
 @control(
     "Import profiles and account configurations",
     {200: Answer("How many profiles each client now has; the accounts configured.", payloads.ImportReport)},
-    errors={**CHANGES, 409: "A ProfileId or an AlternateId used twice; nothing changed."},
+    errors={
+        **CHANGES,
+        409: "A ProfileId or an AlternateId used twice; nothing changed.",
+        413: "The document is larger than SANDBOX_MAX_IMPORT_BYTES.",
+    },
     body=Body(payloads.StateSchema, JSON_ONLY),
+    body_limit="MAX_IMPORT_BYTES",
 )
 def import_state() -> Response:
     """Replace the profiles of each client in a state document, and configure each account it

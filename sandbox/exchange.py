@@ -138,7 +138,7 @@ def _vendor_error(error: HTTPException) -> errors.VendorError:
             headers=allow,
         )
     if error.code == 413:
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        limit = request.max_content_length
         return errors.PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     return errors.VendorError(error.description, status=error.code)
 

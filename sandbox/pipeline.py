@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -55,9 +55,16 @@ def install(app: Flask) -> None:
         for rule in app.url_map.iter_rules()
         if (found := contract_of(app.view_functions[rule.endpoint])) is not None and found.secret_body
     )
+    # A body's limit by path too: the middleware that reads a chunked body runs before routing.
+    limits = {
+        rule.rule: app.config[found.body_limit]
+        for rule in app.url_map.iter_rules()
+        if (found := contract_of(app.view_functions[rule.endpoint])) is not None
+        and found.body_limit != "MAX_CONTENT_LENGTH"
+    }
     app.before_request(_before)
     app.after_request(_after)
-    measured = ChunkedLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
+    measured = ChunkedLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"], limits)
     app.wsgi_app = ConnectionFaults(measured, app.config["MAX_DELAY_MS"])  # type: ignore[method-assign]
 
 
@@ -69,6 +76,8 @@ def _before() -> Response | None:
     record.operation = operation_name(request.endpoint)
     record.client_id = (request.view_args or {}).get("client_id")
     record.control = is_control(request.path)
+    if record.contract is not None:
+        request.max_content_length = current_app.config[record.contract.body_limit]
     if record.control:
         return None
     stand_in = _fire_before(record)
@@ -177,19 +186,22 @@ def _reason(status: int) -> str | None:
 
 
 class ChunkedLimit:
-    """WSGI middleware: a chunked body (no declared length) is read up to one byte past ``limit``
-    (SANDBOX_MAX_CONTENT_LENGTH); one over it is answered 413 when read, as a declared one is.
-    Without it, werkzeug's stream stops quietly at the limit, and a cut body would be parsed."""
+    """WSGI middleware: a chunked body (no declared length) is read up to one byte past its limit
+    (``limits`` by path, else ``limit``: SANDBOX_MAX_CONTENT_LENGTH); one over it is answered 413
+    when read, as a declared one is. Without it, werkzeug's stream stops quietly at the limit,
+    and a cut body would be parsed."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, limits: Mapping[str, int]) -> None:
         self.app = app
         self.limit = limit
+        self.limits = limits
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if chunked and not environ.get("CONTENT_LENGTH"):
-            body = read_at_most(environ["wsgi.input"], self.limit + 1)
-            environ["wsgi.input"] = io.BytesIO(body) if len(body) <= self.limit else _TooLarge()
+            limit = self.limits.get(environ.get("PATH_INFO", ""), self.limit)
+            body = read_at_most(environ["wsgi.input"], limit + 1)
+            environ["wsgi.input"] = io.BytesIO(body) if len(body) <= limit else _TooLarge()
         return self.app(environ, start_response)
 
 

@@ -9,6 +9,10 @@ from typing import Any
 # Each is read from a SANDBOX_* environment variable, parsed as JSON where it parses.
 SETTINGS: dict[str, tuple[Any, str]] = {
     "MAX_CONTENT_LENGTH": (1024 * 1024, "largest request body in bytes; larger gets 413"),
+    "MAX_IMPORT_BYTES": (
+        256 * 1024 * 1024,
+        "largest state document POST /_sandbox/state takes, in bytes; larger gets 413",
+    ),
     "MAX_NESTING_DEPTH": (32, "deepest JSON or XML nesting; deeper gets 400 before anything is expanded"),
     "MAX_WARNINGS": (20, "most X-Sandbox-Warning headers on one response; a last one counts the rest"),
     "MAX_MODEL_ERRORS": (
@@ -60,6 +64,7 @@ DEFAULTS: dict[str, Any] = {key: default for key, (default, _) in SETTINGS.items
 TEN_YEARS = 10 * 365 * 86_400  # seconds
 POSITIVE_INTEGERS = (
     "MAX_CONTENT_LENGTH",
+    "MAX_IMPORT_BYTES",
     "MAX_NESTING_DEPTH",
     "MAX_WARNINGS",
     "MAX_SEARCH_RESULTS",

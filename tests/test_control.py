@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from helpers import FIXTURES, Served, auth, fixture_json, minimal_profile, post_json, send
+from helpers import FIXTURES, JSON, Served, auth, fixture_json, minimal_profile, post_json, send
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -462,3 +462,45 @@ def test_advancing_the_clock_beyond_its_range_is_a_clear_400(control, seconds):
     assert refused.value.status == 400
     assert "int too large" not in str(refused.value.body)
     assert control.clock()["now"] < "9000"
+
+
+def test_an_export_larger_than_the_body_limit_imports_back():
+    with Served({"MAX_CONTENT_LENGTH": 4096, "MAX_IMPORT_BYTES": 1024 * 1024}) as served:
+        control = ControlClient(served.url)
+        for index in range(30):
+            created = post_json(f"{served.url}/acme/Profile", minimal_profile(CustomerType=f"type {index}"))
+            assert created.status_code == 201
+        exported = requests.get(f"{served.url}/_sandbox/state", timeout=10)
+        control.reset()
+        imported = requests.post(
+            f"{served.url}/_sandbox/state", data=exported.content, headers={"Content-Type": JSON}, timeout=10
+        )
+        chunked = requests.post(
+            f"{served.url}/_sandbox/state",
+            data=(exported.content[start : start + 1000] for start in range(0, len(exported.content), 1000)),
+            headers={"Content-Type": JSON},
+            timeout=10,
+        )
+        again = control.export_state()
+
+    assert len(exported.content) > 4096
+    assert exported.headers.get("Transfer-Encoding") == "chunked"  # streamed, not built whole
+    assert (imported.status_code, chunked.status_code) == (200, 200)
+    assert again == exported.json()
+
+
+def test_a_state_document_over_its_own_limit_is_413_and_changes_nothing():
+    with Served({"MAX_IMPORT_BYTES": 2048}) as served:
+        document = {"clients": {"acme": [minimal_profile(CustomerType="x" * 3000)]}, "accounts": {}}
+        declared = requests.post(f"{served.url}/_sandbox/state", json=document, timeout=10)
+        chunked = requests.post(
+            f"{served.url}/_sandbox/state",
+            data=iter([json.dumps(document).encode()]),
+            headers={"Content-Type": JSON},
+            timeout=10,
+        )
+        state = ControlClient(served.url).export_state()
+
+    assert (declared.status_code, chunked.status_code) == (413, 413)
+    assert declared.json() == {"Message": "The request body is larger than the limit of 2048 bytes."}
+    assert state == {"clients": {}, "accounts": {}}
