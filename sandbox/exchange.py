@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 from marshmallow import Schema
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from . import errors, formats
 from .contract import route_path
@@ -137,6 +137,8 @@ def _vendor_error(error: HTTPException) -> errors.VendorError:
             f"The requested resource does not support http method '{request.method}'.",
             headers=allow,
         )
+    if isinstance(error, ClientDisconnected):
+        return errors.BadRequest(model_state={"body": ["The body ended before its declared length."]})
     if error.code == 413:
         limit = request.max_content_length
         return errors.PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")

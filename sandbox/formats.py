@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,22 +93,28 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
     """A JSON document from UTF-8 bytes; any fault of the client's (syntax, encoding, nesting,
     a number too long to convert) is a 400 under ``body``."""
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(raw.decode("utf-8"), parse_constant=reject_constant)
     except UnicodeDecodeError as error:
         raise invalid("body", f"The body is not valid UTF-8: {error.reason}.") from None
     except RecursionError:
-        raise _too_deep(max_depth) from None
-    except ValueError as error:  # JSONDecodeError, and integers beyond Python's digit limit
+        raise too_deep(max_depth) from None
+    except json.JSONDecodeError as error:
         raise invalid("body", f"The body is not valid JSON: {error}.") from None
-    _check_json(data, max_depth)
+    except ValueError:  # an integer beyond Python's digit limit
+        raise invalid(
+            "body", f"The body holds a number of more than {sys.get_int_max_str_digits()} digits."
+        ) from None
+    check_json(data, max_depth)
     return data
 
 
-def _reject_constant(name: str) -> None:
+def reject_constant(name: str) -> None:
+    """Refuse NaN and Infinity, which json reads and JSON does not have."""
     raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
 
 
-def _too_deep(max_depth: int) -> BadRequest:
+def too_deep(max_depth: int) -> BadRequest:
+    """The 400 of a document nested deeper than ``max_depth``."""
     return invalid("body", f"The body is nested more than {max_depth} levels deep.")
 
 
@@ -115,7 +122,7 @@ def _too_deep(max_depth: int) -> BadRequest:
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _check_json(data: Any, max_depth: int) -> None:
+def check_json(data: Any, max_depth: int) -> None:
     """400 for a document nested deeper than ``max_depth``, or holding a lone surrogate
     (``"\\ud800"``): .NET would carry one in a string, but no UTF-8 answer can, so the sandbox
     refuses it rather than store what it could never give back."""
@@ -123,7 +130,7 @@ def _check_json(data: Any, max_depth: int) -> None:
     while stack:
         value, depth = stack.pop()
         if depth > max_depth:
-            raise _too_deep(max_depth)
+            raise too_deep(max_depth)
         if isinstance(value, str) and LONE_SURROGATE.search(value):
             raise invalid(
                 "body", "The body holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which is not text."
@@ -214,12 +221,12 @@ def _ignored(path: str, read_only: bool = False) -> str:
 def _read_xml(raw: bytes, schema: Schema, root: str, max_depth: int) -> Body:
     try:
         element = fromstring(raw, forbid_dtd=True)
-    except DefusedXmlException as error:
-        raise invalid("body", f"DTDs and entity declarations are not allowed: {error}.") from None
+    except DefusedXmlException:
+        raise invalid("body", "DTDs and entity declarations are not allowed.") from None
     except (ParseError, ValueError, LookupError) as error:  # LookupError: an unknown encoding
         raise invalid("body", f"The body is not well-formed XML: {error}.") from None
     if _xml_depth(element) > max_depth:
-        raise _too_deep(max_depth)
+        raise too_deep(max_depth)
     expected = _namespace(schema)
     if element.tag != f"{{{expected}}}{root}":
         namespace, _, name = element.tag.lstrip("{").rpartition("}")

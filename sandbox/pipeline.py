@@ -21,7 +21,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from . import connection, exchange, parts, schemas
 from .clock import timestamp
@@ -71,6 +71,7 @@ def install(app: Flask) -> None:
 def _before() -> Response | None:
     record = current_record()
     schemas.error_limit.set(current_app.config["MAX_MODEL_ERRORS"])
+    schemas.entry_limit.set(current_app.config["MAX_ENTRIES"])
     view = current_app.view_functions.get(request.endpoint or "")
     record.contract = contract_of(view)
     record.operation = operation_name(request.endpoint)
@@ -122,11 +123,17 @@ def _as_iis_writes_it(response: Response) -> None:
 def _told(warnings: list[str]) -> list[str]:
     """The warnings as the client is told them, one header each, and as the journal keeps them:
     escaped (they may hold a client's field names: newlines, non-ASCII, lone surrogates) and capped."""
-    limit = current_app.config["MAX_WARNINGS"]
-    told = [warning.encode("unicode_escape").decode("ascii") for warning in warnings[:limit]]
+    limit, length = current_app.config["MAX_WARNINGS"], current_app.config["MAX_WARNING_CHARS"]
+    told = [_cut(warning.encode("unicode_escape").decode("ascii"), length) for warning in warnings[:limit]]
     if len(warnings) > limit:
         told.append(f"and {len(warnings) - limit} more")
     return told
+
+
+def _cut(line: str, length: int) -> str:
+    """``line``, or its first ``length`` characters and "...": a header line of a megabyte (a
+    client's field name) fails most clients, after the write it tells of has landed."""
+    return line if len(line) <= length else line[:length] + "..."
 
 
 # --- faults ---------------------------------------------------------------------------------
@@ -200,19 +207,29 @@ class ChunkedLimit:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if chunked and not environ.get("CONTENT_LENGTH"):
             limit = self.limits.get(environ.get("PATH_INFO", ""), self.limit)
-            body = read_at_most(environ["wsgi.input"], limit + 1)
-            environ["wsgi.input"] = io.BytesIO(body) if len(body) <= limit else _TooLarge()
+            try:
+                body = read_at_most(environ["wsgi.input"], limit + 1)
+            except (OSError, ValueError):  # a broken chunk, or the client gone mid-body
+                environ["wsgi.input"] = _Refused(ClientDisconnected)
+            else:
+                environ["wsgi.input"] = (
+                    io.BytesIO(body) if len(body) <= limit else _Refused(RequestEntityTooLarge)
+                )
         return self.app(environ, start_response)
 
 
-class _TooLarge(io.RawIOBase):
-    """The body of a chunked request over the limit: reading it answers 413."""
+class _Refused(io.RawIOBase):
+    """The body of a chunked request that cannot be read whole: reading it raises ``error``
+    (413 for one over the limit, 400 for one cut short), which the application answers."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        self.error = error
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        raise RequestEntityTooLarge()
+        raise self.error()
 
 
 def read_at_most(stream: Any, wanted: int) -> bytes:
@@ -313,6 +330,8 @@ def _kept_body() -> str:
         return request.get_data(cache=True).decode("utf-8", "replace")
     except RequestEntityTooLarge:
         return "[larger than SANDBOX_MAX_CONTENT_LENGTH]"
+    except ClientDisconnected:
+        return "[ended before its declared length]"
 
 
 def _log_line(record: RequestRecord, response: Response) -> None:

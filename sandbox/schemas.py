@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, ClassVar
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, utils, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from .errors import BadRequest
 
@@ -152,6 +152,10 @@ def phone_digits(number: str | None) -> str:
 # How many ModelState errors one load may find before it stops (SANDBOX_MAX_MODEL_ERRORS, set for
 # each request): ASP.NET Core stops at 200, so a megabyte of empty entries costs what 200 do.
 error_limit: ContextVar[int] = ContextVar("error_limit", default=200)
+# How many entries one collection may hold (SANDBOX_MAX_ENTRIES, set for each request): the
+# sandbox's own bound, not the vendor's, so that a megabyte of "{}" entries is not stored, answered
+# and rendered in XML at forty times its size.
+entry_limit: ContextVar[int] = ContextVar("entry_limit", default=1000)
 
 
 @dataclass
@@ -166,11 +170,17 @@ _budget: ContextVar[_Budget | None] = ContextVar("_budget", default=None)
 
 
 class Items(fields.List):
-    """A list that stops reading once its load has found as many errors as it may (error_limit)."""
+    """A list of at most ``entry_limit`` entries, that stops reading once its load has found as
+    many errors as it may (``error_limit``)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list:
-        if not utils.is_collection(value):
+        if not isinstance(value, list):  # what JSON and XML are read into
             raise self.make_error("invalid")
+        if len(value) > (most := entry_limit.get()):
+            raise ValidationError(
+                f"The sandbox keeps at most {most} entries in one collection (SANDBOX_MAX_ENTRIES); "
+                f"this one has {len(value)}."
+            )
         budget = _budget.get()
         result: list = []
         errors: dict[int, Any] = {}
@@ -700,7 +710,8 @@ class ImportedProfile(CreateUserProfile):
 
     read_only = ()
 
-    ProfileId = fields.Integer(strict=True, validate=validate.Range(min=1))
+    # At most a .NET long (inferred): the sandbox keeps ProfileIds as 64-bit integers.
+    ProfileId = fields.Integer(strict=True, validate=validate.Range(min=1, max=2**63 - 1))
     Edited = fields.Nested(EditInfo, allow_none=True)
     Consents = collection(ImportedConsent, "CustomerConsent")
     ReasonCode = Text(max_length=256)

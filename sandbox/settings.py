@@ -15,6 +15,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     ),
     "MAX_NESTING_DEPTH": (32, "deepest JSON or XML nesting; deeper gets 400 before anything is expanded"),
     "MAX_WARNINGS": (20, "most X-Sandbox-Warning headers on one response; a last one counts the rest"),
+    "MAX_WARNING_CHARS": (500, "longest X-Sandbox-Warning line; a longer one is cut and ends in ..."),
+    "MAX_ENTRIES": (1000, "most entries one collection of a body may hold; more gets 400"),
     "MAX_MODEL_ERRORS": (
         200,
         "errors one body may earn before validation stops (ASP.NET Core's default); a last one says so",
@@ -69,6 +71,8 @@ POSITIVE_INTEGERS = (
     "MAX_WARNINGS",
     "MAX_SEARCH_RESULTS",
     "MAX_MODEL_ERRORS",
+    "MAX_ENTRIES",
+    "MAX_WARNING_CHARS",
     "MAX_DELAY_MS",
     "MAX_JOURNAL_ENTRIES",
     "MAX_FINISHED_FAULTS",

@@ -504,3 +504,15 @@ def test_a_state_document_over_its_own_limit_is_413_and_changes_nothing():
     assert (declared.status_code, chunked.status_code) == (413, 413)
     assert declared.json() == {"Message": "The request body is larger than the limit of 2048 bytes."}
     assert state == {"clients": {}, "accounts": {}}
+
+
+def test_an_imported_profile_id_beyond_a_long_is_400_and_changes_nothing():
+    with Served() as served:
+        response = requests.post(
+            f"{served.url}/_sandbox/state", json={"clients": {"acme": [{"ProfileId": 2**63}]}}, timeout=10
+        )
+        state = ControlClient(served.url).export_state()
+
+    assert response.status_code == 400
+    assert list(response.json()["ModelState"]) == ["clients.acme[0].ProfileId"]
+    assert state == {"clients": {}, "accounts": {}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from xml.sax.saxutils import escape
@@ -13,6 +14,7 @@ from helpers import (
     JSON,
     XML,
     Served,
+    auth,
     fixture_bytes,
     fixture_json,
     minimal_profile,
@@ -25,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox import schemas
+from sandbox.control_client import ControlClient
 from sandbox.errors import BadRequest
 
 NS = "http://schemas.datacontract.org/2004/07/ProfileServices.REST.Models"
@@ -301,6 +304,17 @@ def test_warnings_are_capped():
     ]
 
 
+def test_a_long_warning_is_cut_in_the_header_and_in_the_journal():
+    with Served({"MAX_WARNING_CHARS": 40, "AUTH_MODE": "off"}) as served:
+        response = post_json(f"{served.url}/acme/Profile", minimal_profile(**{"k" * 200_000: 1}))
+        [entry] = ControlClient(served.url).requests()
+
+    cut = "ignored unknown field '" + "k" * 17 + "..."
+    assert response.status_code == 201
+    assert response.raw.headers.getlist("X-Sandbox-Warning") == [cut]
+    assert entry["warnings"] == [cut]
+
+
 # --- hostile and broken bodies --------------------------------------------------------------
 
 BILLION_LAUGHS = (
@@ -334,10 +348,10 @@ EXTERNAL_ENTITY = (
         (b"not xml at all", XML, "The body is not well-formed XML"),
         (xml_profile("<CustomerType>?</CustomerType>").replace(b"?", b"\xff"), XML, "The body is not well-formed XML"),
         (b"<a>" * 10_000 + b"</a>" * 10_000, XML, "The body is nested more than 32 levels deep."),
-        (BILLION_LAUGHS, XML, "DTDs and entity declarations are not allowed"),
-        (EXTERNAL_ENTITY, XML, "DTDs and entity declarations are not allowed"),
+        (BILLION_LAUGHS, XML, "DTDs and entity declarations are not allowed."),
+        (EXTERNAL_ENTITY, XML, "DTDs and entity declarations are not allowed."),
         (b'<!DOCTYPE CreateUserProfile SYSTEM "http://example.invalid/x.dtd">' + xml_profile(""), XML,
-         "DTDs and entity declarations are not allowed"),
+         "DTDs and entity declarations are not allowed."),
     ],
     ids=["truncated-json", "not-json", "nan", "invalid-utf8-json", "deep-json", "deep-unknown-json",
          "empty", "blank-xml", "truncated-xml", "not-xml", "invalid-utf8-xml", "deep-xml",
@@ -352,6 +366,7 @@ def test_bad_bodies_are_400_at_once_and_store_nothing(
     [(key, [message])] = model_state(response).items()
     assert key == "body"
     assert message.startswith(message_start), message
+    assert "sys." not in message and "(name=" not in message  # no Python internals
     assert served.profiles(client_id) == []
 
 
@@ -473,7 +488,7 @@ def test_a_number_too_long_to_convert_is_a_400(profile_url):
     response = send_bytes("POST", profile_url, b'{"IsActive": ' + b"1" * 5000 + b"}", JSON)
 
     assert response.status_code == 400
-    assert model_state(response)["body"][0].startswith("The body is not valid JSON")
+    assert model_state(response)["body"] == ["The body holds a number of more than 4300 digits."]
 
 
 def test_an_unknown_xml_encoding_is_a_400(profile_url):
@@ -527,12 +542,13 @@ class Counted(list):
 @pytest.mark.parametrize("limit", [1, 200])
 def test_validation_stops_reading_a_collection_at_the_error_limit(limit):
     phones = Counted([{"PhoneNumber": 1}] * 100_000)
-    token = schemas.error_limit.set(limit)
+    token, entries = schemas.error_limit.set(limit), schemas.entry_limit.set(len(phones))
     try:
         with pytest.raises(BadRequest) as raised:
             schemas.load(schemas.CreateUserProfile(), {"PhoneNumbers": phones})
     finally:
         schemas.error_limit.reset(token)
+        schemas.entry_limit.reset(entries)
 
     assert raised.value.stopped
     assert phones.read == limit  # one error each: a number that is not a string
@@ -549,3 +565,55 @@ def test_a_state_import_stops_at_the_error_limit():
     assert response.status_code == 400
     assert list(model_state)[:5] == [f"clients.acme[{index}].Emails" for index in range(5)]
     assert model_state["body"][0].endswith("the rest of the body was not checked.")
+
+
+def test_a_collection_of_more_entries_than_the_limit_is_400_and_stores_nothing():
+    with Served({"MAX_ENTRIES": 3}) as served:
+        at_the_limit = post_json(f"{served.url}/acme/Profile", {"PhoneNumbers": [{}] * 3})
+        past_it = post_json(f"{served.url}/acme/Profile", {"PhoneNumbers": [{}] * 4})
+        stored = served.profiles("acme")
+
+    assert at_the_limit.status_code == 201
+    assert past_it.status_code == 400
+    assert past_it.json()["ModelState"] == {
+        "PhoneNumbers": [
+            "The sandbox keeps at most 3 entries in one collection (SANDBOX_MAX_ENTRIES); this one has 4."
+        ]
+    }
+    assert len(stored) == 1
+
+
+def _half_closed(port: int, head: str, body: bytes) -> bytes:
+    """What the server answers to ``head`` and ``body``, sent and then the sending side closed."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(10)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("framing", "body"),
+    [
+        ("Content-Length: 100", b'{"CustomerName":{"FirstName":"cut"}}'),
+        ("Transfer-Encoding: chunked", b'24\r\n{"CustomerName":{"FirstName":"cut"}}\r\n'),  # no last chunk
+    ],
+    ids=["shorter-than-declared", "chunked-without-its-end"],
+)
+def test_a_body_cut_short_is_400_and_stores_nothing(framing, body):
+    head = "POST /acme/Profile HTTP/1.1\r\nHost: sandbox\r\nContent-Type: application/json\r\n"
+    head += f"Authorization: {auth()['Authorization']}\r\n{framing}\r\n"
+    with Served() as served:
+        answer = _half_closed(served.port, head, body)
+        stored = served.profiles("acme")
+
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 400 Bad Request"
+    assert json.loads(rest.partition(b"\r\n\r\n")[2]) == {
+        "Message": "The request is invalid.",
+        "ModelState": {"body": ["The body ended before its declared length."]},
+    }
+    assert stored == []
