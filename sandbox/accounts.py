@@ -36,14 +36,22 @@ DEFAULT_LOCALE = "en-us"
 @dataclass
 class Kind:
     """The types of one kind in one account: each a dict of Id, Name, Description and Locales
-    (locale: {Name, Description}); ``closed`` once configured."""
+    (locale: {Name, Description}); ``closed`` once configured. Types are added by ``add`` only,
+    which keeps the list and its index by name in step."""
 
     closed: bool = False
     types: list[dict] = field(default_factory=list)
+    # Each type by its casefolded Name, beside the ordered list: a body names thousands of types,
+    # each looked up once, and a scan of the list per look-up made such a body quadratic.
+    _by_name: dict[str, dict] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for entry in self.types:
+            self._by_name.setdefault(entry["Name"].casefold(), entry)
 
     def find(self, name: str) -> dict | None:
         """The type of this name (case ignored), or None."""
-        return next((t for t in self.types if t["Name"].casefold() == name.casefold()), None)
+        return self._by_name.get(name.casefold())
 
     def add(self, name: str, description: str | None = None, locales: Mapping | None = None) -> dict:
         """A new type, numbered after the others."""
@@ -54,6 +62,8 @@ class Kind:
             "Locales": {key.casefold(): dict(value) for key, value in (locales or {}).items()},
         }
         self.types.append(entry)
+        # Of two names alike (nothing here refuses them), the first stays the one found.
+        self._by_name.setdefault(name.casefold(), entry)
         return entry
 
 
@@ -144,7 +154,9 @@ class Accounts:
         closed kind lacks one, naming it; those of open kinds are for ``register``, once the
         write they come with has succeeded. Types the profile already ``held`` are not checked:
         a write that leaves them as they were introduces nothing."""
-        unknown: list[tuple[str, str]] = []
+        # A dict, not a list, so that asking whether a name was met already is O(1); it keeps the
+        # order the names were met in, which is the order ``register`` adds them.
+        unknown: dict[tuple[str, str], None] = {}
         kept = {(kind, name.casefold()) for kind, name in _named(held or {})}
         with self._lock:
             for kind, name in _named(document):
@@ -158,8 +170,8 @@ class Accounts:
                 if current.closed:
                     member = KINDS[kind][1]
                     raise NotFound(f"The {member} '{name}' is not configured for '{client_id}' ({kind}).")
-                unknown.append((kind, name))
-        return unknown
+                unknown[kind, name] = None
+        return list(unknown)
 
     def register(self, client_id: str, unknown: Iterable[tuple[str, str]]) -> list[str]:
         """Record types of open kinds as they were met; a warning for each."""

@@ -5,10 +5,23 @@ from __future__ import annotations
 
 import pytest
 import requests
-from helpers import FIXTURES, Served, find, minimal_profile, patch, post_json, send, send_xml, xml_of
+from helpers import (
+    FIXTURES,
+    Served,
+    find,
+    minimal_profile,
+    patch,
+    post_json,
+    send,
+    send_xml,
+    warnings_of,
+    xml_of,
+)
 
-from sandbox.accounts import KINDS
+from sandbox.accounts import KINDS, Accounts, Kind
+from sandbox.accounts import configured as configured_kinds
 from sandbox.control_client import ControlClient, ControlError
+from sandbox.errors import NotFound
 
 CONFIGURED = {
     "acme": {
@@ -334,3 +347,168 @@ def test_settings_come_back_after_a_reset_and_state_round_trips(acme):
 def test_an_unusable_accounts_setting_stops_the_sandbox(kinds, message):
     with pytest.raises(ValueError, match=rf"SANDBOX_ACCOUNTS\.acme: {message}"):
         Served({"ACCOUNTS": {"acme": kinds}})
+
+
+# --- many types: every look-up by name is O(1) --------------------------------------------------
+
+
+class Counted(str):
+    """A type's name that counts how often it is casefolded: each count is one look at a name,
+    whether the name sought or a stored one it is compared with."""
+
+    folds = 0
+
+    def casefold(self) -> str:
+        Counted.folds += 1
+        return super().casefold()
+
+
+def folds(work, n: int) -> int:
+    """How many names ``work(n)`` casefolds."""
+    Counted.folds = 0
+    work(n)
+    return Counted.folds
+
+
+def assert_linear(work) -> None:
+    """``work`` looks at a bounded number of names per type: twice the types, twice the looks."""
+    small, large = folds(work, 1000), folds(work, 2000)
+
+    # Never zero: a count that missed every look would prove nothing.
+    assert 1000 <= small <= 10 * 1000
+    assert large <= 2.1 * small, (small, large)
+
+
+def phones(n: int, spell=str) -> dict:
+    """A profile document naming ``n`` phone types, each spelled by ``spell``."""
+    return {"PhoneNumbers": [{"PhoneType": Counted(spell(f"t{i}")), "PhoneNumber": "1"} for i in range(n)]}
+
+
+def test_registering_types_in_an_open_kind_is_linear():
+    def register(n: int) -> None:
+        accounts = Accounts({})
+        assert len(accounts.register("c", accounts.check("c", phones(n)))) == n
+
+    assert_linear(register)
+
+
+def test_checking_types_an_open_kind_holds_is_linear():
+    def check(n: int) -> None:
+        accounts = Accounts({})
+        accounts.register("c", accounts.check("c", phones(n)))
+        assert accounts.check("c", phones(n, str.upper)) == []
+
+    assert_linear(check)
+
+
+@pytest.mark.parametrize("spell", [Counted, lambda name: {"Name": Counted(name)}], ids=["names", "entries"])
+def test_configuring_types_is_linear(spell):
+    def configure(n: int) -> None:
+        accounts = Accounts({})
+        accounts.configure("c", {"ConsentTypes": [spell(f"n{i}") for i in range(n)]})
+        assert accounts.check("c", {"Consents": [{"ConsentType": Counted(f"N{i}")} for i in range(n)]}) == []
+
+    assert_linear(configure)
+
+
+def test_creating_consent_types_beside_many_is_linear():
+    def create(n: int) -> None:
+        accounts = Accounts({"c": {"ConsentTypes": [Counted(f"old{i}") for i in range(n)]}})
+        created = accounts.create("c", "ConsentTypes", [{"Name": Counted(f"new{i}")} for i in range(n)])
+        assert [t["Id"] for t in created] == list(range(n + 1, 2 * n + 1))
+
+    assert_linear(create)
+
+
+def test_names_alike_but_for_case_keep_the_first_spelling_and_place():
+    kinds = configured_kinds(
+        {
+            "Tags": [
+                "VIP",
+                {"Name": "Straße", "Description": "first"},
+                "vip",
+                {"Name": "STRASSE", "Description": "second"},
+                "Gold",
+            ]
+        }
+    )
+
+    assert [(t["Id"], t["Name"], t["Description"]) for t in kinds["Tags"].types] == [
+        (1, "VIP", None),
+        (2, "Straße", "first"),
+        (3, "Gold", None),
+    ]
+    assert kinds["Tags"].find("strasse") is kinds["Tags"].types[1]
+    assert Kind(types=kinds["Tags"].types).find("gOLD") is kinds["Tags"].types[2]
+
+
+def test_an_open_kind_registers_names_alike_once_in_the_order_met():
+    accounts = Accounts({})
+    spellings = ["Home", "HOME", "Work", "HOME", "home"]
+    named = {"PhoneNumbers": [{"PhoneType": name, "PhoneNumber": "1"} for name in spellings]}
+
+    unknown = accounts.check("c", named)
+    warnings = accounts.register("c", unknown)
+
+    # Each spelling met is handed on (once); registering keeps the first.
+    assert unknown == [("PhoneTypes", name) for name in ["Home", "HOME", "Work", "home"]]
+    assert warnings == [
+        "registered PhoneType 'Home' in the open account 'c'",
+        "registered PhoneType 'Work' in the open account 'c'",
+    ]
+    assert accounts.register("c", [("PhoneTypes", "WORK")]) == []
+
+
+def test_types_found_by_name_after_a_reset_are_the_accounts_own():
+    accounts = Accounts({"c": {"AlternateIdTypes": ["CRM"]}})
+    accounts.create("c", "AlternateIdTypes", [{"Name": "Web"}])
+    accounts.reset("c")
+
+    created = accounts.create("c", "AlternateIdTypes", [{"Name": "Loyalty"}])
+
+    assert created == [{"Id": 2, "Name": "Loyalty", "Description": None}]
+    assert (
+        accounts.check("c", {"AlternateIds": [{"AlternateIdType": "crm"}, {"AlternateIdType": "LOYALTY"}]})
+        == []
+    )
+    with pytest.raises(NotFound):
+        accounts.check("c", {"AlternateIds": [{"AlternateIdType": "web"}]})
+    # The settings' own copy learned nothing from the account's changes.
+    accounts.reset("c")
+    assert [t["Name"] for t in accounts.types("c", "AlternateIdTypes")] == ["CRM"]
+
+
+def test_a_profile_naming_thousands_of_phone_types_registers_them_all():
+    names = [f"t{i}" for i in range(2000)]
+    numbers = [{"PhoneType": name, "PhoneNumber": "1"} for name in names]
+    shouted = [number | {"PhoneType": number["PhoneType"].upper()} for number in numbers]
+    with Served({"MAX_ENTRIES": len(names)}) as served:
+        url = f"{served.url}/acme/Profile"
+
+        created = post_json(url, minimal_profile(PhoneNumbers=numbers))
+        again = post_json(url, minimal_profile(PhoneNumbers=shouted))
+        # No vendor operation lists phone types: the account is read in-process.
+        registered = served.app.extensions["sandbox"].accounts.types("acme", "PhoneTypes")
+
+    told = [
+        line for line in created.raw.headers.getlist("X-Sandbox-Warning") if line.startswith("registered")
+    ]
+    assert created.status_code == again.status_code == 201
+    assert told == [
+        f"registered PhoneType '{name}' in the open account 'acme'" for name in names[: len(told)]
+    ]
+    assert warnings_of(again) == []  # all known by now, whatever their case
+    assert registered == [{"Id": i + 1, "Name": name, "Description": None} for i, name in enumerate(names)]
+
+
+def test_a_profile_naming_thousands_of_alternate_id_types_lists_them_all():
+    names = [f"t{i}" for i in range(2000)]
+    with Served({"MAX_ENTRIES": len(names)}) as served:
+        created = post_json(
+            f"{served.url}/acme/Profile",
+            minimal_profile(AlternateIds=[{"AlternateIdType": name, "AlternateId": "1"} for name in names]),
+        )
+        listed = types(f"{served.url}/acme")
+
+    assert created.status_code == 201
+    assert listed == [{"Id": i + 1, "Name": name, "Description": None} for i, name in enumerate(names)]
