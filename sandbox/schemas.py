@@ -711,7 +711,12 @@ class ImportedProfile(CreateUserProfile):
     read_only = ()
 
     # At most a .NET long (inferred): the sandbox keeps ProfileIds as 64-bit integers.
-    ProfileId = fields.Integer(strict=True, validate=validate.Range(min=1, max=2**63 - 1))
+    ProfileId = fields.Integer(
+        strict=True,
+        validate=validate.Range(
+            min=1, max=2**63 - 1, error="A ProfileId is from {min} to {max} (a .NET long)."
+        ),
+    )
     Edited = fields.Nested(EditInfo, allow_none=True)
     Consents = collection(ImportedConsent, "CustomerConsent")
     ReasonCode = Text(max_length=256)

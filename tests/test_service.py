@@ -726,7 +726,7 @@ def test_an_invalid_state_document_is_400_naming_every_problem_and_changes_nothi
     assert raised.value.message == "The state document is invalid."
     assert raised.value.model_state == {
         "clients.acme[0].Emails[0].EmailAddress": ["The EmailAddress field is required."],
-        "clients.acme[1].ProfileId": ["Must be greater than or equal to 1."],
+        "clients.acme[1].ProfileId": ["A ProfileId is from 1 to 9223372036854775807 (a .NET long)."],
         "clients.acme[1].Emails": ["Only one email can be the default; 2 have IsDefault true."],
         "clients.beta[0]": ["Expected an object: a JSON object, or an XML element with child elements."],
     }
