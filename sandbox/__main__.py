@@ -4,18 +4,22 @@ The in-memory store lives in one process, so gunicorn runs one worker. It is gev
 connection is a greenlet, so idle connections, slow clients and injected hangs cost a socket each,
 not a thread, and the others keep answering (docs/cli.md, measured in docs/performance.md). Limits
 bound what a client may hold: connections at once, the time to send a request head, and the time
-to send its body.
+to send its body. The app, and so the seed, is made in the worker only: the master checks the
+settings, binds the socket and forks.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import functools
+import gc
 import io
 import json
 import logging
 import os
 import resource
+import signal
 import socket
 import sys
 import time
@@ -27,11 +31,12 @@ import gevent  # type: ignore[import-untyped]
 from flask import Flask
 from gevent import monkey  # type: ignore[import-untyped]
 from gunicorn.app.base import BaseApplication
+from werkzeug.exceptions import ClientDisconnected
 
 from .app import create_app
 from .connection import client_socket
 from .errors import VendorError
-from .pipeline import read_at_most
+from .pipeline import Refused, body_limit, read_at_most
 from .settings import SETTINGS
 
 PROG = "mypreferences-sandbox"
@@ -43,6 +48,9 @@ RESERVED_DESCRIPTORS = 64
 # How long a connection cut by the body timeout is read from, after its 408, before it is closed:
 # so that the client can read the answer rather than a reset.
 LINGER_SECONDS = 1.0
+# The collector's thresholds in the worker (gen0 allocations, then gen1 and gen2 collections), set
+# after start-up has been frozen out of its reach: see docs/performance.md, "Garbage collection".
+GC_THRESHOLDS = (10_000, 10, 10)
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
@@ -158,14 +166,16 @@ class BodyDeadline:
     sees it, within ``seconds`` of its head. A body that is late is answered 408 on the socket, and
     the connection closed; the application never sees that request (nor does the journal).
 
-    A body declared larger than ``limit`` (SANDBOX_MAX_CONTENT_LENGTH) is not read: the
-    application answers 413 without reading it. A chunked one is read up to one byte more than
-    the limit, which is enough for the application to answer 413."""
+    A body declared larger than its limit (``limit_of`` its path: SANDBOX_MAX_CONTENT_LENGTH, or
+    its operation's own) is not read: the application answers 413 without reading it. A chunked
+    one is read up to one byte more than the limit, which is enough for the application to answer
+    413. A body that ends before its declared length reaches the application as cut short, which
+    answers 400."""
 
-    def __init__(self, app: WSGIApp, seconds: float, limit: int, log_format: str) -> None:
+    def __init__(self, app: WSGIApp, seconds: float, limit_of: Callable[[str], int], log_format: str) -> None:
         self.app = app
         self.seconds = seconds
-        self.limit = limit
+        self.limit_of = limit_of
         self.log_format = log_format
 
     def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -173,22 +183,31 @@ class BodyDeadline:
         if wanted:
             started = time.perf_counter()
             body = None
-            with gevent.Timeout(self.seconds, False):  # False: on time-out, leave the block quietly
-                body = read_at_most(environ["wsgi.input"], wanted)
+            try:
+                with gevent.Timeout(self.seconds, False):  # False: on time-out, leave the block quietly
+                    body = read_at_most(environ["wsgi.input"], wanted)
+            except OSError:  # a chunked body whose client left before its last chunk
+                environ["wsgi.input"] = Refused(ClientDisconnected)
+                return self.app(environ, start_response)
             if body is None:
                 self._time_out(environ, started)
             environ["wsgi.input"] = io.BytesIO(body)
+            if environ.get("CONTENT_LENGTH") and len(body) < wanted:
+                # Not a stream gunicorn ended: werkzeug then reads it up to its declared length,
+                # finds it short, and the application answers 400.
+                environ.pop("wsgi.input_terminated", None)
         return self.app(environ, start_response)
 
     def _wanted(self, environ: dict) -> int:
         """How many bytes of body to read first: the declared length, or for a chunked body (no
         length) one more than the limit; 0 for none, or for one the application refuses unread."""
+        limit = self.limit_of(environ.get("PATH_INFO", ""))
         declared = environ.get("CONTENT_LENGTH")
         if declared:
             length = int(declared)  # gunicorn has checked it is a number
-            return length if length <= self.limit else 0
+            return length if length <= limit else 0
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            return self.limit + 1
+            return limit + 1
         return 0
 
     def _time_out(self, environ: dict, started: float) -> None:
@@ -239,29 +258,40 @@ def _answer_and_linger(sock: socket.socket, data: bytes) -> None:
         pass
 
 
-class Server(BaseApplication):
-    """gunicorn serving ``app`` on an already-bound socket, with one worker.
+def settle() -> None:
+    """Freeze what start-up built (the app, the seed) out of the garbage collector's reach."""
+    # Collected first, so that start-up's garbage is freed rather than frozen with the rest.
+    gc.collect()
+    gc.freeze()
+    # After the freeze, so that the new thresholds count from a clean slate.
+    gc.set_threshold(*GC_THRESHOLDS)
 
-    The command line's worker is gevent's (``cooperative()`` must have been called before the
-    app was created). The benchmark also runs the former one, ``gthread`` with ``threads``
-    threads, and ``sync``, for comparison."""
+
+class Server(BaseApplication):
+    """gunicorn serving an app on an already-bound socket, with one worker.
+
+    ``app`` is the app, or the factory that makes it in the worker, as the command line gives
+    it: the master then never holds the seed, which a fork would copy page by page as the
+    worker's collector and reference counts touch it. The worker's garbage collector starts
+    with the app frozen (``settle``). The command line's worker is gevent's (``cooperative()``
+    must have been called before an app given ready-made was made). The benchmark also runs the
+    former one, ``gthread`` with ``threads`` threads, and ``sync``, for comparison."""
 
     def __init__(
         self,
-        app: Flask,
+        app: Flask | Callable[[], Flask],
         sock: socket.socket,
         url: str,
         limits: Limits | None = None,
         worker_class: str = "gevent",
         threads: int = 1,
     ) -> None:
-        limits = limits or Limits()
-        gevent = worker_class == "gevent"
-        self.application: WSGIApp = (
-            BodyDeadline(app, limits.body_timeout, app.config["MAX_CONTENT_LENGTH"], app.config["LOG_FORMAT"])
-            if gevent
-            else app
-        )
+        self.app_or_factory = app
+        self.limits = limits = limits or Limits()
+        self.gevent = gevent = worker_class == "gevent"
+        # A worker that cannot make the app (an unusable seed file) writes here before it asks the
+        # master to stop, so that the master exits 2, as for any other unusable setting.
+        self._refused, self._refusing = os.pipe()
         self.options = {
             "bind": [f"fd://{sock.fileno()}"],
             "workers": 1,
@@ -282,6 +312,11 @@ class Server(BaseApplication):
             "loglevel": "warning",
             "control_socket_disable": True,
             "post_worker_init": lambda worker: print(f"{PROG} serving on {url}", flush=True),
+            "on_exit": self._on_exit,
+            # Handed back to the collector as the worker exits: frozen objects outlive the modules'
+            # teardown at interpreter exit, and a logging handler freed that late fails on a module
+            # already gone (a traceback on stderr).
+            "worker_exit": lambda arbiter, worker: gc.unfreeze(),
         }
         super().__init__()
 
@@ -290,7 +325,36 @@ class Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> WSGIApp:
-        return self.application
+        """The application, made here, in the worker, when a factory was given."""
+        given = self.app_or_factory
+        app = given if isinstance(given, Flask) else self._make(given)
+        settle()
+        if not self.gevent:
+            return app
+        config = app.config
+        limit_of = functools.partial(body_limit, app)
+        return BodyDeadline(app, self.limits.body_timeout, limit_of, config["LOG_FORMAT"])
+
+    def _make(self, factory: Callable[[], Flask]) -> Flask:
+        """Call ``factory``; if it refuses its settings, say why in one line and stop the master."""
+        try:
+            return factory()
+        except ValueError as error:
+            print(f"{PROG}: {error}", file=sys.stderr, flush=True)
+            os.write(self._refusing, b"!")
+            os.kill(os.getppid(), signal.SIGTERM)
+            # Exit 0: gunicorn would log a worker's non-zero exit, and could start another.
+            raise SystemExit(0) from None
+
+    def _on_exit(self, arbiter: object) -> None:
+        """The master's last step: exit 2 if its worker refused the settings."""
+        os.set_blocking(self._refused, False)
+        try:
+            refused = os.read(self._refused, 1)
+        except BlockingIOError:
+            refused = b""
+        if refused:
+            raise SystemExit(2)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -333,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     cooperative()
     try:
-        app = create_app(overrides)
+        # Every setting but the seed is checked here, before the fork, by an app made and dropped
+        # (a few milliseconds): the worker makes the one that serves, and loads the seed into it.
+        create_app({**overrides, "SEED_FILE": None})
         sock = listen(args.host, args.port)
     except (ValueError, OSError) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
@@ -350,7 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     limits = Limits(fitting, args.header_timeout, args.body_timeout)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    Server(app, sock, f"http://{host}:{sock.getsockname()[1]}", limits).run()
+    factory = functools.partial(create_app, overrides)
+    Server(factory, sock, f"http://{host}:{sock.getsockname()[1]}", limits).run()
     return 0
 
 

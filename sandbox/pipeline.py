@@ -11,12 +11,13 @@ before the vendor's application looks at credentials.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -42,6 +43,7 @@ MESSAGES = {
 
 
 SECRET_PATHS = "sandbox.secret_paths"
+BODY_LIMITS = "sandbox.body_limits"
 
 
 def install(app: Flask) -> None:
@@ -55,8 +57,8 @@ def install(app: Flask) -> None:
         for rule in app.url_map.iter_rules()
         if (found := contract_of(app.view_functions[rule.endpoint])) is not None and found.secret_body
     )
-    # A body's limit by path too: the middleware that reads a chunked body runs before routing.
-    limits = {
+    # A body's limit by path too: what reads a body before routing (a chunked one) needs it.
+    app.extensions[BODY_LIMITS] = {
         rule.rule: app.config[found.body_limit]
         for rule in app.url_map.iter_rules()
         if (found := contract_of(app.view_functions[rule.endpoint])) is not None
@@ -64,8 +66,14 @@ def install(app: Flask) -> None:
     }
     app.before_request(_before)
     app.after_request(_after)
-    measured = ChunkedLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"], limits)
+    measured = ChunkedLimit(app.wsgi_app, functools.partial(body_limit, app))
     app.wsgi_app = ConnectionFaults(measured, app.config["MAX_DELAY_MS"])  # type: ignore[method-assign]
+
+
+def body_limit(app: Flask, path: str) -> int:
+    """The most bytes a request body to ``path`` may hold: SANDBOX_MAX_CONTENT_LENGTH, or the
+    limit its operation's contract names."""
+    return app.extensions[BODY_LIMITS].get(path, app.config["MAX_CONTENT_LENGTH"])  # type: ignore[no-any-return]
 
 
 def _before() -> Response | None:
@@ -194,31 +202,29 @@ def _reason(status: int) -> str | None:
 
 class ChunkedLimit:
     """WSGI middleware: a chunked body (no declared length) is read up to one byte past its limit
-    (``limits`` by path, else ``limit``: SANDBOX_MAX_CONTENT_LENGTH); one over it is answered 413
-    when read, as a declared one is. Without it, werkzeug's stream stops quietly at the limit,
-    and a cut body would be parsed."""
+    (``limit_of`` its path); one over it is answered 413 when read, as a declared one is. Without
+    it, werkzeug's stream stops quietly at the limit, and a cut body would be parsed."""
 
-    def __init__(self, app: Any, limit: int, limits: Mapping[str, int]) -> None:
+    def __init__(self, app: Any, limit_of: Callable[[str], int]) -> None:
         self.app = app
-        self.limit = limit
-        self.limits = limits
+        self.limit_of = limit_of
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if chunked and not environ.get("CONTENT_LENGTH"):
-            limit = self.limits.get(environ.get("PATH_INFO", ""), self.limit)
+            limit = self.limit_of(environ.get("PATH_INFO", ""))
             try:
                 body = read_at_most(environ["wsgi.input"], limit + 1)
-            except (OSError, ValueError):  # a broken chunk, or the client gone mid-body
-                environ["wsgi.input"] = _Refused(ClientDisconnected)
+            except (OSError, ValueError, ClientDisconnected):  # a broken chunk, or the client gone mid-body
+                environ["wsgi.input"] = Refused(ClientDisconnected)
             else:
                 environ["wsgi.input"] = (
-                    io.BytesIO(body) if len(body) <= limit else _Refused(RequestEntityTooLarge)
+                    io.BytesIO(body) if len(body) <= limit else Refused(RequestEntityTooLarge)
                 )
         return self.app(environ, start_response)
 
 
-class _Refused(io.RawIOBase):
+class Refused(io.RawIOBase):
     """The body of a chunked request that cannot be read whole: reading it raises ``error``
     (413 for one over the limit, 400 for one cut short), which the application answers."""
 

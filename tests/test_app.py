@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
-from helpers import minimal_profile, send
+from flask import url_for
+from helpers import FIXTURES, minimal_profile, send
 
 from sandbox import create_app
 from sandbox.settings import DEFAULTS
@@ -16,6 +19,35 @@ def test_defaults_are_safe():
     assert config["MAX_NESTING_DEPTH"] == 32
     assert config["MAX_WARNINGS"] == 20
     assert {key: config[key] for key in DEFAULTS} == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "values", "url"),
+    [
+        ("api.get_profile", {"client_id": "a b", "profile_id": 7}, "http://one.test/a%20b/Profile/7"),
+        ("prefixed_api.get_profile", {"client_id": "acme", "profile_id": 7}, "http://one.test/Profiles/acme/Profile/7"),
+        ("control.get_fault", {"rule_id": "f1", "x": "y"}, "http://one.test/_sandbox/faults/f1?x=y"),
+    ],
+)  # fmt: skip
+def test_every_app_of_a_process_builds_its_own_urls(endpoint, values, url):
+    # The apps share their URL rules' compiled builders (sandbox/app.py); each builds with its own.
+    built = []
+    for base_url in ("http://one.test", "http://two.test"):
+        app = create_app()
+        with app.test_request_context(base_url=base_url):
+            built.append(url_for(endpoint, **values, _external=True))
+
+    assert built == [url, url.replace("one.test", "two.test")]
+
+
+def test_the_factory_leaves_the_garbage_collector_alone():
+    # The pytest fixture's app lives in the test process: only the command line's worker freezes
+    # its start-up out of the collector's reach and sets its thresholds (sandbox/__main__.py).
+    before = gc.get_freeze_count(), gc.get_threshold()
+
+    create_app({"SEED_FILE": str(FIXTURES / "seed.json")})
+
+    assert (gc.get_freeze_count(), gc.get_threshold()) == before
 
 
 def test_environment_overrides_defaults_and_arguments_override_both(monkeypatch):

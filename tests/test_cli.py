@@ -15,7 +15,7 @@ import time
 
 import pytest
 import requests
-from helpers import Launched, fixture_bytes, minimal_profile, post_json, send, vendor
+from helpers import FIXTURES, Launched, fixture_bytes, minimal_profile, post_json, send, vendor
 
 from sandbox.control_client import ControlClient
 
@@ -73,6 +73,75 @@ def test_unusable_setting_is_a_one_line_error():
 
     assert process.returncode == 2
     assert stderr == "mypreferences-sandbox: SANDBOX_MAX_CONTENT_LENGTH must be a positive integer, not 0\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "No such file or directory"),
+        ("{", "The body is not valid JSON"),
+        ('{"clients": {"acme": [{"Emails": [{}]}]}}', "EmailAddress"),
+    ],
+)
+def test_unusable_seed_file_is_a_one_line_error(tmp_path, content, message):
+    seed = tmp_path / "seed.json"
+    if content is not None:
+        seed.write_text(content)
+
+    with start("--port", "0", "--seed-file", str(seed)) as process:
+        stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    assert stdout == ""  # never said to be serving
+    [line] = stderr.splitlines()
+    assert line.startswith(f"mypreferences-sandbox: SANDBOX_SEED_FILE {seed}: ")
+    assert message in line
+
+
+# The command line, saying on stderr which process opens the seed file and which freezes the
+# garbage collector's generations.
+WATCHED = """
+import builtins, gc, io, os, runpy, sys
+
+seed = sys.argv[1]
+opened, frozen = io.open, gc.freeze
+
+def watched_open(file, *args, **kwargs):
+    if str(file) == seed:
+        print(f"seed opened in {os.getpid()}", file=sys.stderr, flush=True)
+    return opened(file, *args, **kwargs)
+
+def watched_freeze():
+    print(f"gc frozen in {os.getpid()}", file=sys.stderr, flush=True)
+    frozen()
+
+builtins.open = io.open = watched_open
+gc.freeze = watched_freeze
+sys.argv = ["sandbox", "--host", "127.0.0.1", "--port", "0", "--seed-file", seed]
+runpy.run_module("sandbox", run_name="__main__")
+"""
+
+
+def test_the_seed_is_loaded_and_frozen_in_the_worker_never_in_the_master():
+    process = subprocess.Popen(
+        [sys.executable, "-c", WATCHED, str(FIXTURES / "seed.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with process:
+        url = process.stdout.readline().split()[-1]
+        profile = send("GET", f"{url}/acme/Profile/1001")
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+
+    events = re.findall(r"^(seed opened|gc frozen) in (\d+)$", stderr, re.MULTILINE)
+    worker = events[0][1] if events else None
+    assert profile.json()["CustomerName"]["FirstName"] == "Ann"
+    # Read once, by the worker, then frozen there; the master (the process started) never opens it.
+    assert events == [("seed opened", worker), ("gc frozen", worker)]
+    assert worker != str(process.pid)
+    assert "Traceback" not in stderr
 
 
 def test_busy_port_is_an_error_without_a_traceback():

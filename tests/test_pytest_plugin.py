@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 
 import pytest
-from helpers import Launched
+from helpers import Launched, minimal_profile, post_json
+
+from sandbox.pytest_plugin import InProcessServer
 
 CREATE_SAME_ALTERNATE_ID = """
 import requests
@@ -22,6 +24,25 @@ def test_second(sandbox):
     assert create(sandbox).status_code == 201
     assert len(sandbox.profiles()) == 1
 """
+
+
+def test_in_process_servers_of_one_process_each_answer_with_their_own_urls():
+    # Their apps share the URL rules' compiled builders (sandbox/app.py), not the URLs built.
+    servers = [InProcessServer({}), InProcessServer({})]
+    try:
+        created = [
+            post_json(f"{server.url}{root}/acme/Profile", minimal_profile())
+            for server in servers
+            for root in ("", "/Profiles")
+        ]
+    finally:
+        for server in servers:
+            server.stop()
+
+    assert [response.status_code for response in created] == [201] * 4
+    assert [response.headers["Location"].rsplit("/", 1)[0] for response in created] == [
+        f"{server.url}{root}/acme/Profile" for server in servers for root in ("", "/Profiles")
+    ]
 
 
 def test_tests_are_isolated_by_client_id(pytester):

@@ -282,6 +282,36 @@ def test_a_chunked_body_over_the_limit_is_413(launched):
     assert ControlClient(launched.url).export_state("chunked")["clients"] == {}  # nothing stored
 
 
+@pytest.mark.parametrize(
+    ("framing", "body"),
+    [
+        ("Content-Length: 100", b'{"CustomerName":{"FirstName":"cut"}}'),
+        ("Transfer-Encoding: chunked", b'24\r\n{"CustomerName":{"FirstName":"cut"}}\r\n'),  # no last chunk
+    ],
+    ids=["shorter-than-declared", "chunked-without-its-end"],
+)
+def test_a_body_cut_short_is_400_and_stores_nothing(launched, framing, body):
+    head = "POST /cut/Profile HTTP/1.1\r\nHost: sandbox\r\nContent-Type: application/json\r\n"
+    head += f"Authorization: {auth()['Authorization']}\r\n{framing}\r\n\r\n"
+    with connect(launched.port, head.encode() + body) as sock:
+        sock.shutdown(socket.SHUT_WR)
+        answered = answer(sock, within=10)
+
+    assert answered.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"The body ended before its declared length." in answered
+    assert ControlClient(launched.url).export_state("cut")["clients"] == {}
+
+
+def test_a_chunked_state_document_larger_than_the_body_limit_is_imported(launched):
+    document = json.dumps({"clients": {"big": [minimal_profile()]}}).encode().ljust(1024 * 1024 + 10)
+    pieces = (document[start : start + 65536] for start in range(0, len(document), 65536))
+
+    response = send_bytes("POST", f"{launched.url}/_sandbox/state", pieces, "application/json")
+
+    assert response.status_code == 200
+    assert response.json()["imported"] == {"big": 1}
+
+
 def test_connections_beyond_max_connections_wait_their_turn():
     with Launched("--max-connections", "20", "--header-timeout", "1") as launched:
         idlers = [connect(launched.port) for _ in range(20)]
