@@ -113,12 +113,13 @@ UNKNOWN_RULE = {404: "Unknown rule, or the control plane is off."}
             "The rule as reported, with its id.", payloads.FaultReport, {"Location": "The rule's URL."}
         )
     },
-    errors=CHANGES,
+    errors={**CHANGES, 409: "As many rules are active as SANDBOX_MAX_FAULT_RULES allows."},
     body=Body(payloads.RuleSchema, JSON_ONLY),
 )
 def add_fault() -> Response:
     """Add a fault rule: 201 with the rule as reported (its id, hits, remaining). Its
-    ``match.operation`` is a vendor view's name (``create_profile``)."""
+    ``match.operation`` is a vendor view's name (``create_profile``); 409 when
+    ``SANDBOX_MAX_FAULT_RULES`` rules are active already."""
     spec = _payload(payloads.RULE)
     payloads.check_caps(spec, current_app.config["MAX_DELAY_MS"])
     operation = spec["match"].get("operation")

@@ -6,9 +6,12 @@ rule that silently matches everything.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from wsgiref.util import is_hop_by_hop
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
@@ -37,15 +40,100 @@ class Strict(Schema):
         unknown = RAISE
 
 
+class Whole(fields.Integer):
+    """An integer never rounded: ``1.5`` is an error (marshmallow's Integer makes it 1), ``3.0`` is 3
+    (JSON does not tell them apart), and text such as ``"3"`` is refused unless ``text`` is set."""
+
+    def __init__(self, *, text: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text = text
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        if isinstance(value, str) and not (self.text and re.fullmatch(r"[+-]?[0-9]+", value)):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+# Globs (a rule's path and header values, the journal's path and warning filters) are compiled
+# once each, by ``glob``: fnmatch's own functions would keep every distinct pattern in a cache of
+# 32,768, and a long pattern costs milliseconds and kilobytes to compile.
+MAX_GLOB = 1000
+
+
+def glob(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled as ``fnmatch.fnmatchcase`` reads it (match with ``.match``)."""
+    return re.compile(fnmatch.translate(pattern))
+
+
+def _usable_glob(pattern: str) -> None:
+    if len(pattern) > MAX_GLOB:
+        raise ValidationError(f"A glob has at most {MAX_GLOB} characters; this one has {len(pattern)}.")
+    try:
+        glob(pattern)
+    except (re.error, RecursionError, OverflowError) as error:  # none known; refused, never a 500
+        raise ValidationError(f"The glob cannot be compiled: {error}.") from None
+
+
+class Glob(fields.String):
+    """A glob: at most ``MAX_GLOB`` characters, and one that compiles."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=_usable_glob, **kwargs)
+
+
 # --- fault rules ----------------------------------------------------------------------------
 
 
+# RFC 9110 tokens (field names, methods), and values a server can send: Latin-1, no line breaks.
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A rule looks at a few headers of a request; each is a glob compiled and kept with the rule.
+MAX_MATCH_HEADERS = 10
+
+
+def _token(what: str) -> Callable[[str], None]:
+    """A validator of HTTP tokens, ``what`` naming them in the error. A whole-string match: a
+    ``$`` would also let through a name ending in a line break, which splits the header."""
+
+    def check(value: str) -> None:
+        if TOKEN.fullmatch(value) is None:
+            raise ValidationError(f"Not a valid {what}: a {what} is an HTTP token.")
+
+    return check
+
+
+HEADER_NAME = _token("header name")
+
+
+def _few_match_headers(headers: dict) -> None:
+    if len(headers) > MAX_MATCH_HEADERS:
+        raise ValidationError(f"A rule matches on at most {MAX_MATCH_HEADERS} headers, not {len(headers)}.")
+
+
+def _header_value(value: str) -> None:
+    if any(char in value for char in "\r\n\0") or not _latin1(value):
+        raise ValidationError("A header value must be Latin-1 text without line breaks.")
+
+
+def _latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class MatchSchema(Strict):
-    method = Items(fields.String())
-    path = fields.String()
+    method = Items(fields.String(validate=_token("method")))
+    path = Glob()
     operation = fields.String()
     clientId = fields.String()
-    headers = fields.Dict(keys=fields.String(), values=fields.String())
+    headers = fields.Dict(
+        keys=fields.String(validate=HEADER_NAME),
+        values=Glob(),
+        validate=_few_match_headers,
+    )
 
     @pre_load
     def _one_method(self, data: Any, **kwargs: Any) -> Any:
@@ -55,8 +143,8 @@ class MatchSchema(Strict):
 
 
 class UniformSchema(Strict):
-    lower = fields.Integer(required=True, validate=validate.Range(min=0))
-    upper = fields.Integer(required=True, validate=validate.Range(min=0))
+    lower = Whole(required=True, validate=validate.Range(min=0))
+    upper = Whole(required=True, validate=validate.Range(min=0))
 
     @validates_schema
     def _ordered(self, data: dict, **kwargs: Any) -> None:
@@ -73,7 +161,7 @@ class LognormalSchema(Strict):
 class DelaySchema(Strict):
     """Milliseconds: ``fixed``, ``uniform`` {lower, upper}, or ``lognormal`` {median, sigma}."""
 
-    fixed = fields.Integer(validate=validate.Range(min=0))
+    fixed = Whole(validate=validate.Range(min=0))
     uniform = fields.Nested(UniformSchema)
     lognormal = fields.Nested(LognormalSchema)
 
@@ -83,36 +171,58 @@ class DelaySchema(Strict):
             raise ValidationError("Give exactly one of fixed, uniform or lognormal.")
 
 
-# RFC 9110 field names, and values a server can send: Latin-1, no line breaks.
-HEADER_NAME = validate.Regexp(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$", error="Not a valid header name.")
+# What clients read of a response's head: Python's http.client at most 100 header lines of up to
+# 65,536 bytes, .NET's HttpClient 64 KiB in all, Node's http 16 KiB in all. The injected headers
+# get at most 50 lines and 8,190 bytes together (Apache's limit on one request header line), which
+# leaves room for the sandbox's own headers under the strictest of those limits.
+MAX_INJECTED_HEADERS = 50
+MAX_INJECTED_HEADER_BYTES = 8190
+# The server sets these from the body it sends: injected, they make the client misread the body.
+FRAMING = ("content-length", "transfer-encoding")
 
 
-def _header_value(value: str) -> None:
-    if any(char in value for char in "\r\n\0") or not _latin1(value):
-        raise ValidationError("A header value must be Latin-1 text without line breaks.")
-
-
-def _latin1(value: str) -> bool:
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _injectable(headers: dict[str, str]) -> None:
+    if len(headers) > MAX_INJECTED_HEADERS:
+        raise ValidationError(f"A rule injects at most {MAX_INJECTED_HEADERS} headers, not {len(headers)}.")
+    for name in headers:
+        if name.lower() in FRAMING:
+            raise ValidationError(
+                f"{name} is set from the body sent: another value makes the client misread it "
+                "(TRUNCATED_RESPONSE and MALFORMED_RESPONSE_CHUNK break the body on purpose)."
+            )
+        # PEP 3333 forbids them; gunicorn drops them, so the rule would not do what it says.
+        if is_hop_by_hop(name):
+            raise ValidationError(f"{name} is a hop-by-hop header, which a WSGI application may not send.")
+    # Each header goes out as one "Name: value" line of Latin-1 bytes.
+    lines = {name: len(name) + 2 + len(value) for name, value in headers.items()}
+    for name, size in lines.items():
+        if size > MAX_INJECTED_HEADER_BYTES:
+            raise ValidationError(
+                f"The line of header {name} takes {size} bytes; injected headers take at most "
+                f"{MAX_INJECTED_HEADER_BYTES} bytes, as 'Name: value' lines, so that clients read them."
+            )
+    if sum(lines.values()) > MAX_INJECTED_HEADER_BYTES:
+        raise ValidationError(
+            f"The injected headers take {sum(lines.values())} bytes; at most {MAX_INJECTED_HEADER_BYTES}, "
+            "as 'Name: value' lines, so that clients read them."
+        )
 
 
 class RespondSchema(Strict):
     # 1xx answers are interim: a server cannot end an exchange with one.
-    status = fields.Integer(required=True, validate=validate.Range(min=200, max=599))
+    status = Whole(required=True, validate=validate.Range(min=200, max=599))
     body = fields.Raw(allow_none=True)
     headers = fields.Dict(
-        keys=fields.String(validate=HEADER_NAME), values=fields.String(validate=_header_value)
+        keys=fields.String(validate=HEADER_NAME),
+        values=fields.String(validate=_header_value),
+        validate=_injectable,
     )
 
 
 class ConnectionFaultSchema(Strict):
     type = fields.String(required=True, validate=validate.OneOf(CONNECTION_FAULTS))
-    chunks = fields.Integer(load_default=4, validate=validate.Range(min=1, max=1000))
-    duration = fields.Integer(load_default=1000, validate=validate.Range(min=0))
+    chunks = Whole(load_default=4, validate=validate.Range(min=1, max=1000))
+    duration = Whole(load_default=1000, validate=validate.Range(min=0))
 
 
 def _in_clock_range(moment: datetime) -> None:
@@ -130,13 +240,13 @@ class RuleSchema(Strict):
     delay = fields.Nested(DelaySchema)
     respond = fields.Nested(RespondSchema)
     fault = fields.Nested(ConnectionFaultSchema)
-    times = fields.Integer(validate=validate.Range(min=1))
-    skip = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    times = Whole(validate=validate.Range(min=1))
+    skip = Whole(load_default=0, validate=validate.Range(min=0))
     probability = fields.Float(validate=validate.Range(min=0, max=1))
-    seed = fields.Integer()
+    seed = Whole()
     expiresAt = fields.AwareDateTime(validate=_in_clock_range)
     # At most ten years, in milliseconds: expiry stays within the clock's range.
-    ttl = fields.Integer(validate=validate.Range(min=1, max=10 * 365 * 86_400_000))
+    ttl = Whole(validate=validate.Range(min=1, max=10 * 365 * 86_400_000))
 
     @validates_schema
     def _coherent(self, data: dict, **kwargs: Any) -> None:
@@ -173,7 +283,7 @@ def check_caps(spec: dict, cap_ms: int) -> None:
 
 class ResetSchema(Strict):
     clientId = fields.String(validate=validate.Length(min=1))
-    seed = fields.Integer()
+    seed = Whole(text=True)  # reset also reads its query parameters, which are text
 
     @validates_schema
     def _seed_is_server_wide(self, data: dict, **kwargs: Any) -> None:
@@ -209,14 +319,15 @@ class StateSchema(Strict):
 class RequestFilterSchema(Strict):
     clientId = fields.String()
     method = fields.String()
-    path = fields.String()
+    path = Glob(metadata={"description": f"A glob on the path (at most {MAX_GLOB} characters)."})
     status = fields.Integer()
     since = fields.AwareDateTime()
     until = fields.AwareDateTime()
-    warning = fields.String(
+    warning = Glob(
         metadata={
             "description": "A glob matched against each warning line (`X-Sandbox-Warning`); an entry "
-            "matches if any of its warnings does. `*`: the requests that drew any warning."
+            "matches if any of its warnings does. `*`: the requests that drew any warning. At most "
+            f"{MAX_GLOB} characters."
         }
     )
     limit = fields.Integer(validate=validate.Range(min=1))

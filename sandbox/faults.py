@@ -9,9 +9,9 @@ is the pipeline's business; this module knows nothing of HTTP.
 
 from __future__ import annotations
 
-import fnmatch
 import heapq
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -22,8 +22,8 @@ from random import Random
 from typing import Protocol
 
 from .clock import EARLIEST, timestamp
-from .control_schemas import AFTER_ONLY
-from .errors import NotFound
+from .control_schemas import AFTER_ONLY, glob
+from .errors import Conflict, NotFound
 from .settings import DEFAULTS
 
 
@@ -45,6 +45,41 @@ class RequestFacts:
     headers: Headers
 
 
+@dataclass(frozen=True)
+class Criteria:
+    """A rule's ``match``, compiled once, when the rule is added: what each request is held against."""
+
+    methods: frozenset[str] | None
+    path: re.Pattern[str] | None
+    operation: str | None
+    client_id: str | None
+    headers: tuple[tuple[str, re.Pattern[str]], ...]
+
+    @classmethod
+    def of(cls, match: dict) -> Criteria:
+        """The criteria of a validated ``match``, its globs compiled."""
+        return cls(
+            frozenset(method.upper() for method in match["method"]) if "method" in match else None,
+            glob(match["path"]) if "path" in match else None,
+            match.get("operation"),
+            match.get("clientId"),
+            tuple((name, glob(pattern)) for name, pattern in match.get("headers", {}).items()),
+        )
+
+    def accepts(self, facts: RequestFacts) -> bool:
+        """Whether every criterion holds for the request."""
+        return (
+            (self.methods is None or facts.method in self.methods)
+            and (self.path is None or self.path.match(facts.path) is not None)
+            and (self.operation is None or facts.operation == self.operation)
+            and (self.client_id is None or facts.client_id == self.client_id)
+            and all(  # werkzeug's Headers look names up ignoring case
+                (value := facts.headers.get(name)) is not None and pattern.match(value) is not None
+                for name, pattern in self.headers
+            )
+        )
+
+
 @dataclass
 class Rule:
     """A fault rule with its lifetime counters."""
@@ -52,6 +87,7 @@ class Rule:
     id: str
     spec: dict
     rng: Random
+    criteria: Criteria
     matched: int = 0
     hits: int = 0
     expires: datetime | None = field(default=None)
@@ -84,17 +120,7 @@ class Rule:
 
     def accepts(self, facts: RequestFacts) -> bool:
         """Whether every criterion of the rule's ``match`` holds for the request."""
-        match = self.spec["match"]
-        return (
-            ("method" not in match or facts.method in {m.upper() for m in match["method"]})
-            and ("path" not in match or fnmatch.fnmatchcase(facts.path, match["path"]))
-            and ("operation" not in match or facts.operation == match["operation"])
-            and ("clientId" not in match or facts.client_id == match["clientId"])
-            and all(  # werkzeug's Headers look names up ignoring case
-                (value := facts.headers.get(name)) is not None and fnmatch.fnmatchcase(value, pattern)
-                for name, pattern in match.get("headers", {}).items()
-            )
-        )
+        return self.criteria.accepts(facts)
 
     def report(self, now: datetime) -> dict:
         """The rule as the control plane shows it: what was asked, what it did, what remains."""
@@ -143,13 +169,20 @@ def _delay_ms(delay: dict | None, rng: Random, cap_ms: int) -> float:
 
 class FaultRegistry:
     """Every fault rule, in creation order: the active ones indexed by their ``match.clientId``, and
-    the finished ones (spent or expired) kept for the listing, the last ``max_finished`` to finish."""
+    the finished ones (spent or expired) kept for the listing, the last ``max_finished`` to finish;
+    at most ``max_active`` active at once."""
 
-    def __init__(self, seed: int, max_finished: int = DEFAULTS["MAX_FINISHED_FAULTS"]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        max_finished: int = DEFAULTS["MAX_FINISHED_FAULTS"],
+        max_active: int = DEFAULTS["MAX_FAULT_RULES"],
+    ) -> None:
         self._lock = threading.Lock()
         self._next_id = 1
         self.seed = seed
         self.max_finished = max_finished
+        self.max_active = max_active
         self._empty()
 
     def _empty(self) -> None:
@@ -167,15 +200,25 @@ class FaultRegistry:
         self._expired: list[tuple[int, int, datetime, Rule]] = []
 
     def add(self, spec: dict, now: datetime) -> dict:
-        """Add a validated rule; its random choices follow its ``seed`` (default: from the sandbox's)."""
+        """Add a validated rule; its random choices follow its ``seed`` (default: from the sandbox's).
+        409 if ``max_active`` rules are active already."""
+        # Compiled here, outside the lock: a long glob costs milliseconds, which no request waits for.
+        criteria = Criteria.of(spec["match"])
         with self._lock:
+            self._settle(now)
+            active = len(self._rules) - len(self._finished)
+            if active >= self.max_active:
+                raise Conflict(
+                    f"The sandbox holds {active} active fault rules, as many as SANDBOX_MAX_FAULT_RULES "
+                    f"({self.max_active}) allows: delete some, or raise the setting."
+                )
             rule_id, number = f"f{self._next_id}", self._next_id
             self._next_id += 1
             expires = spec.get("expiresAt") or (
                 now + timedelta(milliseconds=spec["ttl"]) if "ttl" in spec else None
             )
             seed = spec.get("seed", f"{self.seed}:{rule_id}")
-            rule = Rule(rule_id, spec, Random(seed), expires=expires, number=number)
+            rule = Rule(rule_id, spec, Random(seed), criteria, expires=expires, number=number)
             report = rule.report(now)  # before storing it: a rule that cannot be reported is not kept
             self._rules[rule_id] = rule
             self._active.setdefault(rule.client_id, OrderedDict())[rule_id] = rule

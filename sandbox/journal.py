@@ -7,13 +7,14 @@ Control-plane requests are not journaled.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
+
+from .control_schemas import glob
 
 # Credentials never reach the journal; the scheme is kept, so a test can see which was used.
 SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
@@ -114,13 +115,16 @@ def matcher(
 ) -> Callable[[dict], bool]:
     """A filter over entries: each given criterion must hold (``path`` and ``warning`` are globs;
     ``warning`` holds when any of the entry's warnings matches it, so ``*``: drew any warning)."""
+    # The globs are compiled for this call only: fnmatch's functions would keep each distinct
+    # pattern a caller ever sent, up to 32,768 of them (re's own cache keeps at most 512).
     checks: list[Callable[[dict], bool]] = []
     if client_id is not None:
         checks.append(lambda e: e["clientId"] == client_id)
     if method is not None:
         checks.append(lambda e: e["method"] == method.upper())
     if path is not None:
-        checks.append(lambda e: fnmatch.fnmatchcase(e["path"], path))
+        path_glob = glob(path)
+        checks.append(lambda e: path_glob.match(e["path"]) is not None)
     if status is not None:
         checks.append(lambda e: e["status"] == status)
     if since is not None:
@@ -129,5 +133,6 @@ def matcher(
         checks.append(lambda e: e["moment"] <= until)
     if warning is not None:
         # An entry that drew no warning has no "warnings" key at all.
-        checks.append(lambda e: any(fnmatch.fnmatchcase(line, warning) for line in e.get("warnings", ())))
+        warning_glob = glob(warning)
+        checks.append(lambda e: any(warning_glob.match(line) for line in e.get("warnings", ())))
     return lambda entry: all(check(entry) for check in checks)

@@ -52,7 +52,7 @@ class Parts:
             clock=Clock(),
             accounts=Accounts(config["ACCOUNTS"]),
             store=MemoryStore(),
-            faults=FaultRegistry(config["SEED"], config["MAX_FINISHED_FAULTS"]),
+            faults=FaultRegistry(config["SEED"], config["MAX_FINISHED_FAULTS"], config["MAX_FAULT_RULES"]),
             journal=Journal(config["MAX_JOURNAL_ENTRIES"], config["MAX_JOURNAL_BYTES"]),
             history=History(config["MAX_HISTORY_ENTRIES"]),
             authority=Authority(

@@ -38,6 +38,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
         1000,
         "spent and expired fault rules kept for the listing; those that finished first are dropped first",
     ),
+    "MAX_FAULT_RULES": (
+        1000,
+        "most active fault rules at once; adding one more gets 409 until one is deleted, spent or expired",
+    ),
     "MAX_HISTORY_ENTRIES": (
         1000,
         "preference history kept per profile; the oldest changes are dropped first",
@@ -76,6 +80,7 @@ POSITIVE_INTEGERS = (
     "MAX_DELAY_MS",
     "MAX_JOURNAL_ENTRIES",
     "MAX_FINISHED_FAULTS",
+    "MAX_FAULT_RULES",
     "MAX_JOURNAL_BYTES",
     "MAX_JOURNAL_ITEMS",
     "MAX_HISTORY_ENTRIES",

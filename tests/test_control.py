@@ -516,3 +516,24 @@ def test_an_imported_profile_id_beyond_a_long_is_400_and_changes_nothing():
     assert response.status_code == 400
     assert list(response.json()["ModelState"]) == ["clients.acme[0].ProfileId"]
     assert state == {"clients": {}, "accounts": {}}
+
+
+def test_a_fractional_seed_is_400_not_rounded(fresh):
+    served, control = fresh
+    control.add_fault(respond={"status": 500})
+
+    fractional = send("POST", f"{served.url}/_sandbox/reset", {"seed": 1.5})
+    as_text = send("POST", f"{served.url}/_sandbox/reset?seed=5")
+    whole_float = send("POST", f"{served.url}/_sandbox/reset", {"seed": 5.0})
+
+    assert fractional.status_code == 400
+    assert fractional.json()["ModelState"] == {"seed": ["Not a valid integer."]}
+    assert (as_text.status_code, whole_float.status_code) == (200, 200)
+
+
+def test_the_limit_on_active_rules_is_documented_with_its_409(served):
+    document = send("GET", f"{served.url}/_sandbox/openapi.json").json()
+
+    answers = document["paths"]["/_sandbox/faults"]["post"]["responses"]
+
+    assert "SANDBOX_MAX_FAULT_RULES" in answers["409"]["description"]

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from werkzeug.datastructures import Headers
 
+from sandbox import faults
 from sandbox.control_schemas import RULE
-from sandbox.errors import NotFound
+from sandbox.errors import Conflict, NotFound
 from sandbox.faults import FaultRegistry, Firing, RequestFacts, Rule
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -503,7 +504,7 @@ def test_a_request_examines_no_spent_expired_or_other_clients_rule(monkeypatch):
         {"match": {"method": "GET"}, "respond": {"status": 500}},
         {"match": {"clientId": "acme"}, "skip": 1, "respond": {"status": 429}},
     )
-    alone, crowded = FaultRegistry(0), FaultRegistry(0, max_finished=10_000)
+    alone, crowded = FaultRegistry(0), FaultRegistry(0, max_finished=10_000, max_active=10_000)
     # 10,000 rules that cannot fire on an acme request: spent, expired or another client's, each
     # kind both scoped to acme and not.
     for index in range(2000):
@@ -658,3 +659,38 @@ def test_concurrent_requests_consume_a_rule_exactly():
     assert sorted(firing.hits for firing in firings) == list(range(1, 51))
     assert sorted(firing.remaining for firing in firings) == list(range(50))
     assert counters(registry) == (50, 50, 0, "spent")
+
+
+# --- the bound on active rules, and globs compiled once ----------------------------------------
+
+
+def test_at_most_max_active_rules_are_active_and_finished_ones_make_room():
+    registry = registry_with({"times": 1, **ERROR}, {"ttl": 1000, **ERROR})
+    registry.max_active = 2
+
+    with pytest.raises(
+        Conflict, match=r"holds 2 active fault rules, as many as SANDBOX_MAX_FAULT_RULES \(2\)"
+    ):
+        registry.add(RULE.load(ERROR), NOW)
+    fire(registry)  # spends f1
+    third = registry.add(RULE.load(ERROR), NOW)
+    with pytest.raises(Conflict):
+        registry.add(RULE.load(ERROR), NOW)
+    fourth = registry.add(RULE.load(ERROR), NOW + timedelta(seconds=1))  # f2 expired
+
+    assert (third["id"], fourth["id"]) == ("f3", "f4")
+    assert [(r["id"], r["state"]) for r in registry.reports(NOW + timedelta(seconds=1))] == [
+        ("f1", "spent"), ("f2", "expired"), ("f3", "active"), ("f4", "active"),
+    ]  # fmt: skip
+
+
+def test_a_rules_globs_are_compiled_when_it_is_added_not_per_request(monkeypatch):
+    compiled: list[str] = []
+    real = faults.glob
+    monkeypatch.setattr(faults, "glob", lambda pattern: compiled.append(pattern) or real(pattern))
+    registry = registry_with({"match": {"path": "/acme/*", "headers": {"X-Case": "a*"}}, **ERROR})
+
+    fired = fired_ids(registry, 5, facts(headers=Headers({"X-Case": "abc"})))
+
+    assert fired == ["f1"] * 5
+    assert compiled == ["/acme/*", "a*"]

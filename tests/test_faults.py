@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 import time
 from collections import Counter
@@ -290,3 +291,170 @@ def test_the_finished_rules_listed_are_bounded_by_the_setting():
         listed = [rule["id"] for rule in control.faults()]
 
     assert listed == added[1:]  # the first to finish is dropped
+
+
+# --- the size of a rule, and how many are active ------------------------------------------------
+
+
+def fnmatch_cached() -> int:
+    """How many patterns fnmatch's module cache holds (up to 32,768, kept for the process's life)."""
+    return fnmatch._compile_pattern.cache_info().currsize
+
+
+def test_distinct_rule_globs_are_compiled_when_added_and_fill_no_cache(control, client_id, base_url):
+    """Each request used to compile every rule's globs through fnmatch's cache, under the registry's
+    lock: 20,000 distinct globs made a request wait minutes and kept a gigabyte."""
+    for index in range(40):
+        control.add_fault(
+            match={"clientId": client_id, "path": f"/{client_id}/Profile/{index}*[12]?" + "*[12]?" * 100,
+                   "headers": {"X-Case": f"case-{index}-*"}},
+            respond={"status": 500 + index % 4},
+        )  # fmt: skip
+    fnmatch._compile_pattern.cache_clear()
+
+    misses = [
+        requests.get(f"{base_url}/{client_id}/Profile/{i}", headers=auth(), timeout=10) for i in range(40)
+    ]
+    # Each "*[12]?" takes a "12"; the header tells rule 39 from rule 3, whose path glob also matches.
+    hit = requests.get(
+        f"{base_url}/{client_id}/Profile/39{'12' * 101}",
+        headers={**auth(), "X-Case": "case-39-x"},
+        timeout=10,
+    )
+
+    assert {response.status_code for response in misses} == {404}  # no glob matched: no profile there
+    assert hit.status_code == 503
+    assert [rule["hits"] for rule in control.faults(client_id)] == [0] * 39 + [1]
+    assert fnmatch_cached() == 0
+
+
+@pytest.mark.parametrize(
+    ("match", "path"),
+    [({"path": "/*" * 500 + "x"}, "match.path"), ({"headers": {"X-Case": "?" * 1001}}, "match.headers")],
+    ids=["path", "header-value"],
+)
+def test_a_glob_of_more_than_1000_characters_is_refused(control, client_id, match, path):
+    with pytest.raises(ControlError) as refused:
+        control.add_fault(match={"clientId": client_id, **match}, respond={"status": 503})
+    accepted = control.add_fault(match={"clientId": client_id, "path": "?" * 1000}, respond={"status": 503})
+
+    assert refused.value.status == 400
+    [(key, [message])] = refused.value.body["ModelState"].items()
+    assert key.startswith(path)
+    assert message == "A glob has at most 1000 characters; this one has 1001."
+    assert accepted["match"]["path"] == "?" * 1000
+    assert [rule["id"] for rule in control.faults(client_id)] == [accepted["id"]]
+
+
+def test_active_rules_are_bounded_by_the_setting():
+    with Served({"MAX_FAULT_RULES": 2}) as served:
+        control = ControlClient(served.url)
+        once = control.add_fault(match={"clientId": "acme"}, respond={"status": 503}, times=1)
+        kept = control.add_fault(match={"clientId": "beta"}, respond={"status": 503})
+        with pytest.raises(ControlError) as full:
+            control.add_fault(respond={"status": 500})
+        listed_when_full = [rule["id"] for rule in control.faults()]
+        requests.get(f"{served.url}/acme/Profile/1", headers=auth(), timeout=10)  # spends `once`
+        after_spent = control.add_fault(match={"clientId": "acme"}, respond={"status": 502})
+        with pytest.raises(ControlError) as full_again:
+            control.add_fault(respond={"status": 500})
+        control.delete_fault(kept["id"])
+        after_delete = control.add_fault(respond={"status": 500})
+
+    assert full.value.status == 409
+    assert full.value.body == {
+        "Message": "The sandbox holds 2 active fault rules, as many as SANDBOX_MAX_FAULT_RULES (2) "
+        "allows: delete some, or raise the setting."
+    }
+    assert listed_when_full == [once["id"], kept["id"]]
+    assert full_again.value.status == 409
+    assert (after_spent["id"], after_delete["id"]) == ("f3", "f4")  # refused calls take no id
+
+
+FORTY_NINE = {f"X-H{index:02}": "v" * 150 for index in range(49)}
+
+
+@pytest.mark.parametrize(
+    ("rule", "path", "message"),
+    [
+        ({"respond": {"status": 503, "headers": {"X-Big": "x" * 1_000_000}}}, "respond.headers",
+         "The line of header X-Big takes 1000007 bytes; injected headers take at most 8190 bytes, as "
+         "'Name: value' lines, so that clients read them."),
+        ({"respond": {"status": 503, "headers": {"X-A": "x" * 8186}}}, "respond.headers", None),
+        ({"respond": {"status": 503, "headers": {"X-A": "x" * 5000, "X-B": "x" * 5000}}}, "respond.headers",
+         "The injected headers take 10010 bytes; at most 8190, as 'Name: value' lines, so that clients "
+         "read them."),
+        ({"respond": {"status": 503, "headers": {f"X-{index}": "1" for index in range(51)}}},
+         "respond.headers", "A rule injects at most 50 headers, not 51."),
+        ({"respond": {"status": 503, "headers": {f"X-{index}": "1" for index in range(20_000)}}},
+         "respond.headers", "A rule injects at most 50 headers, not 20000."),
+        ({"respond": {"status": 503, "headers": {"X-A\n": "1"}}}, "respond.headers", None),
+        ({"respond": {"status": 503, "headers": {"": "1"}}}, "respond.headers", None),
+        ({"respond": {"status": 503, "headers": {"Content-Length": "5"}}}, "respond.headers", None),
+        ({"respond": {"status": 503, "headers": {"transfer-encoding": "chunked"}}}, "respond.headers", None),
+        ({"respond": {"status": 503, "headers": {"Connection": "close"}}}, "respond.headers",
+         "Connection is a hop-by-hop header, which a WSGI application may not send."),
+        ({"respond": {"status": 503}, "match": {"headers": {"": "*"}}}, "match.headers",
+         "Not a valid header name: a header name is an HTTP token."),
+        ({"respond": {"status": 503}, "match": {"headers": {"X Case": "*"}}}, "match.headers", None),
+        ({"respond": {"status": 503}, "match": {"headers": {"X-Case\n": "*"}}}, "match.headers", None),
+        ({"respond": {"status": 503}, "match": {"headers": {f"X-{i}": "*" for i in range(11)}}},
+         "match.headers", "A rule matches on at most 10 headers, not 11."),
+        ({"respond": {"status": 503}, "match": {"method": ""}}, "match.method",
+         "Not a valid method: a method is an HTTP token."),
+        ({"respond": {"status": 503}, "seed": 1.5}, "seed", "Not a valid integer."),
+        ({"respond": {"status": 503}, "times": 1.5}, "times", "Not a valid integer."),
+        ({"respond": {"status": 503}, "times": "2"}, "times", "Not a valid integer."),
+        ({"respond": {"status": 503}, "skip": 0.5}, "skip", "Not a valid integer."),
+        ({"respond": {"status": 503}, "ttl": 100.5}, "ttl", "Not a valid integer."),
+        ({"respond": {"status": 503.5}}, "respond.status", "Not a valid integer."),
+        ({"delay": {"fixed": 10.5}}, "delay.fixed", "Not a valid integer."),
+        ({"delay": {"uniform": {"lower": 0.5, "upper": 2}}}, "delay.uniform.lower", "Not a valid integer."),
+        ({"fault": {"type": "DRIBBLE", "chunks": 2.5}, "when": "after"}, "fault.chunks",
+         "Not a valid integer."),
+    ],
+    ids=["header-of-a-megabyte", "header-line-of-8191-bytes", "headers-of-10-kb", "51-headers",
+         "20000-headers", "header-name-ending-in-a-newline", "empty-header-name", "content-length",
+         "transfer-encoding", "hop-by-hop", "empty-match-header-name", "match-header-name-not-a-token",
+         "match-header-name-ending-in-a-newline", "11-match-headers", "empty-method", "fractional-seed",
+         "fractional-times", "times-as-text", "fractional-skip", "fractional-ttl", "fractional-status",
+         "fractional-fixed-delay", "fractional-uniform-bound", "fractional-chunks"],
+)  # fmt: skip
+def test_rules_that_would_fail_or_never_match_their_requests_are_400(control, client_id, rule, path, message):
+    """Each was accepted, then broke the client (LineTooLong, "got more than 100 headers", a body
+    misread), could never match, or was silently rounded."""
+    with pytest.raises(ControlError) as refused:
+        control.add_fault({**rule, "match": {"clientId": client_id, **rule.get("match", {})}})
+
+    assert refused.value.status == 400
+    model_state = refused.value.body["ModelState"]
+    assert any(key == path or key.startswith((f"{path}.", f"{path}[")) for key in model_state), model_state
+    if message:
+        assert next(iter(model_state.values())) == [message]
+    assert control.faults(client_id) == []
+
+
+def test_the_largest_injected_headers_accepted_reach_the_client_whole(control, client_id, profile_url):
+    """50 headers taking 8,190 bytes together: what a rule may inject, a client reads."""
+    headers = {
+        **FORTY_NINE,
+        "X-Last": "z" * (8190 - sum(len(n) + 2 + len(v) for n, v in FORTY_NINE.items()) - 8),
+    }
+    control.add_fault(match={"clientId": client_id}, respond={"status": 503, "headers": headers}, times=2)
+    single = {"X-Long": "y" * (8190 - len("X-Long: "))}
+    control.add_fault(match={"clientId": client_id}, respond={"status": 502, "headers": single}, when="after")
+
+    many = create(profile_url)
+    response = create(profile_url)
+    long = create(profile_url)
+
+    assert (many.status_code, response.status_code, long.status_code) == (503, 503, 502)
+    assert {name: many.headers[name] for name in headers} == headers
+    assert long.headers["X-Long"] == single["X-Long"]
+
+
+def test_a_whole_number_written_as_a_float_is_that_number(control, client_id, profile_url):
+    rule = control.add_fault(match={"clientId": client_id}, respond={"status": 503.0}, times=2.0, seed=7.0)
+
+    assert (rule["respond"]["status"], rule["times"], rule["seed"]) == (503, 2, 7)
+    assert [create(profile_url).status_code for _ in range(3)] == [503, 503, 201]

@@ -285,3 +285,32 @@ def test_the_journal_is_bounded_in_bytes_and_an_entry_says_what_it_cut():
     )
     assert len(last["error"]["ModelState"]) == 5
     assert last["cut"]["modelState"] == len(invalid.json()["ModelState"]) - 5
+
+
+def test_distinct_filter_globs_are_not_kept(auth_off, client_id):
+    """Each distinct glob used to stay in fnmatch's cache for good (8,000 long ones: +350 MB)."""
+    control, url = ControlClient(auth_off.url), f"{auth_off.url}/{client_id}/Profile"
+    post_json(url, minimal_profile(Colour="red"))
+    post_json(url, minimal_profile())
+    fnmatch._compile_pattern.cache_clear()
+
+    listed = [
+        len(control.requests(path=f"/{client_id}/*{'?' * i}*", warning=f"*{i}*'Colour'")) for i in range(30)
+    ]
+    counted = [control.count(path=f"/{client_id}/[P]*{'?' * i}", warning=f"ignored*{i}*") for i in range(30)]
+
+    assert listed == [0] * 30  # no line has a digit before 'Colour'
+    assert counted == [0] * 30
+    assert control.count(path=f"/{client_id}/[P]rofile", warning="*'Colour'") == 1
+    assert fnmatch._compile_pattern.cache_info().currsize == 0
+
+
+@pytest.mark.parametrize("endpoint", ["/_sandbox/requests", "/_sandbox/requests/count"])
+@pytest.mark.parametrize("name", ["path", "warning"])
+def test_a_filter_glob_of_more_than_1000_characters_is_400(control, endpoint, name):
+    too_long = send("GET", f"{control.base_url}{endpoint}?{name}={'*' * 1001}")
+    longest = send("GET", f"{control.base_url}{endpoint}?{name}={'*' * 1000}")
+
+    assert too_long.status_code == 400
+    assert too_long.json()["ModelState"] == {name: ["A glob has at most 1000 characters; this one has 1001."]}
+    assert longest.status_code == 200
