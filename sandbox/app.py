@@ -10,10 +10,10 @@ from flask import Flask
 from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter, Rule
 
-from . import account_api, api, control, exchange, formats, history_api, oauth, openapi, parts, pipeline
+from . import account_api, api, control, exchange, history_api, oauth, openapi, parts, pipeline
 from .contract import CONTROL_PREFIX
-from .control_schemas import StateSchema
 from .errors import VendorError
+from .jsonstream import StateDocument
 from .settings import DEFAULTS, check_config
 
 
@@ -82,8 +82,9 @@ def _seed(sandbox: parts.Parts, config: Mapping[str, Any], path: str) -> None:
     if unusable)."""
     try:
         with open(path, "rb") as file:
-            document = StateSchema().load(formats.parse_json(file.read(), config["MAX_NESTING_DEPTH"]))
-        sandbox.import_state(document, control.importer(config, sandbox.clock.now()))
+            document = StateDocument(file, config["MAX_NESTING_DEPTH"])
+            editor_for = control.importer(config, sandbox.clock.now())
+            sandbox.import_state(document.clients(), lambda: document.other, editor_for)
     except (OSError, ValueError, ValidationError) as error:
         raise ValueError(f"SANDBOX_SEED_FILE {path}: {error}") from None
     except VendorError as error:

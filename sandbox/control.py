@@ -23,6 +23,7 @@ from .contract import CONTROL_PREFIX, JSON_ONLY, Answer, Body, Query, View, docu
 from .errors import BadRequest, NotFound, Unauthorized, invalid
 from .exchange import json_response, streamed_json
 from .journal import matcher
+from .jsonstream import StateDocument
 from .profiles import Account, Editor
 
 bp = Blueprint("control", __name__, url_prefix=CONTROL_PREFIX)
@@ -260,9 +261,10 @@ def import_state() -> Response:
     """Replace the profiles of each client in a state document, and configure each account it
     names; 400 naming every invalid field, 409 for a ProfileId or AlternateId used twice. Nothing
     changes on an error."""
-    document = _payload(payloads.StateSchema())
+    document = StateDocument(request.stream, current_app.config["MAX_NESTING_DEPTH"])
     sandbox = parts.current()
-    return json_response(sandbox.import_state(document, importer(current_app.config, sandbox.clock.now())))
+    editor_for = importer(current_app.config, sandbox.clock.now())
+    return json_response(sandbox.import_state(document.clients(), lambda: document.other, editor_for))
 
 
 @bp.get("/accounts")

@@ -101,9 +101,7 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
     except json.JSONDecodeError as error:
         raise invalid("body", f"The body is not valid JSON: {error}.") from None
     except ValueError:  # an integer beyond Python's digit limit
-        raise invalid(
-            "body", f"The body holds a number of more than {sys.get_int_max_str_digits()} digits."
-        ) from None
+        raise too_long_number() from None
     check_json(data, max_depth)
     return data
 
@@ -111,6 +109,11 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
 def reject_constant(name: str) -> None:
     """Refuse NaN and Infinity, which json reads and JSON does not have."""
     raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
+
+
+def too_long_number() -> BadRequest:
+    """The 400 of a number with more digits than Python converts."""
+    return invalid("body", f"The body holds a number of more than {sys.get_int_max_str_digits()} digits.")
 
 
 def too_deep(max_depth: int) -> BadRequest:
@@ -122,11 +125,11 @@ def too_deep(max_depth: int) -> BadRequest:
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def check_json(data: Any, max_depth: int) -> None:
+def check_json(data: Any, max_depth: int, depth: int = 1) -> None:
     """400 for a document nested deeper than ``max_depth``, or holding a lone surrogate
     (``"\\ud800"``): .NET would carry one in a string, but no UTF-8 answer can, so the sandbox
     refuses it rather than store what it could never give back."""
-    stack = [(data, 1)]
+    stack = [(data, depth)]
     while stack:
         value, depth = stack.pop()
         if depth > max_depth:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -11,9 +11,11 @@ from typing import Any, Protocol
 
 from flask import current_app
 
+from . import schemas
 from .accounts import KINDS, Accounts, configured
 from .auth import Authority, load_directory
 from .clock import Clock
+from .control_schemas import StateSchema
 from .errors import BadRequest
 from .faults import FaultRegistry
 from .history import History
@@ -23,6 +25,8 @@ from .service import ProfileService
 from .store import MemoryStore, ProfileStore
 
 EXTENSION = "sandbox"
+STATE = StateSchema()
+PAYLOAD = "The control payload is invalid."
 
 
 class Resettable(Protocol):
@@ -74,32 +78,58 @@ class Parts:
         """The state document of every client (or one): its profiles and its account's configuration."""
         return {"clients": self.service.export(client_id), "accounts": self.accounts.export(client_id)}
 
-    def import_state(self, document: Mapping[str, Any], editor_for: Callable[[str], Editor]) -> dict:
-        """Import a validated state document: each client's profiles replaced, each account's kinds
-        configured. 400 naming every problem, 409 for a ProfileId or AlternateId used twice;
-        nothing changes on an error."""
-        problems = {}
-        for client, account in document["accounts"].items():
-            others = sorted(set(account) - set(KINDS))
-            if others:  # an account's other settings belong to SANDBOX_ACCOUNTS
-                problems[f"accounts.{client}"] = [f"Not a kind of types: {', '.join(others)}."]
-                continue
-            try:
-                configured(account)
-            except ValueError as error:
-                problems[f"accounts.{client}"] = [str(error)]
-        if problems:
-            raise BadRequest("The state document is invalid.", model_state=problems)
-        imported = self.service.import_state(document["clients"], editor_for)
-        for client, account in document["accounts"].items():
+    def import_state(
+        self,
+        clients: Iterable[tuple[str, Any]],
+        rest: Callable[[], Mapping[str, Any]],
+        editor_for: Callable[[str], Editor],
+    ) -> dict:
+        """Import a state document, read as it arrives: ``clients`` yields each client's id and its
+        profiles; ``rest`` gives the document's other members (its ``accounts``) once every client
+        is read. Each client's profiles are replaced, each account's kinds configured. 400 naming
+        every problem, 409 for a ProfileId or AlternateId used twice; nothing changes on an error."""
+        accounts: dict[str, Any] = {}
+
+        def checked() -> Iterator[tuple[str, Any]]:
+            seen: set[str] = set()
+            for client_id, profiles in clients:
+                listed = isinstance(profiles, list | Iterator)
+                schemas.load(STATE, {"clients": {client_id: [] if listed else profiles}}, message=PAYLOAD)
+                if client_id in seen:
+                    raise BadRequest(PAYLOAD, model_state={f"clients.{client_id}": ["Named twice."]})
+                seen.add(client_id)
+                yield client_id, profiles
+            accounts.update(_accounts(rest()))  # before the store puts anything in
+
+        imported = self.service.import_state(checked(), editor_for)
+        for client, account in accounts.items():
             self.accounts.configure(client, account)
-        return {"imported": imported, "accounts": sorted(document["accounts"])}
+        return {"imported": imported, "accounts": sorted(accounts)}
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Reset every part: everything, or only ``client_id``'s data (``seed``: a full reset's)."""
         for part in dataclasses.fields(self):
             resettable: Resettable = getattr(self, part.name)
             resettable.reset(client_id, seed=seed)
+
+
+def _accounts(rest: Mapping[str, Any]) -> dict[str, Any]:
+    """The accounts of a state document's members but its clients, each a configuration of kinds
+    of types; 400 naming every problem (an unknown member, an unusable account)."""
+    document = schemas.load(STATE, dict(rest), message=PAYLOAD)
+    problems = {}
+    for client, account in document["accounts"].items():
+        others = sorted(set(account) - set(KINDS))
+        if others:  # an account's other settings belong to SANDBOX_ACCOUNTS
+            problems[f"accounts.{client}"] = [f"Not a kind of types: {', '.join(others)}."]
+            continue
+        try:
+            configured(account)
+        except ValueError as error:
+            problems[f"accounts.{client}"] = [str(error)]
+    if problems:
+        raise BadRequest("The state document is invalid.", model_state=problems)
+    return document["accounts"]  # type: ignore[no-any-return]
 
 
 def current() -> Parts:

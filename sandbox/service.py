@@ -7,7 +7,8 @@ keep them, each write one atomic change. It knows nothing of HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ from .store import Change, ProfileStore
 
 CREATE = schemas.CreateUserProfile()
 IMPORTED = schemas.ImportedProfile()
+# Profiles an import validates between two chances for other requests to run (a few milliseconds).
+IMPORT_STRIDE = 32
 
 
 @dataclass(frozen=True)
@@ -260,23 +263,25 @@ class ProfileService:
         return self.store.export(client_id)
 
     def import_state(
-        self, clients: Mapping[str, Sequence[Any]], editor_for: Callable[[str], Editor]
+        self,
+        clients: Mapping[str, Iterable[Any]] | Iterable[tuple[str, Iterable[Any]]],
+        editor_for: Callable[[str], Editor],
     ) -> dict[str, int]:
-        """Replace the profiles of each clientId of a state document's ``clients``, and their
-        preference history (it starts again with the import): 400 naming every invalid field
-        (``clients.acme[0].Emails``), 409 for a ProfileId or AlternateId used twice; nothing changes
-        on an error. How many profiles each clientId now has."""
+        """Replace the profiles of each clientId of a state document's ``clients`` (a mapping, or
+        its pairs of clientId and profiles, read as they come), and their preference history (it
+        starts again with the import): 400 naming every invalid field (``clients.acme[0].Emails``),
+        up to the error limit; 409 for a ProfileId or AlternateId used twice; nothing changes on
+        an error. How many profiles each clientId now has."""
         problems: dict[str, Sequence[str]] = {}
-        read: dict[str, list[dict]] = {}
+        counts: dict[str, int] = {}
         limit = schemas.error_limit.get()
-        for client_id, items in clients.items():
+
+        def read(client_id: str, items: Iterable[Any]) -> Iterator[dict]:
             editor = editor_for(client_id)
-            read[client_id] = []
             for index, item in enumerate(items):
                 prefix = f"clients.{client_id}[{index}]"
                 try:
                     data = schemas.load(IMPORTED, item, prefix=prefix)
-                    read[client_id].append(profiles.imported(data, editor, item))
                 except BadRequest as error:
                     problems.update(
                         {
@@ -288,12 +293,23 @@ class ProfileService:
                         raise BadRequest(
                             "The state document is invalid.", model_state=problems, stopped=True
                         ) from None
-        if problems:
-            raise BadRequest("The state document is invalid.", model_state=problems)
-        self.store.replace_clients(read)
-        for client_id in read:
+                    continue
+                counts[client_id] += 1
+                yield profiles.imported(data, editor, item)
+                if index % IMPORT_STRIDE == IMPORT_STRIDE - 1:
+                    time.sleep(0)  # let other requests run (gevent yields here; threads swap the GIL)
+
+        def every() -> Iterator[tuple[str, Iterator[dict]]]:
+            for client_id, items in clients.items() if isinstance(clients, Mapping) else clients:
+                counts[client_id] = 0
+                yield client_id, read(client_id, items)
+            if problems:  # raised before the store puts anything in
+                raise BadRequest("The state document is invalid.", model_state=problems)
+
+        self.store.replace_clients(every())
+        for client_id in counts:
             self.history.reset(client_id)
-        return {client_id: len(items) for client_id, items in read.items()}
+        return counts
 
     def _registered(
         self, client_id: str, unknown: list[tuple[str, str]], editor: Editor, stored: dict

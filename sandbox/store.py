@@ -91,9 +91,10 @@ class ProfileStore(Protocol):
         """The profiles of every clientId (or one), as stored, each clientId's read lazily, by
         ProfileId, from one moment's state."""
 
-    def replace_clients(self, clients: dict[str, list[dict]]) -> None:
-        """Replace the profiles of each clientId named, atomically; 409 for a ProfileId held
-        elsewhere or an AlternateId twice in a clientId, and then nothing changes."""
+    def replace_clients(self, clients: Iterable[tuple[str, Iterable[dict]]]) -> None:
+        """Replace the profiles of each clientId named, atomically, reading them as they come; 409
+        for a ProfileId held elsewhere or an AlternateId twice in a clientId, and then (as on any
+        error raised while ``clients`` is read) nothing changes."""
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles."""
@@ -337,23 +338,21 @@ class MemoryStore:
             tenants = [self._tenants[c] for c in chosen if c in self._tenants]
         return {tenant.client_id: _every(tenant) for tenant in tenants}
 
-    def replace_clients(self, clients: dict[str, list[dict]]) -> None:
-        """Replace the profiles of each clientId named, atomically. A profile without a ProfileId
-        gets a fresh one; a ProfileId held elsewhere on the server, or an AlternateId twice in a
-        clientId, is a 409 and nothing changes. The new tenants are built outside the lock, which
-        is held only to check their ProfileIds against the others' and to put them in."""
-        numbered = [p["ProfileId"] for profiles in clients.values() for p in profiles if p["ProfileId"]]
-        repeated = _first_repeated(numbered)
-        if repeated is not None:
-            raise Conflict(f"ProfileId {repeated} is used twice.")
-        built = {client_id: _built(client_id, profiles) for client_id, profiles in clients.items()}
+    def replace_clients(self, clients: Iterable[tuple[str, Iterable[dict]]]) -> None:
+        """Replace the profiles of each clientId named, atomically, reading them as they come. A
+        profile without a ProfileId gets a fresh one; a ProfileId held elsewhere on the server, or
+        an AlternateId twice in a clientId, is a 409 and nothing changes; so is any error raised
+        while ``clients`` is read. The new tenants are built outside the lock, which is held only to
+        check their ProfileIds against the sequence and the others', and to put them in."""
+        numbered: set[int] = set()
+        built = {client_id: _built(client_id, profiles, numbered) for client_id, profiles in clients}
         with self._lock:
             # Only a ProfileId the sequence has passed can be held already.
             issued = [profile_id for profile_id in numbered if profile_id < self._next_id]
             held = {
                 profile_id
                 for c, tenant in self._tenants.items()
-                if c not in clients
+                if c not in built
                 for profile_id in _held_among(tenant, issued)
             }
             if held:
@@ -405,35 +404,29 @@ def _every(tenant: Tenant) -> Iterator[dict]:
             time.sleep(0)
 
 
-def _first_repeated(values: Iterable[int]) -> int | None:
-    seen: set[int] = set()
-    for value in values:
-        if value in seen:
-            return value
-        seen.add(value)
-    return None
-
-
 def _held_among(tenant: Tenant, profile_ids: Iterable[int]) -> Iterator[int]:
     """Those of ``profile_ids`` that ``tenant`` holds."""
     return (profile_id for profile_id in profile_ids if profile_id in tenant.profiles)
 
 
-def _built(client_id: str, profiles: list[dict]) -> tuple[Tenant, list[dict]]:
-    """A new tenant of the numbered ``profiles``, and (copied) those still without a ProfileId;
-    409 for an AlternateId held twice."""
+def _built(client_id: str, profiles: Iterable[dict], numbered: set[int]) -> tuple[Tenant, list[dict]]:
+    """A new tenant of the numbered ``profiles`` (their ProfileIds added to ``numbered``; 409 for
+    one already there), and (copied) those still without a ProfileId; 409 for an AlternateId held
+    twice."""
     tenant, unnumbered = Tenant(client_id), []
     for count, profile in enumerate(profiles, 1):
         tenant.check_alternate_ids(profile)
-        if profile["ProfileId"]:
+        profile_id = profile["ProfileId"]
+        if profile_id:
+            if profile_id in numbered:
+                raise Conflict(f"ProfileId {profile_id} is used twice.")
+            numbered.add(profile_id)
             tenant = tenant.put(profile)
         else:
             unnumbered.append(dict(profile))
             # Claim its AlternateIds now, so that a later profile of the import that repeats one is a 409.
-            tenant = replace(
-                tenant,
-                alternate_ids=tenant.alternate_ids.update({key: 0 for key in alternate_id_keys(profile)}),
-            )
+            claimed = {key: 0 for key in alternate_id_keys(profile)}
+            tenant = replace(tenant, alternate_ids=tenant.alternate_ids.update(claimed))
         if count % SCAN_STRIDE == 0:
             time.sleep(0)
     return tenant, unnumbered
