@@ -1,14 +1,18 @@
 """Benchmarks: figures, and ratios against a baseline run in the same process. Not a test.
 
-    python benchmarks/bench.py [--quick]
+    python benchmarks/bench.py [--quick] [--profiles N]
 
-Prints: the pytest fixture's in-process start-up time; reset time with 0 and 100,000 stored
-profiles; create-profile throughput and latency of the shipped server configuration (gunicorn,
-one gevent worker) and of the former one (one gthread worker, 64 threads), each next to a bare
-Flask route served the same way; how responsive each gunicorn worker class stays while injected
-hangs are in progress; health and create latency while 1,000 idle and 200 slowloris connections
-are held open, former model against shipped; and health latency while a large export keeps the
-server busy, the cost of serving from one thread.
+Prints: the pytest fixture's in-process start-up time; reset time with 0 and N stored profiles;
+create-profile throughput and latency (8 clients, keep-alive connections) of the shipped server
+configuration (gunicorn, one gevent worker) and of the former one (one gthread worker, 64
+threads), each next to a bare Flask route served the same way; how responsive each gunicorn worker
+class stays while injected hangs are in progress; health and create latency while 1,000 idle and
+200 slowloris connections are held open, former model against shipped; health latency while a
+large export keeps the server busy, the cost of serving from one thread; and, with N profiles
+stored (--profiles, 100,000 by default, 10,000 with --quick), measured over HTTP against the
+command line: memory per profile against its JSON export, create and GET latency from 8 clients,
+GET latency while a search, an export, an import and a reset of N profiles run, and whether a
+state export larger than 1 MiB imports back.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import http.client
 import json
 import logging
@@ -25,13 +30,18 @@ import resource
 import selectors
 import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from flask import Flask
 
+import sandbox
 from sandbox.__main__ import Limits, Server, cooperative, descriptors_for, listen
 from sandbox.app import create_app
 from sandbox.auth import pnauthinfo3_header
@@ -68,16 +78,20 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
 
 
 def fixture_start_up(rounds: int) -> None:
-    starts, stops = [], []
+    """The in-process fixture's start, first health answer and stop: medians after a warm-up."""
+    # What a process does once (imports, the URL builders every app shares) is not counted.
+    InProcessServer({}).stop()
+    starts, readies, stops = [], [], []
     for _ in range(rounds):
         started = time.perf_counter()
         server = InProcessServer({})
-        ControlClient(server.url).health()
         starts.append(time.perf_counter() - started)
+        ControlClient(server.url).health()
+        readies.append(time.perf_counter() - started)
         stops.append(timed(server.stop))
-    start, stop = statistics.median(starts) * 1000, statistics.median(stops) * 1000
-    print(f"in-process fixture (create_app, bind, first health answer), median of {rounds}: "
-          f"start {start:.1f} ms, stop {stop:.1f} ms")  # fmt: skip
+    start, ready, stop = (statistics.median(times) * 1000 for times in (starts, readies, stops))
+    print(f"in-process fixture, median of {rounds}: start {start:.1f} ms (create_app, bind, serving "
+          f"thread), first health answer at {ready:.1f} ms, stop {stop:.1f} ms")  # fmt: skip
 
 
 def fill(store: object, profiles: int, clients: int = 100) -> None:
@@ -191,21 +205,9 @@ class Served:
 
 
 def load(server: Served, path: str, clients: int, per_client: int) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        mine = [server.request("POST", path)[1] for _ in range(per_client)]
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return (clients * per_client) / (time.perf_counter() - started), sorted(latencies)
+    """Creates from ``clients`` threads, each over a keep-alive connection: creates/s and latencies."""
+    rate, latencies, _ = hammer(server.port, clients, per_client, "POST", lambda _: path)
+    return rate, latencies
 
 
 def throughput(clients: int, per_client: int) -> None:
@@ -413,22 +415,422 @@ def busy(profiles: int, duration: float) -> None:
               f"(one export alone: {single * 1000:,.0f} ms)")  # fmt: skip
 
 
+def fault_rule_cost(rules: int, requests: int) -> None:
+    """In-process cost of a vendor request with no fault rules, then with ``rules`` spent rules
+    and ``rules`` rules of other clients added: none can fire on it, so it should cost the same."""
+    from sandbox.control_schemas import RULE  # here, so that this figure stays in one block
+    from sandbox.faults import RequestFacts
+
+    logging.disable(logging.INFO)  # no per-request log lines in the figures
+    app = create_app({})
+    client = app.test_client()
+    assert client.post("/acme/Profile", data=BODY, headers=HEADERS).status_code == 201
+
+    def median_ms() -> float:
+        for _ in range(requests // 10):  # warm up
+            client.get("/acme/Profile/1", headers=HEADERS)
+        return statistics.median(timed(lambda: client.get("/acme/Profile/1", headers=HEADERS))
+                                 for _ in range(requests)) * 1000  # fmt: skip
+
+    empty = median_ms()
+    faults, now = app.extensions["sandbox"].faults, datetime.now(UTC)
+    once = {"match": {"headers": {"X-Spend": "1"}}, "respond": {"status": 503}, "times": 1}
+    spend = RequestFacts("GET", "/acme/Profile/1", "get_profile", "acme", {"X-Spend": "1"})
+    for _ in range(rules):
+        faults.add(RULE.load(once), now)
+        faults.fire(spend, now, 0)
+    for index in range(rules):
+        faults.add(RULE.load({"match": {"clientId": f"other-{index}"}, "respond": {"status": 503}}), now)
+    crowded = median_ms()
+    logging.disable(logging.NOTSET)
+    print(f"GET /acme/Profile/1 in-process, median of {requests}: {empty:.2f} ms with no fault rule, "
+          f"{crowded:.2f} ms with {rules:,} spent and {rules:,} other clients' rules "
+          f"(ratio {crowded / empty:.2f})")  # fmt: skip
+
+
+# --- Figures with many profiles stored, measured from outside: over HTTP, against a served sandbox. ---
+
+# SANDBOX_MAX_CONTENT_LENGTH's default: each import that fills a server stays under it.
+IMPORT_LIMIT = 1024 * 1024
+TARGET_P99_MS = 20
+
+
+def signed_for(client_id: str) -> dict[str, str]:
+    """HEADERS, with a PNAUTHINFO3 signature for ``client_id``."""
+    return HEADERS | {"Authorization": pnauthinfo3_header(client_id, "bench", "bench")}
+
+
+class KeepAlive:
+    """One keep-alive connection to a served sandbox, opened again when the server has closed it."""
+
+    def __init__(self, port: int, timeout: float = 600) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def request(
+        self, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes, float]:
+        """Status, body and seconds taken."""
+        for last in (False, True):
+            started = time.perf_counter()
+            try:
+                self.connection.request(method, path, body=body, headers=headers or HEADERS)
+                response = self.connection.getresponse()
+                return response.status, response.read(), time.perf_counter() - started
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.connection.close()  # an idle connection the server closed: the next try opens one
+                if last:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def hammer(
+    port: int, clients: int, per_client: int, method: str, path: Callable[[int], str],
+    body: str | None = BODY, headers: dict[str, str] | None = None,
+) -> tuple[float, list[float], Counter[int]]:  # fmt: skip
+    """``clients`` threads, each with a keep-alive connection, each sending ``per_client`` requests
+    (the nth to ``path(n)``): requests per second, latencies (seconds) and statuses."""
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        connection = KeepAlive(port)
+        answers = [connection.request(method, path(number * per_client + index), body, headers)
+                   for index in range(per_client)]  # fmt: skip
+        connection.close()
+        with lock:
+            latencies.extend(seconds for _, _, seconds in answers)
+            statuses.update(status for status, _, _ in answers)
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return (clients * per_client) / (time.perf_counter() - started), sorted(latencies), statuses
+
+
+def _answers(statuses: Counter[int]) -> str:
+    return ", ".join(f"{count:,} x {status}" for status, count in sorted(statuses.items()))
+
+
+def profile_json(index: int, profile_id: int | None = None, template: dict[str, object] | None = None) -> str:
+    """``template`` (by default the bench's create body) as a state document holds a profile, with
+    an AlternateId of its own."""
+    alternate = {"AlternateIds": [{"AlternateIdType": "t", "AlternateId": f"bench-{index}"}]}
+    profile = (json.loads(BODY) if template is None else template) | alternate
+    return json.dumps(profile if profile_id is None else profile | {"ProfileId": profile_id})
+
+
+def state_document(clients: dict[str, list[str]]) -> str:
+    """A state document (POST /_sandbox/state) of these clients' profiles, each already JSON."""
+    listed = ", ".join(
+        f"{json.dumps(client)}: [{', '.join(profiles)}]" for client, profiles in clients.items()
+    )
+    return f'{{"clients": {{{listed}}}, "accounts": {{}}}}'
+
+
+def import_batches(profiles: list[str], prefix: str) -> Iterator[str]:
+    """State documents under IMPORT_LIMIT bytes that import ``profiles`` between them, each to a
+    client of its own (``prefix``-0, -1, ...): an import replaces the profiles of each client it
+    names."""
+    batch: list[str] = []
+    size = count = 0
+    for profile in profiles:
+        if batch and size + len(profile) + 100 > IMPORT_LIMIT:
+            yield state_document({f"{prefix}-{count}": batch})
+            batch, size, count = [], 0, count + 1
+        batch.append(profile)
+        size += len(profile) + 2
+    if batch:
+        yield state_document({f"{prefix}-{count}": batch})
+
+
+class CommandLine:
+    """``python -m sandbox --port 0`` with ``arguments``, in a fresh interpreter: the shipped server
+    as its users start it, with nothing of this process's heap (a fork's free memory would take
+    new allocations without adding to the worker's RSS)."""
+
+    def __init__(self, *arguments: str) -> None:
+        # The sandbox this process imported, whatever the working directory (``-m`` looks there first).
+        where = os.path.dirname(os.path.dirname(os.path.abspath(sandbox.__file__)))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--port", "0", *arguments],
+            cwd=where, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # "mypreferences-sandbox serving on http://127.0.0.1:PORT"
+        if "serving on" not in line:
+            self.stop()
+            raise RuntimeError(f"the command line did not start (exit code {self.process.returncode})")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def worker_rss(arbiter: int) -> int:
+    """VmRSS of the gunicorn worker under process ``arbiter`` (its one child), in bytes."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry.name}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if parent == arbiter:
+                with open(f"/proc/{entry.name}/status") as status:
+                    for line in status:
+                        if line.startswith("VmRSS:"):
+                            return int(line.split()[1]) * 1024
+    raise LookupError(f"no worker under process {arbiter}")
+
+
+def post_once(port: int, path: str, body: str) -> tuple[object, float]:
+    """POST ``body`` on a connection of its own: the status (or the error, when the server closed
+    the connection before the whole body was sent) and seconds taken."""
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        connection.request("POST", path, body=body, headers=HEADERS)
+        status: object = connection.getresponse().status
+    except OSError as error:
+        status = type(error).__name__
+    finally:
+        connection.close()
+    return status, time.perf_counter() - started
+
+
+def memory_per_profile(profiles: int) -> None:
+    """Resident memory the worker gains per profile stored, against the size of its JSON export."""
+    server = CommandLine()
+    control = KeepAlive(server.port)
+    # Filled with profiles as the sandbox exports them, every field given, as a seed file made from
+    # an export holds them: the heavier case (created ones, with the same export, weigh less).
+    control.request("POST", "/template/Profile", BODY, signed_for("template"))
+    exported = control.request("GET", "/_sandbox/state?clientId=template")[1]
+    template = json.loads(exported)["clients"]["template"][0]
+    del template["ProfileId"]
+    # Every code path of an import is loaded, and its first allocations made, before the first reading.
+    warm_up = state_document({"warm-up": [profile_json(-1, None, template)]})
+    control.request("POST", "/_sandbox/state", warm_up)
+    bodies = list(import_batches([profile_json(index, None, template) for index in range(profiles)], "fill"))
+    time.sleep(0.5)
+    before = worker_rss(server.process.pid)
+    started = time.perf_counter()
+    statuses = Counter(control.request("POST", "/_sandbox/state", body)[0] for body in bodies)
+    filled = time.perf_counter() - started
+    time.sleep(1)  # what the worker frees once the imports are answered
+    after = worker_rss(server.process.pid)
+    exported = control.request("GET", "/_sandbox/state?clientId=fill-0")[1]
+    server.stop()
+    per_profile = (after - before) / profiles
+    export = len(exported) / len(json.loads(exported)["clients"]["fill-0"])
+    print(f"memory per stored profile: {per_profile:,.0f} bytes (worker RSS {before / 2**20:,.0f} MiB -> "
+          f"{after / 2**20:,.0f} MiB for {profiles:,} profiles, imported in {len(bodies)} bodies under 1 MiB "
+          f"in {filled:.1f} s: {_answers(statuses)})")  # fmt: skip
+    print(f"memory per stored profile vs its JSON export ({export:,.0f} bytes): {per_profile / export:.2f}x "
+          f"(target <= 1.5x)")  # fmt: skip
+
+
+def seeded(profiles: int, round_trip: int, probes: int = 10) -> CommandLine:
+    """The command line, started with ``--seed-file``: ``profiles`` profiles of client "big"
+    (ProfileIds 1 to ``profiles``), ``round_trip`` of "trip" and ``probes`` of "probe" (the
+    ProfileIds after them)."""
+    document = state_document({
+        "big": [profile_json(index, index + 1) for index in range(profiles)],
+        "trip": [profile_json(profiles + index, profiles + index + 1) for index in range(round_trip)],
+        "probe": [profile_json(-index - 2, profiles + round_trip + index + 1) for index in range(probes)],
+    })  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "seed.json")
+        with open(path, "w") as file:
+            file.write(document)
+        del document
+        started = time.perf_counter()
+        server = CommandLine("--seed-file", path)
+        elapsed = time.perf_counter() - started
+        size = os.path.getsize(path)
+    print(f"seed file of {profiles + round_trip + probes:,} profiles ({size / 2**20:,.0f} MiB): "
+          f"the server answers {elapsed:.1f} s after it starts")  # fmt: skip
+    return server
+
+
+def stored_latency(server: CommandLine, profiles: int, clients: int, per_client: int) -> None:
+    """p99 of creates and of GETs by id from ``clients`` keep-alive clients, ``profiles`` profiles stored."""
+    for what, method, body in (("create", "POST", BODY), ("GET by id", "GET", None)):
+
+        def path(index: int, method: str = method) -> str:
+            return "/big/Profile" if method == "POST" else f"/big/Profile/{1 + index * 7919 % profiles}"
+
+        hammer(server.port, clients, 20, method, path, body, signed_for("big"))  # warm up
+        rate, latencies, statuses = hammer(
+            server.port, clients, per_client, method, path, body, signed_for("big")
+        )
+        p50, p99 = percentiles(latencies)
+        print(f"{what:>9} at c={clients} (keep-alive) with {profiles:,} profiles stored: {rate:5.0f}/s, "
+              f"p50 {p50:6.2f} ms, p99 {p99:6.2f} ms (target p99 <= {TARGET_P99_MS} ms; "
+              f"{_answers(statuses)})")  # fmt: skip
+
+
+def round_trip(server: CommandLine, client_id: str = "trip") -> None:
+    """Whether a client whose export is larger than 1 MiB is exported, imported back and exported
+    again the same, and how long each step takes."""
+    control = KeepAlive(server.port)
+    status, exported, export_time = control.request("GET", f"/_sandbox/state?clientId={client_id}")
+    count = len(json.loads(exported)["clients"][client_id])
+    answer, import_time = post_once(server.port, "/_sandbox/state", exported.decode())
+    again = control.request("GET", f"/_sandbox/state?clientId={client_id}")[1]
+    control.close()
+    same = answer == 200 and again == exported
+    print(f"state round trip of {count:,} profiles ({len(exported) / 2**20:.1f} MiB): "
+          f"{'yes' if same else 'no'}, export {status} in {export_time:.2f} s, import {answer} in "
+          f"{import_time:.2f} s (target: any size)")  # fmt: skip
+
+
+class Background:
+    """``action(port)`` run once in a process of its own, so that the client measured meanwhile
+    does not wait for its turn at the interpreter; it returns a line saying how it went."""
+
+    def __init__(self, action: Callable[[int], str], port: int) -> None:
+        ours, theirs = multiprocessing.Pipe()
+        self.pipe = ours
+        self.process = multiprocessing.get_context("fork").Process(
+            target=Background._run, args=(theirs, action, port)
+        )
+        self.process.start()
+
+    def running(self) -> bool:
+        return not self.pipe.poll()
+
+    def result(self) -> str:
+        line: str = self.pipe.recv()
+        self.process.join(10)
+        return line
+
+    @staticmethod
+    def _run(pipe: multiprocessing.connection.Connection, action: Callable[[int], str], port: int) -> None:
+        try:
+            pipe.send(action(port))
+        except Exception as error:
+            pipe.send(f"failed: {error!r}")
+
+
+def _search(port: int) -> str:
+    status, body, seconds = KeepAlive(port).request(
+        "GET", "/big/Profile?lastName=Example", None, signed_for("big")
+    )
+    said = f" {json.loads(body).get('Message')!r}" if status >= 400 else ""  # 403: too many matches
+    return f"{status}{said} in {seconds:.1f} s"
+
+
+def _export(port: int) -> str:
+    status, body, seconds = KeepAlive(port).request("GET", "/_sandbox/state?clientId=big")
+    return f"{status}, {len(body) / 2**20:,.0f} MiB in {seconds:.1f} s"
+
+
+def _reset(port: int) -> str:
+    status, _, seconds = KeepAlive(port).request("POST", "/_sandbox/reset", json.dumps({"clientId": "big"}))
+    return f"{status} in {seconds * 1000:.0f} ms"
+
+
+def _import(port: int, profiles: list[str], document: str) -> str:
+    """``document`` (``profiles`` for one client) in one import; if refused, in imports under 1 MiB."""
+    status, seconds = post_once(port, "/_sandbox/state", document)
+    line = f"one body of {len(document) / 2**20:,.1f} MiB: {status} in {seconds:.1f} s"
+    if status == 200:
+        return line
+    started = time.perf_counter()
+    control = KeepAlive(port)
+    statuses = Counter(
+        control.request("POST", "/_sandbox/state", body)[0] for body in import_batches(profiles, "imported")
+    )
+    batches, elapsed = sum(statuses.values()), time.perf_counter() - started
+    return f"{line}; then {batches} bodies under 1 MiB: {_answers(statuses)} in {elapsed:.1f} s"
+
+
+def latency_while(server: CommandLine, profiles: int, probe_id: int) -> None:
+    """p99 of GETs by id of another client, one at a time, while a search matching all of
+    ``profiles`` profiles, their export, an import of as many and a reset of their client run."""
+    pieces = [profile_json(profiles * 2 + index) for index in range(profiles)]
+    document = state_document({"imported": pieces})
+    operations: list[tuple[str, Callable[[int], str], float]] = [
+        ("a search matching them all", _search, 0),
+        ("their export", _export, 0),
+        (
+            f"an import of {profiles:,} profiles",
+            functools.partial(_import, profiles=pieces, document=document),
+            0,
+        ),
+        # A reset frees the old data afterwards, off the request: the measure goes on for 2 s.
+        ("a reset of their client (and 2 s after it)", _reset, 2),
+    ]
+    probe = KeepAlive(server.port)
+    headers = signed_for("probe")
+    for what, action, after in operations:
+        probe.request("GET", f"/probe/Profile/{probe_id}", None, headers)
+        latencies: list[float] = []
+        statuses: Counter[int] = Counter()
+        background = Background(action, server.port)
+        ends = None
+        while ends is None or time.monotonic() < ends:
+            if ends is None and not background.running():
+                ends = time.monotonic() + after
+            status, _, seconds = probe.request("GET", f"/probe/Profile/{probe_id}", None, headers)
+            latencies.append(seconds)
+            statuses[status] += 1
+            time.sleep(0.01)
+        done = background.result()
+        p50, p99 = percentiles(latencies)
+        print(f"GET by id while {what} runs over {profiles:,} profiles ({done}): p50 {p50:,.1f} ms, "
+              f"p99 {p99:,.1f} ms, max {max(latencies) * 1000:,.0f} ms, {_answers(statuses)} "
+              f"(target p99 <= {TARGET_P99_MS} ms)")  # fmt: skip
+    probe.close()
+
+
+def stored_profiles(profiles: int, per_client: int) -> None:
+    """The figures of a shipped server with ``profiles`` profiles of one client stored."""
+    round_trip_profiles = max(2_000, profiles // 10)
+    server = seeded(profiles, round_trip_profiles)
+    try:
+        stored_latency(server, profiles, 8, per_client)
+        round_trip(server)
+        latency_while(server, profiles, profiles + round_trip_profiles + 1)
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
-    quick = parser.parse_args().quick
+    parser.add_argument("--profiles", type=int, help="profiles stored (default 100,000; --quick: 10,000)")
+    arguments = parser.parse_args()
+    quick = arguments.quick
+    profiles = arguments.profiles or (10_000 if quick else 100_000)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the in-process fixture's request lines
     # The siege holds 1,200 connections here, and the server as many on its side.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(f"mypreferences-sandbox benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-          f"{len(os.sched_getaffinity(0))} cores, open files {soft} -> {hard}")  # fmt: skip
+          f"{len(os.sched_getaffinity(0))} cores, open files {soft} -> {hard}, "
+          f"load average {os.getloadavg()[0]:.1f}, {profiles:,} profiles stored")  # fmt: skip
     fixture_start_up(5 if quick else 20)
-    reset_cost(10_000 if quick else 100_000)
-    throughput(4, 50 if quick else 500)
+    reset_cost(profiles)
+    throughput(8, 50 if quick else 500)
     responsiveness(8, 2 if quick else 3)
     under_siege(1000, 200, duration=12 if quick else 30, timeout=10 if quick else 30)
     busy(10_000, duration=5 if quick else 20)
+    memory_per_profile(profiles)
+    stored_profiles(profiles, 50 if quick else 300)
+    fault_rule_cost(10_000, 300 if quick else 2000)
 
 
 if __name__ == "__main__":
