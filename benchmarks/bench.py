@@ -422,7 +422,7 @@ def fault_rule_cost(rules: int, requests: int) -> None:
     from sandbox.faults import RequestFacts
 
     logging.disable(logging.INFO)  # no per-request log lines in the figures
-    app = create_app({})
+    app = create_app({"MAX_FAULT_RULES": 2 * rules, "MAX_FINISHED_FAULTS": 2 * rules})
     client = app.test_client()
     assert client.post("/acme/Profile", data=BODY, headers=HEADERS).status_code == 201
 

@@ -7,7 +7,6 @@ keep them, each write one atomic change. It knows nothing of HTTP.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ from .clock import timestamp
 from .errors import BadRequest, Forbidden
 from .history import History, Key, Snapshot, snapshot
 from .profiles import Editor
-from .store import Change, ProfileStore
+from .store import Change, ProfileStore, let_others_run
 
 CREATE = schemas.CreateUserProfile()
 IMPORTED = schemas.ImportedProfile()
@@ -297,7 +296,7 @@ class ProfileService:
                 counts[client_id] += 1
                 yield profiles.imported(data, editor, item)
                 if index % IMPORT_STRIDE == IMPORT_STRIDE - 1:
-                    time.sleep(0)  # let other requests run (gevent yields here; threads swap the GIL)
+                    let_others_run()
 
         def every() -> Iterator[tuple[str, Iterator[dict]]]:
             for client_id, items in clients.items() if isinstance(clients, Mapping) else clients:

@@ -100,6 +100,13 @@ class ProfileStore(Protocol):
         """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles."""
 
 
+def let_others_run() -> None:
+    """Give other requests a turn in a long loop: threads take the GIL; under gevent, a sleep of
+    zero would only run the greenlets already ready, without polling for sockets, so a request
+    arriving meanwhile would wait for the loop's end: the sleep is the shortest real one."""
+    time.sleep(1e-6)
+
+
 def alternate_id_keys(profile: dict) -> list[str]:
     """The index keys of a profile's AlternateIds, ignoring case."""
     return [
@@ -392,7 +399,7 @@ def _found(tenant: Tenant, ids: Iterable[int], keep: Matches, limit: int | None)
             if limit is not None and len(found) > limit:
                 break
         if count % SCAN_STRIDE == 0:
-            time.sleep(0)  # let other requests run (gevent yields here; threads swap the GIL)
+            let_others_run()
     return sorted(found, key=lambda p: p["ProfileId"])
 
 
@@ -401,7 +408,7 @@ def _every(tenant: Tenant) -> Iterator[dict]:
     for count, profile_id in enumerate(sorted(tenant.profiles.keys()), 1):
         yield unpack(tenant.profiles[profile_id])
         if count % SCAN_STRIDE == 0:
-            time.sleep(0)
+            let_others_run()
 
 
 def _held_among(tenant: Tenant, profile_ids: Iterable[int]) -> Iterator[int]:
@@ -428,7 +435,7 @@ def _built(client_id: str, profiles: Iterable[dict], numbered: set[int]) -> tupl
             claimed = {key: 0 for key in alternate_id_keys(profile)}
             tenant = replace(tenant, alternate_ids=tenant.alternate_ids.update(claimed))
         if count % SCAN_STRIDE == 0:
-            time.sleep(0)
+            let_others_run()
     return tenant, unnumbered
 
 
@@ -454,4 +461,4 @@ def _shrink(table: Map) -> None:
             value = removed.pop()
             if isinstance(value, Map):
                 _shrink(value)
-        time.sleep(0)
+        let_others_run()
