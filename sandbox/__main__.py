@@ -31,6 +31,7 @@ import gevent  # type: ignore[import-untyped]
 from flask import Flask
 from gevent import monkey  # type: ignore[import-untyped]
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected
 
 from .app import create_app
@@ -186,7 +187,7 @@ class BodyDeadline:
             try:
                 with gevent.Timeout(self.seconds, False):  # False: on time-out, leave the block quietly
                     body = read_at_most(environ["wsgi.input"], wanted)
-            except OSError:  # a chunked body whose client left before its last chunk
+            except (OSError, ParseException):  # a chunked body cut short, or a broken chunk
                 environ["wsgi.input"] = Refused(ClientDisconnected)
                 return self.app(environ, start_response)
             if body is None:

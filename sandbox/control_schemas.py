@@ -303,7 +303,15 @@ class AdvanceSchema(Strict):
 
 
 # A clientId a vendor path can name: one non-empty path segment, not the control prefix.
-CLIENT_ID = validate.Regexp(r"^(?!(?:_sandbox|\.|\.\.)$)[^/\ufffd]+$", error="Not a usable clientId.")
+# What a vendor path can name: a URL segment of at most 260 characters (IIS's UrlSegmentMaxLength),
+# no control character (IIS refuses them in a URL), not the control plane's, not "." or "..".
+CLIENT_ID = validate.Regexp(
+    r"^(?!(?:_sandbox|\.|\.\.)\Z)[^/\ufffd\x00-\x1f\x7f]{1,260}\Z",
+    error=(
+        "Not a usable clientId: 1 to 260 characters, no '/' or control character, "
+        "not '.', '..' or '_sandbox'."
+    ),
+)
 
 
 class StateSchema(Strict):

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterator
 from typing import IO, Any
 
 from .errors import BadRequest, invalid
 from .formats import check_json, reject_constant, too_deep, too_long_number
+from .turns import pace
 
 # How much of the stream is read at once; a value longer than that is read in doubling steps.
 CHUNK = 1 << 20
-WHITESPACE = " \t\n\r"
+WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder(parse_constant=reject_constant)
 
 
@@ -35,6 +37,7 @@ class _Text:
 
     def _more(self, size: int) -> None:
         """Read up to ``size`` more bytes, dropping the text already walked."""
+        pace()
         raw = self._stream.read(size)
         self._ended = not raw
         try:
@@ -47,8 +50,7 @@ class _Text:
     def peek(self) -> str:
         """The next character that is not whitespace ("" at the end), not taken."""
         while True:
-            while self.at < len(self.text) and self.text[self.at] in WHITESPACE:
-                self.at += 1
+            self.at = WHITESPACE.match(self.text, self.at).end()  # type: ignore[union-attr]
             if self.at < len(self.text) or self._ended:
                 return self.text[self.at : self.at + 1]
             self._more(CHUNK)
@@ -94,6 +96,7 @@ class StateDocument:
 
     def __init__(self, stream: IO[bytes], max_depth: int) -> None:
         self._text = _Text(stream, max_depth)
+        self._read_clients = False
         self.other: dict[str, Any] = {}
 
     def clients(self) -> Iterator[tuple[str, Any]]:
@@ -104,7 +107,10 @@ class StateDocument:
         if text.peek() != "{":
             raise BadRequest(model_state={"body": ["A state document is a JSON object."]})
         for name in self._members(1):
+            if name in self.other or (name == "clients" and self._read_clients):
+                raise invalid("body", f"The state document names its member '{name}' twice.")
             if name == "clients" and text.peek() == "{":
+                self._read_clients = True
                 for client_id in self._members(2):
                     yield client_id, self._items(3) if text.peek() == "[" else text.value(3)
             else:
@@ -118,17 +124,18 @@ class StateDocument:
         if depth > text.max_depth:
             raise too_deep(text.max_depth)
         text.take("{")
-        while text.peek() != "}":
+        more = text.peek() != "}"
+        if not more:
+            text.take("}")
+        while more:
+            if (found := text.peek()) != '"':
+                shown = repr(found) if found else "the end of the body"
+                raise invalid("body", f"The body is not valid JSON: expected a member name, found {shown}.")
             name = text.value(depth + 1)
-            if not isinstance(name, str):
-                raise invalid("body", "The body is not valid JSON: a member name must be a string.")
             text.take(":")
             yield name
-            if text.peek() == ",":
-                text.at += 1
-            elif text.peek() != "}":
-                text.take("}")
-        text.take("}")
+            more = text.peek() == ","
+            text.take("," if more else "}")
 
     def _items(self, depth: int) -> Iterator[Any]:
         """The values of an array, each parsed whole as it is reached."""
@@ -136,10 +143,10 @@ class StateDocument:
         if depth > text.max_depth:
             raise too_deep(text.max_depth)
         text.take("[")
-        while text.peek() != "]":
+        more = text.peek() != "]"
+        if not more:
+            text.take("]")
+        while more:
             yield text.value(depth + 1)
-            if text.peek() == ",":
-                text.at += 1
-            elif text.peek() != "]":
-                text.take("]")
-        text.take("]")
+            more = text.peek() == ","
+            text.take("," if more else "]")

@@ -17,12 +17,11 @@ from .clock import timestamp
 from .errors import BadRequest, Forbidden
 from .history import History, Key, Snapshot, snapshot
 from .profiles import Editor
-from .store import Change, ProfileStore, let_others_run
+from .store import Change, ProfileStore
+from .turns import pace
 
 CREATE = schemas.CreateUserProfile()
 IMPORTED = schemas.ImportedProfile()
-# Profiles an import validates between two chances for other requests to run (a few milliseconds).
-IMPORT_STRIDE = 32
 
 
 @dataclass(frozen=True)
@@ -295,8 +294,7 @@ class ProfileService:
                     continue
                 counts[client_id] += 1
                 yield profiles.imported(data, editor, item)
-                if index % IMPORT_STRIDE == IMPORT_STRIDE - 1:
-                    let_others_run()
+                pace()
 
         def every() -> Iterator[tuple[str, Iterator[dict]]]:
             for client_id, items in clients.items() if isinstance(clients, Mapping) else clients:

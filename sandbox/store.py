@@ -17,7 +17,6 @@ and listings see one consistent moment, and never hold the lock while they visit
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
@@ -28,13 +27,12 @@ from immutables import Map
 
 from .errors import Conflict, NotFound
 from .schemas import alternate_id_pair, phone_digits
+from .turns import pace
 
 Change = Callable[[dict], dict]
+# The largest ProfileId, a .NET long's largest value (inferred): imports may not go past it.
+PROFILE_ID_MAX = 2**63 - 1
 Matches = Callable[[dict], bool]
-
-# Profiles a scan reads between two chances for other requests to run: a long scan under gevent
-# (one thread) must not hold the server for its whole length.
-SCAN_STRIDE = 256
 
 
 class ProfileStore(Protocol):
@@ -98,13 +96,6 @@ class ProfileStore(Protocol):
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles."""
-
-
-def let_others_run() -> None:
-    """Give other requests a turn in a long loop: threads take the GIL; under gevent, a sleep of
-    zero would only run the greenlets already ready, without polling for sockets, so a request
-    arriving meanwhile would wait for the loop's end: the sleep is the shortest real one."""
-    time.sleep(1e-6)
 
 
 def alternate_id_keys(profile: dict) -> list[str]:
@@ -241,7 +232,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tenants: dict[str, Tenant] = {}
+        # A persistent map too: an export, or a reset, takes every tenant at once, in O(1).
+        self._tenants: Map = Map()
         self._next_id = 1
 
     def _tenant(self, client_id: str) -> Tenant:
@@ -259,9 +251,14 @@ class MemoryStore:
             return self._create(self._tenant(client_id), profile)
 
     def _create(self, tenant: Tenant, profile: dict) -> dict:
+        if self._next_id > PROFILE_ID_MAX:
+            raise Conflict(
+                f"No ProfileId is left: the sequence has reached {PROFILE_ID_MAX} (an imported "
+                "ProfileId took it there); a reset starts it again at 1."
+            )
         tenant.check_alternate_ids(profile)
         stored = {**profile, "ProfileId": self._next_id}
-        self._tenants[tenant.client_id] = tenant.put(stored)
+        self._tenants = self._tenants.set(tenant.client_id, tenant.put(stored))
         self._next_id += 1
         return unpack(pack(stored))
 
@@ -302,13 +299,13 @@ class MemoryStore:
         earlier = unpack(pack(current))  # ``change`` may alter what it is given
         changed = {**change(current), "ProfileId": profile_id}
         tenant.check_alternate_ids(changed, profile_id)
-        self._tenants[tenant.client_id] = tenant.put(changed, earlier)
+        self._tenants = self._tenants.set(tenant.client_id, tenant.put(changed, earlier))
         return unpack(pack(changed))
 
     def delete(self, client_id: str, profile_id: int) -> None:
         """Forget a profile for good; its AlternateIds are free at once. 404 if unknown."""
         with self._lock:
-            self._tenants[client_id] = self._tenant(client_id).remove(profile_id)
+            self._tenants = self._tenants.set(client_id, self._tenant(client_id).remove(profile_id))
 
     def search(
         self,
@@ -341,9 +338,10 @@ class MemoryStore:
         """The profiles of every clientId (or one), as stored, each clientId's read lazily, by
         ProfileId, from one moment's state."""
         with self._lock:
-            chosen = [client_id] if client_id is not None else list(self._tenants)
-            tenants = [self._tenants[c] for c in chosen if c in self._tenants]
-        return {tenant.client_id: _every(tenant) for tenant in tenants}
+            tenants = self._tenants
+        if client_id is not None:
+            return {client_id: _every(tenants[client_id])} if client_id in tenants else {}
+        return {name: _every(tenant) for name, tenant in _paced(tenants.items())}
 
     def replace_clients(self, clients: Iterable[tuple[str, Iterable[dict]]]) -> None:
         """Replace the profiles of each clientId named, atomically, reading them as they come. A
@@ -352,7 +350,10 @@ class MemoryStore:
         while ``clients`` is read. The new tenants are built outside the lock, which is held only to
         check their ProfileIds against the sequence and the others', and to put them in."""
         numbered: set[int] = set()
-        built = {client_id: _built(client_id, profiles, numbered) for client_id, profiles in clients}
+        built: dict[str, tuple[Tenant, list[dict]]] = {}
+        for client_id, profiles in clients:
+            built[client_id] = _built(client_id, profiles, numbered)
+            pace()
         with self._lock:
             # Only a ProfileId the sequence has passed can be held already.
             issued = [profile_id for profile_id in numbered if profile_id < self._next_id]
@@ -365,13 +366,17 @@ class MemoryStore:
             if held:
                 raise Conflict(f"ProfileId {min(held)} is used twice.")
             next_id = max([self._next_id, *(profile_id + 1 for profile_id in numbered)])
-            for client_id, (tenant, unnumbered) in built.items():
-                # Profiles without a ProfileId are numbered now, under the lock, from the sequence.
-                for profile in unnumbered:
-                    profile["ProfileId"], next_id = next_id, next_id + 1
-                    tenant = tenant.put(profile)
-                self._tenants[client_id] = tenant
+            replaced = [self._tenants[c] for c in built if c in self._tenants]
+            with self._tenants.mutate() as tenants:
+                for client_id, (tenant, unnumbered) in built.items():
+                    # Profiles without a ProfileId are numbered now, under the lock, from the sequence.
+                    for profile in unnumbered:
+                        profile["ProfileId"], next_id = next_id, next_id + 1
+                        tenant = tenant.put(profile)
+                    tenants[client_id] = tenant
+                self._tenants = tenants.finish()
             self._next_id = next_id
+        _free_later(Map({tenant.client_id: tenant for tenant in replaced}))
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles.
@@ -380,35 +385,40 @@ class MemoryStore:
         costs the same whatever the amount of data."""
         with self._lock:
             if client_id is None:
-                dropped = list(self._tenants.values())
-                self._tenants, self._next_id = {}, 1
+                dropped, self._tenants, self._next_id = self._tenants, Map(), 1
             else:
-                gone = self._tenants.pop(client_id, None)
-                dropped = [gone] if gone is not None else []
-        threading.Thread(target=_let_go, args=(dropped,), daemon=True).start()
+                gone = self._tenants.get(client_id)
+                dropped = Map({client_id: gone}) if gone is not None else Map()
+                self._tenants = self._tenants.delete(client_id) if gone is not None else self._tenants
+        _free_later(dropped)
 
 
 def _found(tenant: Tenant, ids: Iterable[int], keep: Matches, limit: int | None) -> list[dict]:
     """The profiles of ``tenant`` among ``ids`` that ``keep`` keeps, by ProfileId; the scan stops
     at ``limit`` + 1 of them."""
     found = []
-    for count, profile_id in enumerate(ids, 1):
+    for profile_id in ids:
         profile = unpack(tenant.profiles[profile_id])
         if keep(profile):
             found.append(profile)
             if limit is not None and len(found) > limit:
                 break
-        if count % SCAN_STRIDE == 0:
-            let_others_run()
+        pace()
     return sorted(found, key=lambda p: p["ProfileId"])
 
 
+def _paced(items: Iterable[tuple[str, Tenant]]) -> Iterator[tuple[str, Tenant]]:
+    for item in items:
+        yield item
+        pace()
+
+
 def _every(tenant: Tenant) -> Iterator[dict]:
-    """Every profile of ``tenant``, by ProfileId, yielding to other requests as it goes."""
-    for count, profile_id in enumerate(sorted(tenant.profiles.keys()), 1):
+    """Every profile of ``tenant``, by ProfileId, giving other requests turns as it goes."""
+    pace()
+    for profile_id in sorted(tenant.profiles.keys()):
         yield unpack(tenant.profiles[profile_id])
-        if count % SCAN_STRIDE == 0:
-            let_others_run()
+        pace()
 
 
 def _held_among(tenant: Tenant, profile_ids: Iterable[int]) -> Iterator[int]:
@@ -421,7 +431,7 @@ def _built(client_id: str, profiles: Iterable[dict], numbered: set[int]) -> tupl
     one already there), and (copied) those still without a ProfileId; 409 for an AlternateId held
     twice."""
     tenant, unnumbered = Tenant(client_id), []
-    for count, profile in enumerate(profiles, 1):
+    for profile in profiles:
         tenant.check_alternate_ids(profile)
         profile_id = profile["ProfileId"]
         if profile_id:
@@ -434,31 +444,41 @@ def _built(client_id: str, profiles: Iterable[dict], numbered: set[int]) -> tupl
             # Claim its AlternateIds now, so that a later profile of the import that repeats one is a 409.
             claimed = {key: 0 for key in alternate_id_keys(profile)}
             tenant = replace(tenant, alternate_ids=tenant.alternate_ids.update(claimed))
-        if count % SCAN_STRIDE == 0:
-            let_others_run()
+        pace()
     return tenant, unnumbered
 
 
-def _let_go(dropped: list[Tenant]) -> None:
-    """Free dropped tenants a thousand entries at a time, yielding between batches, so the server
-    keeps answering (the reset's own response first) while a large store is freed: dropped whole,
-    a tenant of a million profiles would be freed in one go, holding the interpreter meanwhile."""
-    while dropped:
-        tenant = dropped.pop()
-        tables = [tenant.profiles, tenant.alternate_ids, *tenant.search.values()]
-        del tenant  # from here, each table's only holder is ``tables``
-        while tables:
-            _shrink(tables.pop())
+def _free_later(tenants: Map) -> None:
+    """Free ``tenants`` in a background thread, a little at a time (``_let_go``)."""
+    if tenants:
+        # Handed over in a list the thread empties: the thread's own arguments would otherwise hold
+        # the tenants until it ends, and free them all at once.
+        threading.Thread(target=_let_go, args=([tenants],), daemon=True).start()
+
+
+def _let_go(holder: list[Map]) -> None:
+    """Free the tenants in ``holder`` a thousand entries at a time, giving other requests turns,
+    so the server keeps answering (the reset's own response first) while a large store is freed:
+    dropped whole, a tenant of a million profiles would be freed in one go, holding the
+    interpreter meanwhile."""
+    _shrink(holder.pop())
 
 
 def _shrink(table: Map) -> None:
-    """Empty ``table`` (held by no one else) a thousand keys at a time, nested maps first."""
+    """Empty ``table`` (held by no one else) a thousand keys at a time, the maps it holds (and
+    the tenants' tables) first."""
     while table:
         with table.mutate() as shrinking:
             removed = [shrinking.pop(key) for key in list(islice(table.keys(), 1000))]
             table = shrinking.finish()
         while removed:
             value = removed.pop()
-            if isinstance(value, Map):
+            if isinstance(value, Tenant):
+                tables = [value.profiles, value.alternate_ids, value.search]
+                del value  # from here, each table's only holder is ``tables``
+                while tables:
+                    _shrink(tables.pop())
+            elif isinstance(value, Map):
                 _shrink(value)
-        let_others_run()
+            pace()
+        pace()

@@ -317,7 +317,12 @@ def test_the_control_plane_configures_no_account_a_vendor_path_cannot_name(contr
 
     assert (refused.value.status, refused.value.body["ModelState"]) == (
         400,
-        {"clientId": ["Not a usable clientId."]},
+        {
+            "clientId": [
+                "Not a usable clientId: 1 to 260 characters, no '/' or control character, "
+                "not '.', '..' or '_sandbox'."
+            ]
+        },
     )
     assert control.accounts("_sandbox") == {"accounts": {}}
 

@@ -171,7 +171,11 @@ def test_seed_file_loads_at_start_up():
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "No such file"), ("{", "Expecting"), ('{"clients": {"a": [{"Emails": [{}]}]}}', "EmailAddress")],
+    [
+        (None, "No such file"),
+        ("{", "not valid JSON"),
+        ('{"clients": {"a": [{"Emails": [{}]}]}}', "EmailAddress"),
+    ],
 )
 def test_unusable_seed_file_is_refused(tmp_path, content, message):
     path = tmp_path / "seed.json"
@@ -537,3 +541,32 @@ def test_the_limit_on_active_rules_is_documented_with_its_409(served):
     answers = document["paths"]["/_sandbox/faults"]["post"]["responses"]
 
     assert "SANDBOX_MAX_FAULT_RULES" in answers["409"]["description"]
+
+
+@pytest.mark.parametrize("client_id", ["ac\u0000me", "ac\nme", "x" * 261, "acme\n"])
+def test_an_import_refuses_a_client_id_no_vendor_path_can_name(client_id):
+    with Served() as served:
+        response = requests.post(
+            f"{served.url}/_sandbox/state", json={"clients": {client_id: []}}, timeout=10
+        )
+        state = ControlClient(served.url).export_state()
+
+    assert response.status_code == 400
+    assert state == {"clients": {}, "accounts": {}}
+
+
+def test_once_the_profile_id_sequence_is_spent_a_create_is_409_and_the_export_still_imports():
+    last = 2**63 - 1
+    with Served() as served:
+        control = ControlClient(served.url)
+        control.import_state({"clients": {"acme": [{"ProfileId": last}]}})
+        refused = post_json(f"{served.url}/acme/Profile", minimal_profile())
+        exported = control.export_state()
+        control.reset()
+        control.import_state(exported)
+        again = control.export_state()
+
+    assert refused.status_code == 409
+    assert refused.json()["Message"].startswith("No ProfileId is left")
+    assert [p["ProfileId"] for p in exported["clients"]["acme"]] == [last]
+    assert again == exported

@@ -73,6 +73,14 @@ def test_a_streamed_document_reads_as_one_parsed_whole(document, indent, chunk):
             b'{"clients": {"acme": [1' + b"1" * 5000 + b"]}}",
             "The body holds a number of more than 4300 digits.",
         ),
+        (b'{"clients": {"acme": [],}}', "The body is not valid JSON: expected a member name, found '}'."),
+        (b'{"clients": {"acme": [{"a": 1},]}}', "The body is not valid JSON"),
+        (b'{"clients": {"acme": []},}', "The body is not valid JSON: expected a member name, found '}'."),
+        (
+            b'{"clients": {"acme": []}, "clients": {"b": []}}',
+            "The state document names its member 'clients' twice.",
+        ),
+        (b'{"accounts": {}, "accounts": {}}', "The state document names its member 'accounts' twice."),
     ],
     ids=[
         "truncated",
@@ -84,6 +92,11 @@ def test_a_streamed_document_reads_as_one_parsed_whole(document, indent, chunk):
         "nan",
         "utf8",
         "long-number",
+        "comma-before-brace",
+        "comma-before-bracket",
+        "comma-at-the-end",
+        "clients-twice",
+        "accounts-twice",
     ],
 )
 def test_a_broken_document_is_the_400_of_a_broken_body(raw, message):

@@ -326,3 +326,15 @@ def test_connections_beyond_max_connections_wait_their_turn():
 
     assert health.status_code == 200
     assert took > 0.4  # it waited for the header timeout to free a place (1 s after the idle ones came)
+
+
+def test_a_broken_chunk_is_the_vendors_400_and_stores_nothing(launched):
+    head = "POST /broken/Profile HTTP/1.1\r\nHost: sandbox\r\nContent-Type: application/json\r\n"
+    head += f"Authorization: {auth()['Authorization']}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with connect(launched.port, head.encode() + b"2\r\n{}\r\nzz\r\n") as sock:
+        sock.shutdown(socket.SHUT_WR)
+        answered = answer(sock, within=10)
+
+    assert answered.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Content-Type: application/json" in answered
+    assert ControlClient(launched.url).export_state("broken")["clients"] == {}

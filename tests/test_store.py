@@ -340,3 +340,24 @@ def test_a_search_stops_past_its_limit():
     store.scan("acme", lambda profile: read.append(profile) or True, limit=50)
 
     assert len(read) == 51
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        lambda store: [list(profiles) for profiles in store.export().values()],
+        lambda store: store.scan("acme", lambda profile: False),
+        lambda store: store.replace_clients((f"c{index}", []) for index in range(2000)),
+    ],
+    ids=["export-of-many-clients", "scan", "import-of-many-clients"],
+)
+def test_long_loops_offer_other_requests_a_turn_at_every_step(monkeypatch, loop):
+    store = filled(2000)
+    for index in range(2000):
+        store.create(f"c{index}", new_profile({}, EDITOR))
+    steps = Counter()
+    monkeypatch.setattr(store_module, "pace", lambda: steps.update(["pace"]))
+
+    loop(store)
+
+    assert steps["pace"] >= 2000  # a turn is offered once the loop has computed a few milliseconds
