@@ -37,7 +37,7 @@ from werkzeug.exceptions import ClientDisconnected
 from .app import create_app
 from .connection import client_socket
 from .errors import VendorError
-from .pipeline import Refused, body_limit, read_at_most
+from .pipeline import Refused, body_limit, read_at_most, streams_body
 from .settings import SETTINGS
 
 PROG = "mypreferences-sandbox"
@@ -171,12 +171,21 @@ class BodyDeadline:
     its operation's own) is not read: the application answers 413 without reading it. A chunked
     one is read up to one byte more than the limit, which is enough for the application to answer
     413. A body that ends before its declared length reaches the application as cut short, which
-    answers 400."""
+    answers 400. A body its view reads as it arrives (``streamed``: a state import, which may take
+    long to upload) is left to the view, with no deadline."""
 
-    def __init__(self, app: WSGIApp, seconds: float, limit_of: Callable[[str], int], log_format: str) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        seconds: float,
+        limit_of: Callable[[str], int],
+        streamed: Callable[[str], bool],
+        log_format: str,
+    ) -> None:
         self.app = app
         self.seconds = seconds
         self.limit_of = limit_of
+        self.streamed = streamed
         self.log_format = log_format
 
     def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -202,7 +211,10 @@ class BodyDeadline:
     def _wanted(self, environ: dict) -> int:
         """How many bytes of body to read first: the declared length, or for a chunked body (no
         length) one more than the limit; 0 for none, or for one the application refuses unread."""
-        limit = self.limit_of(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        if self.streamed(path):
+            return 0  # its view reads it as it arrives: an import may take long to upload
+        limit = self.limit_of(path)
         declared = environ.get("CONTENT_LENGTH")
         if declared:
             length = int(declared)  # gunicorn has checked it is a number
@@ -333,8 +345,8 @@ class Server(BaseApplication):
         if not self.gevent:
             return app
         config = app.config
-        limit_of = functools.partial(body_limit, app)
-        return BodyDeadline(app, self.limits.body_timeout, limit_of, config["LOG_FORMAT"])
+        limit_of, streamed = functools.partial(body_limit, app), functools.partial(streams_body, app)
+        return BodyDeadline(app, self.limits.body_timeout, limit_of, streamed, config["LOG_FORMAT"])
 
     def _make(self, factory: Callable[[], Flask]) -> Flask:
         """Call ``factory``; if it refuses its settings, say why in one line and stop the master."""

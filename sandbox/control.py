@@ -24,6 +24,7 @@ from .errors import BadRequest, NotFound, Unauthorized, invalid
 from .exchange import json_response, streamed_json
 from .journal import matcher
 from .jsonstream import StateDocument
+from .pipeline import body_stream
 from .profiles import Account, Editor
 
 bp = Blueprint("control", __name__, url_prefix=CONTROL_PREFIX)
@@ -261,7 +262,7 @@ def import_state() -> Response:
     """Replace the profiles of each client in a state document, and configure each account it
     names; 400 naming every invalid field, 409 for a ProfileId or AlternateId used twice. Nothing
     changes on an error."""
-    document = StateDocument(request.stream, current_app.config["MAX_NESTING_DEPTH"])
+    document = StateDocument(body_stream(), current_app.config["MAX_NESTING_DEPTH"])
     sandbox = parts.current()
     editor_for = importer(current_app.config, sandbox.clock.now())
     return json_response(sandbox.import_state(document.clients(), lambda: document.other, editor_for))

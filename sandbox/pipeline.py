@@ -66,7 +66,9 @@ def install(app: Flask) -> None:
     }
     app.before_request(_before)
     app.after_request(_after)
-    measured = ChunkedLimit(app.wsgi_app, functools.partial(body_limit, app))
+    measured = ChunkedLimit(
+        app.wsgi_app, functools.partial(body_limit, app), functools.partial(streams_body, app)
+    )
     app.wsgi_app = ConnectionFaults(measured, app.config["MAX_DELAY_MS"])  # type: ignore[method-assign]
 
 
@@ -76,6 +78,19 @@ def body_limit(app: Flask, path: str) -> int:
     # An app without the pipeline (the benchmark's bare route) has the one limit.
     limits = app.extensions.get(BODY_LIMITS, {})
     return limits.get(path, app.config["MAX_CONTENT_LENGTH"])  # type: ignore[no-any-return]
+
+
+def streams_body(app: Flask, path: str) -> bool:
+    """Whether the view of ``path`` reads its request body as it arrives (``body_stream``), rather
+    than whole once it has arrived: an operation with a body limit of its own (a state import)."""
+    return path in app.extensions.get(BODY_LIMITS, {})
+
+
+def body_stream() -> Any:
+    """This request's body, to read as it arrives: werkzeug's stream for a declared length (it
+    ends there, and a declared length over the limit is a 413), the bounded one ``ChunkedLimit``
+    made for a chunked body (werkzeug's would end quietly at the limit)."""
+    return request.stream if request.content_length is not None else request.environ["wsgi.input"]
 
 
 def _before() -> Response | None:
@@ -205,16 +220,22 @@ def _reason(status: int) -> str | None:
 class ChunkedLimit:
     """WSGI middleware: a chunked body (no declared length) is read up to one byte past its limit
     (``limit_of`` its path); one over it is answered 413 when read, as a declared one is. Without
-    it, werkzeug's stream stops quietly at the limit, and a cut body would be parsed."""
+    it, werkzeug's stream stops quietly at the limit, and a cut body would be parsed. A body its
+    view reads as it arrives (``streamed`` by path: a state import) is not read first, but bounded
+    as it is read."""
 
-    def __init__(self, app: Any, limit_of: Callable[[str], int]) -> None:
+    def __init__(self, app: Any, limit_of: Callable[[str], int], streamed: Callable[[str], bool]) -> None:
         self.app = app
         self.limit_of = limit_of
+        self.streamed = streamed
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if chunked and not environ.get("CONTENT_LENGTH"):
             limit = self.limit_of(environ.get("PATH_INFO", ""))
+            if self.streamed(environ.get("PATH_INFO", "")):
+                environ["wsgi.input"] = Bounded(environ["wsgi.input"], limit)
+                return self.app(environ, start_response)
             try:
                 body = read_at_most(environ["wsgi.input"], limit + 1)
             except (OSError, ValueError, ClientDisconnected):  # a broken chunk, or the client gone mid-body
@@ -224,6 +245,29 @@ class ChunkedLimit:
                     io.BytesIO(body) if len(body) <= limit else Refused(RequestEntityTooLarge)
                 )
         return self.app(environ, start_response)
+
+
+class Bounded(io.RawIOBase):
+    """A chunked body read as it arrives: more than ``limit`` bytes is a 413; one that cannot be
+    read (a broken chunk, a client gone) is a 400, as a body cut short is."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self.stream = stream
+        self.left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self.stream.read(len(buffer))
+        except Exception as error:  # each server has its own for a broken chunk (OSError, gunicorn's)
+            raise ClientDisconnected() from error
+        if len(data) > self.left:
+            raise RequestEntityTooLarge()
+        self.left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
 
 
 class Refused(io.RawIOBase):

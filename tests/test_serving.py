@@ -338,3 +338,19 @@ def test_a_broken_chunk_is_the_vendors_400_and_stores_nothing(launched):
     assert answered.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"Content-Type: application/json" in answered
     assert ControlClient(launched.url).export_state("broken")["clients"] == {}
+
+
+def test_a_slow_state_import_is_read_as_it_arrives_past_the_body_timeout():
+    document = json.dumps({"clients": {"slow": [minimal_profile()]}}).encode()
+
+    def trickle() -> Iterator[bytes]:
+        for start in range(0, len(document), 10):
+            time.sleep(0.1)
+            yield document[start : start + 10]
+
+    with Launched("--body-timeout", "1") as launched:
+        response = send_bytes("POST", f"{launched.url}/_sandbox/state", trickle(), "application/json")
+
+    assert len(document) > 100  # 10 bytes each 0.1 s: longer than the 1 s the body timeout allows
+    assert response.status_code == 200
+    assert response.json()["imported"] == {"slow": 1}
