@@ -265,7 +265,9 @@ def import_state() -> Response:
     document = StateDocument(body_stream(), current_app.config["MAX_NESTING_DEPTH"])
     sandbox = parts.current()
     editor_for = importer(current_app.config, sandbox.clock.now())
-    return json_response(sandbox.import_state(document.clients(), lambda: document.other, editor_for))
+    report = sandbox.import_state(document.clients(), lambda: document.other, editor_for)
+    current_app.extensions.get(parts.AFTER_IMPORT, lambda: None)()
+    return json_response(report)
 
 
 @bp.get("/accounts")

@@ -26,6 +26,9 @@ from .store import MemoryStore, ProfileStore
 
 EXTENSION = "sandbox"
 STATE = StateSchema()
+# Where the command line's worker leaves what to do after an import (freeze it out of the garbage
+# collector's reach); the pytest fixture's app, which shares its test process, has nothing there.
+AFTER_IMPORT = "sandbox.after_import"
 PAYLOAD = "The control payload is invalid."
 
 

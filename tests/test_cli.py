@@ -144,6 +144,26 @@ def test_the_seed_is_loaded_and_frozen_in_the_worker_never_in_the_master():
     assert "Traceback" not in stderr
 
 
+def test_what_an_import_built_is_frozen_in_the_worker():
+    process = subprocess.Popen(
+        [sys.executable, "-c", WATCHED, str(FIXTURES / "seed.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with process:
+        url = process.stdout.readline().split()[-1]
+        imported = ControlClient(url).import_state({"clients": {"more": [{}]}})
+        failed = requests.post(f"{url}/_sandbox/state", json={"clients": {"more": [1]}}, timeout=10)
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+
+    frozen = re.findall(r"^gc frozen in (\d+)$", stderr, re.MULTILINE)
+    assert (imported["imported"], failed.status_code) == ({"more": 1}, 400)
+    assert len(frozen) == 2  # after start-up, then after the import that succeeded
+    assert len(set(frozen)) == 1 and frozen[0] != str(process.pid)  # in the worker
+
+
 def test_busy_port_is_an_error_without_a_traceback():
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
