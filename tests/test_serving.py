@@ -354,3 +354,22 @@ def test_a_slow_state_import_is_read_as_it_arrives_past_the_body_timeout():
     assert len(document) > 100  # 10 bytes each 0.1 s: longer than the 1 s the body timeout allows
     assert response.status_code == 200
     assert response.json()["imported"] == {"slow": 1}
+
+
+def test_a_body_declared_too_large_is_not_read_by_anyone(launched):
+    # A head declaring 4 GiB, then the body sent as fast as the socket takes it: the 413 comes at
+    # once and the connection ends within the linger (a second), rather than the whole body being
+    # read and thrown away, the other clients waiting meanwhile.
+    declared = 4 * 1024**3
+    too_large = head("POST", "/acme/Profile", **{"Content-Type": "application/json",
+                                                 "Content-Length": str(declared)})  # fmt: skip
+    with connect(launched.port, too_large + b"\r\n") as sock:
+        sock.settimeout(10)
+        sent = 0
+        with contextlib.suppress(OSError):  # the server ends the connection
+            while sent < declared:
+                sent += sock.send(b" " * 65536)
+        answered = answer(sock, within=10)
+
+    assert answered.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+    assert sent < declared
