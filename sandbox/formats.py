@@ -184,7 +184,7 @@ def _json_value(value: Any, known: fields.Field, path: str, warnings: list[str])
 # The vendor's JSON reader is taken to be Json.NET 6, the version ASP.NET Web API 2 ships with (the
 # sandbox's type errors use its words). It converts a JSON value of another type through .NET's
 # Convert and ToString; the two functions below give the conversions that succeed.
-INT64 = range(-(2**63), 2**63)
+INT64 = range(-schemas.INT64_MAX - 1, schemas.INT64_MAX + 1)
 
 
 def _as_boolean(value: Any) -> bool | None:

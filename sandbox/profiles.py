@@ -21,7 +21,6 @@ from . import schemas
 from .clock import timestamp
 from .errors import invalid
 
-INT64_MAX = 2**63 - 1
 ZIP_CODE = re.compile(r"(\d{5})(?:-?(\d{4}))?")
 CASS_FIELDS = ("CassAddress1", "CassAddress2", "CassCity", "CassStateProvince", "CassPostalCode")
 
@@ -244,7 +243,7 @@ def phone_number(entry: Mapping[str, Any]) -> dict:
     digits = schemas.phone_digits(entry.get("PhoneNumber"))
     numeric = int(digits) if 0 < len(digits) <= 19 else None
     return _copy(entry, schemas.CreatePhoneNumberEntry) | {
-        "PhoneNumberNumeric": numeric if numeric is not None and numeric <= INT64_MAX else None,
+        "PhoneNumberNumeric": numeric if numeric is not None and numeric <= schemas.INT64_MAX else None,
         "IsDefault": _value(entry, "IsDefault"),
         "IsActive": True,
         "IsMobile": _value(entry, "IsMobile"),

@@ -22,6 +22,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, val
 from .errors import BadRequest
 
 COLLECTION_MESSAGE = "Expected a collection: a JSON array, or XML entry elements."
+# A .NET long's largest value: the largest ProfileId (inferred) and PhoneNumberNumeric.
+INT64_MAX = 2**63 - 1
 OBJECT_MESSAGE = "Expected an object: a JSON object, or an XML element with child elements."
 
 
@@ -714,7 +716,7 @@ class ImportedProfile(CreateUserProfile):
     ProfileId = fields.Integer(
         strict=True,
         validate=validate.Range(
-            min=1, max=2**63 - 1, error="A ProfileId is from {min} to {max} (a .NET long)."
+            min=1, max=INT64_MAX, error="A ProfileId is from {min} to {max} (a .NET long)."
         ),
     )
     Edited = fields.Nested(EditInfo, allow_none=True)

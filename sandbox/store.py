@@ -27,15 +27,13 @@ import orjson
 from immutables import Map
 
 from .errors import Conflict, NotFound
-from .schemas import alternate_id_pair, phone_digits
+from .schemas import INT64_MAX, alternate_id_pair, phone_digits
 from .turns import pace
 
 Change = Callable[[dict], dict]
 # How long dropped tenants wait before they are freed: the freeing takes turns with every request,
 # the answer of the reset that dropped them first.
 FREE_AFTER_SECONDS = 0.05
-# The largest ProfileId, a .NET long's largest value (inferred): imports may not go past it.
-PROFILE_ID_MAX = 2**63 - 1
 Matches = Callable[[dict], bool]
 
 
@@ -255,9 +253,9 @@ class MemoryStore:
             return self._create(self._tenant(client_id), profile)
 
     def _create(self, tenant: Tenant, profile: dict) -> dict:
-        if self._next_id > PROFILE_ID_MAX:
+        if self._next_id > INT64_MAX:
             raise Conflict(
-                f"No ProfileId is left: the sequence has reached {PROFILE_ID_MAX} (an imported "
+                f"No ProfileId is left: the sequence has reached {INT64_MAX} (an imported "
                 "ProfileId took it there); a reset starts it again at 1."
             )
         tenant.check_alternate_ids(profile)
