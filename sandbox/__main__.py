@@ -37,7 +37,7 @@ from werkzeug.exceptions import ClientDisconnected
 
 from .app import create_app
 from .connection import client_socket
-from .errors import VendorError
+from .errors import PayloadTooLarge, VendorError
 from .parts import AFTER_IMPORT
 from .pipeline import Refused, body_limit, read_at_most, streams_body
 from .settings import SETTINGS
@@ -192,14 +192,14 @@ class BodyDeadline:
         self.log_format = log_format
 
     def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
-        limit = self.limit_of(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        limit = self.limit_of(path)
         if int(environ.get("CONTENT_LENGTH") or 0) > limit:
             # Answered here, and the connection ended: answered by the application, the body
             # would then be read to its end, to keep the connection, by gunicorn, at the speed the
             # client sends it and without a turn for anyone else (326 MB: 9 s).
-            message = f"The request body is larger than the limit of {limit} bytes."
-            self._refuse(environ, time.perf_counter(), 413, message)
-        wanted = self._wanted(environ)
+            self._refuse(environ, time.perf_counter(), PayloadTooLarge.over(limit))
+        wanted = 0 if self.streamed(path) else self._wanted(environ, limit)
         if wanted:
             started = time.perf_counter()
             body = None
@@ -211,7 +211,7 @@ class BodyDeadline:
                 return self.app(environ, start_response)
             if body is None:
                 message = f"The request body did not arrive within {self.seconds:g} seconds."
-                self._refuse(environ, started, 408, message)
+                self._refuse(environ, started, VendorError(message, status=408))
             environ["wsgi.input"] = io.BytesIO(body)
             if environ.get("CONTENT_LENGTH") and len(body) < wanted:
                 # Not a stream gunicorn ended: werkzeug then reads it up to its declared length,
@@ -219,25 +219,23 @@ class BodyDeadline:
                 environ.pop("wsgi.input_terminated", None)
         return self.app(environ, start_response)
 
-    def _wanted(self, environ: dict) -> int:
-        """How many bytes of body to read first: the declared length, or for a chunked body (no
-        length) one more than the limit; 0 for none, or for one the application refuses unread."""
-        path = environ.get("PATH_INFO", "")
-        if self.streamed(path):
-            return 0  # its view reads it as it arrives: an import may take long to upload
-        limit = self.limit_of(path)
+    @staticmethod
+    def _wanted(environ: dict, limit: int) -> int:
+        """How many bytes of body to read first: the declared length (within ``limit``), or for
+        a chunked body one more than ``limit``; 0 for none. A body its view reads as it arrives (an
+        import, which may take long to upload) is not read first."""
         declared = environ.get("CONTENT_LENGTH")
         if declared:
-            length = int(declared)  # gunicorn has checked it is a number
-            return length if length <= limit else 0
+            return int(declared)  # gunicorn has checked it is a number
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             return limit + 1
         return 0
 
-    def _refuse(self, environ: dict, started: float, status: int, message: str) -> None:
-        """Answer ``status`` on the socket, let the client read it, then end the connection
+    def _refuse(self, environ: dict, started: float, error: VendorError) -> None:
+        """Answer ``error`` on the socket, let the client read it, then end the connection
         (gunicorn closes it quietly on a reset, as it does after a connection fault)."""
-        body = json.dumps(VendorError(message, status=status).body()).encode()
+        status = error.status
+        body = json.dumps(error.body()).encode()
         head = (
             f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
             "Content-Type: application/json; charset=utf-8\r\n"

@@ -90,6 +90,11 @@ class PayloadTooLarge(VendorError):
     status = 413
     message = "The request entity is too large."
 
+    @classmethod
+    def over(cls, limit: int) -> PayloadTooLarge:
+        """The 413 of a body over ``limit`` bytes, saying the limit."""
+        return cls(f"The request body is larger than the limit of {limit} bytes.")
+
 
 class UnsupportedMediaType(VendorError):
     status = 415

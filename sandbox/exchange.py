@@ -140,8 +140,10 @@ def _vendor_error(error: HTTPException) -> errors.VendorError:
     if isinstance(error, ClientDisconnected):
         return errors.BadRequest(model_state={"body": ["The body ended before its declared length."]})
     if error.code == 413:
-        limit = request.max_content_length
-        return errors.PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+        # The limit this request had (an import has its own); a 413 comes only where one applies.
+        return errors.PayloadTooLarge.over(
+            request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]
+        )
     return errors.VendorError(error.description, status=error.code)
 
 
