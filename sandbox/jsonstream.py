@@ -96,7 +96,6 @@ class StateDocument:
 
     def __init__(self, stream: IO[bytes], max_depth: int) -> None:
         self._text = _Text(stream, max_depth)
-        self._read_clients = False
         self.other: dict[str, Any] = {}
 
     def clients(self) -> Iterator[tuple[str, Any]]:
@@ -106,11 +105,12 @@ class StateDocument:
             return  # no body: an empty document, which imports nothing
         if text.peek() != "{":
             raise BadRequest(model_state={"body": ["A state document is a JSON object."]})
+        named: set[str] = set()
         for name in self._members(1):
-            if name in self.other or (name == "clients" and self._read_clients):
+            if name in named:
                 raise invalid("body", f"The state document names its member '{name}' twice.")
+            named.add(name)
             if name == "clients" and text.peek() == "{":
-                self._read_clients = True
                 for client_id in self._members(2):
                     yield client_id, self._items(3) if text.peek() == "[" else text.value(3)
             else:
@@ -121,32 +121,32 @@ class StateDocument:
     def _members(self, depth: int) -> Iterator[str]:
         """The names of an object's members, the cursor left on each one's value."""
         text = self._text
-        if depth > text.max_depth:
-            raise too_deep(text.max_depth)
-        text.take("{")
-        more = text.peek() != "}"
-        if not more:
-            text.take("}")
-        while more:
+        for _ in self._inside(depth, "{", "}"):
             if (found := text.peek()) != '"':
                 shown = repr(found) if found else "the end of the body"
                 raise invalid("body", f"The body is not valid JSON: expected a member name, found {shown}.")
             name = text.value(depth + 1)
             text.take(":")
             yield name
-            more = text.peek() == ","
-            text.take("," if more else "}")
 
     def _items(self, depth: int) -> Iterator[Any]:
         """The values of an array, each parsed whole as it is reached."""
+        for _ in self._inside(depth, "[", "]"):
+            yield self._text.value(depth + 1)
+
+    def _inside(self, depth: int, opening: str, closing: str) -> Iterator[None]:
+        """Walk an object or an array: a step for each of its entries, which the caller reads
+        before the next (a comma, then an entry, must follow)."""
         text = self._text
         if depth > text.max_depth:
             raise too_deep(text.max_depth)
-        text.take("[")
-        more = text.peek() != "]"
-        if not more:
-            text.take("]")
-        while more:
-            yield text.value(depth + 1)
-            more = text.peek() == ","
-            text.take("," if more else "]")
+        text.take(opening)
+        if text.peek() == closing:
+            text.at += 1
+            return
+        while True:
+            yield
+            if text.peek() != ",":
+                text.take(closing)
+                return
+            text.at += 1
