@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 import requests
@@ -122,7 +124,12 @@ runpy.run_module("sandbox", run_name="__main__")
 """
 
 
-def test_the_seed_is_loaded_and_frozen_in_the_worker_never_in_the_master():
+T = TypeVar("T")
+
+
+def watched(exercise: Callable[[str], T]) -> tuple[T, str, int]:
+    """What ``exercise`` returns from the watched command line (given its URL), what the command
+    line said on stderr once stopped, and its process id (the master's)."""
     process = subprocess.Popen(
         [sys.executable, "-c", WATCHED, str(FIXTURES / "seed.json")],
         stdout=subprocess.PIPE,
@@ -130,38 +137,36 @@ def test_the_seed_is_loaded_and_frozen_in_the_worker_never_in_the_master():
         text=True,
     )
     with process:
-        url = process.stdout.readline().split()[-1]
-        profile = send("GET", f"{url}/acme/Profile/1001")
+        result = exercise(process.stdout.readline().split()[-1])
         process.terminate()
         _, stderr = process.communicate(timeout=10)
+    return result, stderr, process.pid
+
+
+def test_the_seed_is_loaded_and_frozen_in_the_worker_never_in_the_master():
+    profile, stderr, master = watched(lambda url: send("GET", f"{url}/acme/Profile/1001"))
 
     events = re.findall(r"^(seed opened|gc frozen) in (\d+)$", stderr, re.MULTILINE)
     worker = events[0][1] if events else None
     assert profile.json()["CustomerName"]["FirstName"] == "Ann"
     # Read once, by the worker, then frozen there; the master (the process started) never opens it.
     assert events == [("seed opened", worker), ("gc frozen", worker)]
-    assert worker != str(process.pid)
+    assert worker != str(master)
     assert "Traceback" not in stderr
 
 
 def test_what_an_import_built_is_frozen_in_the_worker():
-    process = subprocess.Popen(
-        [sys.executable, "-c", WATCHED, str(FIXTURES / "seed.json")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    with process:
-        url = process.stdout.readline().split()[-1]
+    def exercise(url: str) -> tuple[dict, int]:
         imported = ControlClient(url).import_state({"clients": {"more": [{}]}})
         failed = requests.post(f"{url}/_sandbox/state", json={"clients": {"more": [1]}}, timeout=10)
-        process.terminate()
-        _, stderr = process.communicate(timeout=10)
+        return imported, failed.status_code
+
+    (imported, failed), stderr, master = watched(exercise)
 
     frozen = re.findall(r"^gc frozen in (\d+)$", stderr, re.MULTILINE)
-    assert (imported["imported"], failed.status_code) == ({"more": 1}, 400)
+    assert (imported["imported"], failed) == ({"more": 1}, 400)
     assert len(frozen) == 2  # after start-up, then after the import that succeeded
-    assert len(set(frozen)) == 1 and frozen[0] != str(process.pid)  # in the worker
+    assert len(set(frozen)) == 1 and frozen[0] != str(master)  # in the worker
 
 
 def test_busy_port_is_an_error_without_a_traceback():
