@@ -51,18 +51,18 @@ def install(app: Flask) -> None:
     if app.config["LOG_FORMAT"] not in LOG_FORMATS:
         raise ValueError(f"SANDBOX_LOG_FORMAT must be text or json, not {app.config['LOG_FORMAT']!r}")
     # By path, not by the view a request reached: a wrong method on the token path reaches none,
-    # and its body holds the secret all the same.
-    app.extensions[SECRET_PATHS] = frozenset(
-        rule.rule
-        for rule in app.url_map.iter_rules()
-        if (found := contract_of(app.view_functions[rule.endpoint])) is not None and found.secret_body
-    )
-    # A body's limit by path too: what reads a body before routing (a chunked one) needs it.
-    app.extensions[BODY_LIMITS] = {
-        rule.rule: app.config[found.body_limit]
+    # and its body holds the secret all the same. A body's own limit by path too: what reads a
+    # body before routing (a chunked one) needs it.
+    contracts = [
+        (rule.rule, found)
         for rule in app.url_map.iter_rules()
         if (found := contract_of(app.view_functions[rule.endpoint])) is not None
-        and found.body_limit != "MAX_CONTENT_LENGTH"
+    ]
+    app.extensions[SECRET_PATHS] = frozenset(path for path, found in contracts if found.secret_body)
+    app.extensions[BODY_LIMITS] = {
+        path: app.config[found.body_limit]
+        for path, found in contracts
+        if found.body_limit != "MAX_CONTENT_LENGTH"
     }
     app.before_request(_before)
     app.after_request(_after)
