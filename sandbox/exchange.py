@@ -15,7 +15,7 @@ from flask import Flask, Response, current_app, request
 from marshmallow import Schema
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from . import errors, formats
+from . import dumping, errors, formats
 from .contract import route_path
 from .record import current_record
 
@@ -57,7 +57,8 @@ def respond(
     """``data`` (one object, or a list whose XML entries are named ``item``) dumped through
     ``schema`` and rendered in the negotiated format."""
     media_type = response_type()
-    dumped = schema.dump(data, many=isinstance(data, list))
+    # Compiled from the schema, which stays the one description of the contract (see dumping).
+    dumped = dumping.dump(schema, data, many=isinstance(data, list))
     return _response(formats.render(dumped, media_type, schema, root, item), status, media_type, headers)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 import dicttoxml
+import orjson
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from marshmallow import Schema, fields
@@ -362,7 +363,14 @@ def render(data: Any, media_type: str, schema: Schema | None = None, root: str =
     """A body in ``media_type``: JSON as given; XML laid out by ``schema`` under ``root`` (each
     entry of a list named ``item``), or, without a schema, ASP.NET's XML error document."""
     if not is_xml(media_type):
-        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+        # Compact, no space after ":" or ",": the vendor's ASP.NET Web API writes through Json.NET,
+        # whose default is Formatting.None (inferred; the vendor documents no response bytes).
+        try:
+            return orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            # What orjson refuses (an integer beyond 64 bits, a key that is not a string), json
+            # writes in the same compact form; a lone surrogate, which no UTF-8 can carry, still fails.
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if schema is None:
         return _xml_document("Error", _error_tree(data), {})
     items: dict[str, str] = {"": item}  # dicttoxml names a top-level list's parent ""

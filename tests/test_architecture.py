@@ -12,7 +12,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sandbox"
 # From the bottom up (docs/architecture.md): a module may import its own layer or those below.
 LAYERS = [
     {"errors"},
-    {"contract", "schemas", "control_schemas", "formats", "jsonstream", "clock", "settings", "turns"},
+    {
+        "contract",
+        "schemas",
+        "control_schemas",
+        "dumping",
+        "formats",
+        "jsonstream",
+        "clock",
+        "settings",
+        "turns",
+    },
     {"accounts", "history", "profiles", "store", "service", "faults", "journal", "auth", "connection"},
     {"parts"},
     {"record", "exchange", "pipeline", "api", "account_api", "history_api", "control", "oauth", "openapi"},
