@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from helpers import Launched, Served
+from redis_server import RedisServer
 
 from sandbox.control_client import ControlClient
 
@@ -46,3 +47,10 @@ def launched() -> Iterator[Launched]:
     """The command line's server (gunicorn), started once for the session."""
     with Launched() as launched:
         yield launched
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server, started once for the session; each user takes its own namespace."""
+    with RedisServer() as server:
+        yield server
