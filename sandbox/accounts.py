@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import Conflict, NotFound
 
@@ -31,6 +32,7 @@ KINDS: dict[str, tuple[str | None, str]] = {
 }
 # The locale of a type's own Name and Description.
 DEFAULT_LOCALE = "en-us"
+T = TypeVar("T")
 
 
 @dataclass
@@ -100,26 +102,54 @@ def configured(document: Mapping[str, Any]) -> dict[str, Kind]:
     return kinds
 
 
-class Accounts:
-    """Every clientId's account configuration. Those the settings give come back on each reset;
-    what the sandbox learns at run time (state documents, the control plane, configuration
-    operations, types registered in open kinds) is forgotten by one."""
+def baseline(settings: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Kind]]:
+    """The kinds the settings configure, by clientId (ValueError naming the setting if unusable)."""
+    accounts = {}
+    for client, document in settings.items():
+        try:
+            accounts[client] = configured(document)
+        except ValueError as error:
+            raise ValueError(f"SANDBOX_ACCOUNTS.{client}: {error}") from None
+    return accounts
 
-    def __init__(self, settings: Mapping[str, Mapping[str, Any]]) -> None:
-        self._lock = threading.Lock()
-        self._baseline = {}
-        for client, document in settings.items():
-            try:
-                self._baseline[client] = configured(document)
-            except ValueError as error:
-                raise ValueError(f"SANDBOX_ACCOUNTS.{client}: {error}") from None
-        self._accounts: dict[str, dict[str, Kind]] = copy.deepcopy(self._baseline)
+
+class AccountsBase(ABC):
+    """Every clientId's account configuration, by the rules here, kept where a subclass keeps it."""
+
+    # What the settings configure comes back on each reset; what the sandbox learns at run time
+    # (state documents, the control plane, configuration operations, types registered in open
+    # kinds) is forgotten by one.
+
+    @abstractmethod
+    def _look(
+        self, client_id: str, names: Collection[str] | None, look: Callable[[Mapping[str, Kind]], T]
+    ) -> T:
+        """What ``look`` finds in the account's kinds ``names`` (None: all; one it lacks: open, empty),
+        as one moment holds them; ``look`` changes none of them."""
+
+    @abstractmethod
+    def _change(self, client_id: str, names: Collection[str], change: Callable[[Mapping[str, Kind]], T]) -> T:
+        """What ``change`` returns, having changed the account's kinds ``names`` (one it lacks: open,
+        empty) in one step; it may run more than once, and raises, if it does, before changing any."""
+
+    @abstractmethod
+    def _replace(self, client_id: str, kinds: Mapping[str, Kind]) -> None:
+        """Put ``kinds`` in the account, in place of any of the same names."""
+
+    @abstractmethod
+    def _clients(self) -> list[str]:
+        """Every clientId that may have an account."""
+
+    @abstractmethod
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """Back to the settings' configuration: every account, or ``client_id``'s."""
 
     def types(self, client_id: str, kind: str, *, type_id: int = 0, locale: str | None = None) -> list[dict]:
         """The types of ``kind`` (or the one of ``type_id``), named in ``locale``; 404 for an unknown
         Id, or a locale no type of the kind has."""
-        with self._lock:
-            found = [dict(t) for t in self._kind(client_id, kind).types if type_id in (0, t["Id"])]
+        found = self._look(
+            client_id, [kind], lambda kinds: [dict(t) for t in kinds[kind].types if type_id in (0, t["Id"])]
+        )
         if type_id and not found:
             raise NotFound(f"No {kind[:-1]} with Id {type_id} exists for '{client_id}'.")
         if locale is None or locale.casefold() == DEFAULT_LOCALE:
@@ -132,8 +162,9 @@ class Accounts:
         """Configure new types of ``kind`` (closing it); 409 if one exists or two are named alike
         (case ignored, as everywhere), and then none is added."""
         wanted = list(entries)
-        with self._lock:
-            current = self._kind(client_id, kind, create=True)
+
+        def add(kinds: Mapping[str, Kind]) -> list[dict[str, Any]]:
+            current = kinds[kind]
             seen: set[str] = set()
             for entry in wanted:
                 name = entry["Name"]
@@ -147,6 +178,8 @@ class Accounts:
                 _shown(current.add(e["Name"], e.get("Description"), e.get("Locales")), None) for e in wanted
             ]
 
+        return self._change(client_id, [kind], add)
+
     def check(
         self, client_id: str, document: Mapping[str, Any], held: Mapping[str, Any] | None = None
     ) -> list[tuple[str, str]]:
@@ -154,13 +187,17 @@ class Accounts:
         closed kind lacks one, naming it; those of open kinds are for ``register``, once the
         write they come with has succeeded. Types the profile already ``held`` are not checked:
         a write that leaves them as they were introduces nothing."""
-        # A dict, not a list, so that asking whether a name was met already is O(1); it keeps the
-        # order the names were met in, which is the order ``register`` adds them.
-        unknown: dict[tuple[str, str], None] = {}
+        named = list(_named(document))
+        if not named:
+            return []
         kept = {(kind, name.casefold()) for kind, name in _named(held or {})}
-        with self._lock:
-            for kind, name in _named(document):
-                current = self._kind(client_id, kind)
+
+        def lacking(kinds: Mapping[str, Kind]) -> list[tuple[str, str]]:
+            # A dict, not a list, so that asking whether a name was met already is O(1); it keeps
+            # the order the names were met in, which is the order ``register`` adds them.
+            unknown: dict[tuple[str, str], None] = {}
+            for kind, name in named:
+                current = kinds[kind]
                 if (
                     current.find(name) is not None
                     or (kind, name) in unknown
@@ -171,38 +208,65 @@ class Accounts:
                     member = KINDS[kind][1]
                     raise NotFound(f"The {member} '{name}' is not configured for '{client_id}' ({kind}).")
                 unknown[kind, name] = None
-        return list(unknown)
+            return list(unknown)
+
+        return self._look(client_id, {kind for kind, _ in named}, lacking)
 
     def register(self, client_id: str, unknown: Iterable[tuple[str, str]]) -> list[str]:
         """Record types of open kinds as they were met; a warning for each."""
-        warnings = []
-        with self._lock:
-            for kind, name in unknown:
-                current = self._kind(client_id, kind, create=True)
+        met = list(unknown)
+        if not met:
+            return []
+
+        def add(kinds: Mapping[str, Kind]) -> list[str]:
+            warnings = []
+            for kind, name in met:
+                current = kinds[kind]
                 if current.find(name) is None:
                     current.add(name)
                     warnings.append(f"registered {KINDS[kind][1]} '{name}' in the open account '{client_id}'")
-        return warnings
+            return warnings
+
+        return self._change(client_id, {kind for kind, _ in met}, add)
 
     def configure(self, client_id: str, document: Mapping[str, Any]) -> None:
         """Replace the kinds ``document`` configures for ``client_id`` (ValueError if unusable)."""
-        kinds = configured(document)
-        with self._lock:
-            self._accounts.setdefault(client_id, {}).update(kinds)
+        self._replace(client_id, configured(document))
 
     def export(self, client_id: str | None = None) -> dict[str, dict]:
         """The configured kinds of every account (or one), as ``configure`` takes them."""
-        with self._lock:
-            chosen = [client_id] if client_id is not None else list(self._accounts)
-            exported = {
-                client: {
-                    name: [{k: t[k] for k in ("Name", "Description", "Locales")} for t in kind.types]
-                    for name, kind in self._accounts.get(client, {}).items()
-                    if kind.closed
-                }
-                for client in chosen
-            }
+        chosen = [client_id] if client_id is not None else self._clients()
+        exported = {client: self._look(client, None, _exported) for client in chosen}
         return {client: kinds for client, kinds in exported.items() if kinds}
+
+
+class Accounts(AccountsBase):
+    """Every clientId's account configuration, in this process."""
+
+    def __init__(self, settings: Mapping[str, Mapping[str, Any]]) -> None:
+        self._lock = threading.Lock()
+        self._baseline = baseline(settings)
+        self._accounts: dict[str, dict[str, Kind]] = copy.deepcopy(self._baseline)
+
+    def _look(
+        self, client_id: str, names: Collection[str] | None, look: Callable[[Mapping[str, Kind]], T]
+    ) -> T:
+        with self._lock:
+            account = self._accounts.get(client_id, {})
+            return look(account if names is None else {name: account.get(name, Kind()) for name in names})
+
+    def _change(self, client_id: str, names: Collection[str], change: Callable[[Mapping[str, Kind]], T]) -> T:
+        with self._lock:
+            account = self._accounts.setdefault(client_id, {})
+            return change({name: account.setdefault(name, Kind()) for name in names})
+
+    def _replace(self, client_id: str, kinds: Mapping[str, Kind]) -> None:
+        with self._lock:
+            self._accounts.setdefault(client_id, {}).update(kinds)
+
+    def _clients(self) -> list[str]:
+        with self._lock:
+            return list(self._accounts)
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Back to the settings' configuration: every account, or ``client_id``'s."""
@@ -214,12 +278,14 @@ class Accounts:
             else:
                 self._accounts.pop(client_id, None)
 
-    def _kind(self, client_id: str, kind: str, *, create: bool = False) -> Kind:
-        account = self._accounts.get(client_id, {})
-        if create:
-            account = self._accounts.setdefault(client_id, account)
-            return account.setdefault(kind, Kind())
-        return account.get(kind, Kind())
+
+def _exported(kinds: Mapping[str, Kind]) -> dict[str, list[dict[str, Any]]]:
+    """An account's closed kinds, as ``configure`` takes them."""
+    return {
+        name: [{k: t[k] for k in ("Name", "Description", "Locales")} for t in kind.types]
+        for name, kind in kinds.items()
+        if kind.closed
+    }
 
 
 def _named(document: Mapping[str, Any]) -> Iterable[tuple[str, str]]:

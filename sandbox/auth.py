@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import Forbidden, NotFound, Unauthorized
 
@@ -91,6 +91,50 @@ class Token:
     expires: datetime
 
 
+class TokenKeeper(Protocol):
+    """Where the bearer tokens an authority issued are kept, until they expire or a full reset."""
+
+    def keep(self, value: str, token: Token, now: datetime) -> None:
+        """Keep ``token`` as ``value``, dropping the expired ones and, past ``MAX_TOKENS``, the oldest."""
+
+    def find(self, value: str, now: datetime) -> Token | None:
+        """The live token ``value`` names, or None (an expired one is forgotten)."""
+
+    def clear(self) -> None:
+        """Forget every token."""
+
+
+class MemoryTokens:
+    """The tokens issued, in this process, oldest first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: dict[str, Token] = {}
+
+    def keep(self, value: str, token: Token, now: datetime) -> None:
+        """Keep ``token`` as ``value``, dropping the expired ones and, past ``MAX_TOKENS``, the oldest."""
+        with self._lock:
+            for expired in [key for key, held in self._tokens.items() if now >= held.expires]:
+                del self._tokens[expired]
+            while len(self._tokens) >= MAX_TOKENS:
+                del self._tokens[next(iter(self._tokens))]
+            self._tokens[value] = token
+
+    def find(self, value: str, now: datetime) -> Token | None:
+        """The live token ``value`` names, or None (an expired one is forgotten)."""
+        with self._lock:
+            token = self._tokens.get(value)
+            if token is not None and now >= token.expires:
+                del self._tokens[value]
+                return None
+            return token
+
+    def clear(self) -> None:
+        """Forget every token."""
+        with self._lock:
+            self._tokens.clear()
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who calls (None: authentication is off), and what the sandbox let pass unchecked."""
@@ -112,6 +156,7 @@ class Authority:
         token_lifetime: timedelta,
         default_user: str,
         shared_secret: str | None = None,
+        tokens: TokenKeeper | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"SANDBOX_AUTH_MODE must be one of {', '.join(MODES)}, not {mode!r}")
@@ -124,8 +169,7 @@ class Authority:
         self.default_user = default_user
         # Lenient mode's secret of every user the directory does not name.
         self.shared_secret = None if mode == "strict" or shared_secret is None else str(shared_secret)
-        self._lock = threading.Lock()
-        self._tokens: dict[str, Token] = {}
+        self._tokens: TokenKeeper = MemoryTokens() if tokens is None else tokens
 
     @property
     def strict(self) -> bool:
@@ -226,31 +270,19 @@ class Authority:
         return self._issue(client_id, user_id, now)
 
     def _issue(self, client_id: str, user_id: str, now: datetime) -> str:
-        """A new opaque bearer token. Expired tokens are dropped here, and past ``MAX_TOKENS`` live
-        ones the oldest go first, so the table stays bounded."""
+        """A new opaque bearer token, kept by the token keeper (which keeps the table bounded)."""
         token = secrets.token_urlsafe(32)
-        with self._lock:
-            for value in [value for value, held in self._tokens.items() if now >= held.expires]:
-                del self._tokens[value]
-            while len(self._tokens) >= MAX_TOKENS:
-                del self._tokens[next(iter(self._tokens))]
-            self._tokens[token] = Token(client_id, user_id, now + self.token_lifetime)
+        self._tokens.keep(token, Token(client_id, user_id, now + self.token_lifetime), now)
         return token
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """A full reset revokes every bearer token; a client's reset keeps them."""
         if client_id is None:
-            with self._lock:
-                self._tokens.clear()
+            self._tokens.clear()
 
     def token(self, value: str, now: datetime) -> Token | None:
         """The live token ``value`` names, or None (an expired one is forgotten)."""
-        with self._lock:
-            token = self._tokens.get(value)
-            if token is not None and now >= token.expires:
-                del self._tokens[value]
-                return None
-            return token
+        return self._tokens.find(value, now)
 
     def _oauth_client(self, client_id: str, oauth_id: str, oauth_secret: str) -> bool:
         configured = self.clients.get(client_id, {}).get("oauth", [])

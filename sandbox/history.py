@@ -8,8 +8,9 @@ profile service records every write here; the log of one profile is bounded, old
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .profiles import ENTRY_KEYS, preferences_of
@@ -17,13 +18,24 @@ from .profiles import ENTRY_KEYS, preferences_of
 Key = tuple[str | None, Any, str]
 
 
-class History:
-    """Each profile's preference history, per clientId, at most ``limit`` entries a profile."""
+class HistoryBase(ABC):
+    """Each profile's preference history, per clientId, bounded, kept by a subclass."""
 
-    def __init__(self, limit: int) -> None:
-        self._lock = threading.Lock()
-        self._limit = limit
-        self._entries: dict[str, dict[int, deque[dict]]] = {}
+    @abstractmethod
+    def _append(self, client_id: str, profile_id: int, entries: list[dict]) -> None:
+        """Add ``entries`` to a profile's log, dropping its oldest past the bound, in one step."""
+
+    @abstractmethod
+    def _log(self, client_id: str, profile_id: int) -> Iterable[dict]:
+        """A profile's log, oldest first."""
+
+    @abstractmethod
+    def forget(self, client_id: str, profile_id: int) -> None:
+        """Forget a deleted profile's history."""
+
+    @abstractmethod
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """Forget every history, or ``client_id``'s."""
 
     def record(
         self,
@@ -47,20 +59,32 @@ class History:
             for key, (collection, holder, stored) in earlier.items()
             if key not in now
         ]
-        if not changes:
-            return
-        with self._lock:
-            log = self._entries.setdefault(client_id, {}).setdefault(
-                after["ProfileId"], deque(maxlen=self._limit)
-            )
-            log.extend(changes)
+        if changes:
+            self._append(client_id, after["ProfileId"], changes)
 
     def preferences(self, client_id: str, profile_id: int, filter_id: str | None = None) -> list[dict]:
         """A profile's preference history, oldest first (only ``filter_id``'s, when given)."""
-        with self._lock:
-            log = list(self._entries.get(client_id, {}).get(profile_id, ()))
+        log = self._log(client_id, profile_id)
         wanted = filter_id.casefold() if filter_id is not None else None
         return [dict(entry) for entry in log if wanted is None or entry["FilterId"].casefold() == wanted]
+
+
+class History(HistoryBase):
+    """Each profile's preference history in this process, at most ``limit`` entries a profile."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self._limit = limit
+        self._entries: dict[str, dict[int, deque[dict]]] = {}
+
+    def _append(self, client_id: str, profile_id: int, entries: list[dict]) -> None:
+        with self._lock:
+            log = self._entries.setdefault(client_id, {}).setdefault(profile_id, deque(maxlen=self._limit))
+            log.extend(entries)
+
+    def _log(self, client_id: str, profile_id: int) -> list[dict]:
+        with self._lock:
+            return list(self._entries.get(client_id, {}).get(profile_id, ()))
 
     def forget(self, client_id: str, profile_id: int) -> None:
         """Forget a deleted profile's history."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -48,9 +49,38 @@ def kept(items: Iterable[tuple[str, Any]], limit: int) -> tuple[dict, int]:
     return chosen, dropped
 
 
-class Journal:
-    """The newest vendor requests: at most ``size`` of them, and at most ``max_bytes`` of them
-    together (the oldest are dropped first; the newest one is always kept)."""
+class JournalBase(ABC):
+    """The newest vendor requests, numbered, kept by a subclass within its bounds."""
+
+    @abstractmethod
+    def record(self, entry: dict) -> None:
+        """Add ``entry``, numbering it, and drop the oldest past either bound."""
+
+    @property
+    @abstractmethod
+    def held_bytes(self) -> int:
+        """About how many bytes the entries hold together."""
+
+    @abstractmethod
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """Forget every entry, or only those of ``client_id``."""
+
+    @abstractmethod
+    def _held(self) -> Iterable[dict]:
+        """Every entry, oldest first, each a copy."""
+
+    def entries(self, matches: Callable[[dict], bool] = lambda entry: True) -> list[dict]:
+        """The entries ``matches`` accepts, oldest first."""
+        return [entry for entry in self._held() if matches(entry)]
+
+    def count(self, matches: Callable[[dict], bool] = lambda entry: True) -> int:
+        """How many entries ``matches`` accepts."""
+        return sum(1 for entry in self._held() if matches(entry))
+
+
+class Journal(JournalBase):
+    """The newest vendor requests of this process: at most ``size`` of them, and at most
+    ``max_bytes`` of them together (the oldest are dropped first; the newest one is always kept)."""
 
     def __init__(self, size: int, max_bytes: int) -> None:
         self._lock = threading.Lock()
@@ -81,16 +111,6 @@ class Journal:
         with self._lock:
             return self._bytes
 
-    def entries(self, matches: Callable[[dict], bool] = lambda entry: True) -> list[dict]:
-        """The entries ``matches`` accepts, oldest first."""
-        with self._lock:
-            return [dict(entry) for entry in self._entries if matches(entry)]
-
-    def count(self, matches: Callable[[dict], bool] = lambda entry: True) -> int:
-        """How many entries ``matches`` accepts."""
-        with self._lock:
-            return sum(1 for entry in self._entries if matches(entry))
-
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Forget every entry, or only those of ``client_id``."""
         with self._lock:
@@ -102,6 +122,10 @@ class Journal:
             self._entries = deque(entry for entry, _ in pairs)
             self._costs = deque(cost for _, cost in pairs)
             self._bytes = sum(self._costs)
+
+    def _held(self) -> list[dict]:
+        with self._lock:
+            return [dict(entry) for entry in self._entries]
 
 
 def matcher(

@@ -3,7 +3,12 @@ endpoints, the control plane's, resets and state documents."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
 import pytest
+import redis
 import requests
 from helpers import (
     FIXTURES,
@@ -18,10 +23,12 @@ from helpers import (
     xml_of,
 )
 
-from sandbox.accounts import KINDS, Accounts, Kind
+from sandbox.accounts import KINDS, Accounts, AccountsBase, Kind
 from sandbox.accounts import configured as configured_kinds
 from sandbox.control_client import ControlClient, ControlError
 from sandbox.errors import NotFound
+from sandbox.redis_parts import RedisAccounts
+from sandbox.shared import Shared
 
 CONFIGURED = {
     "acme": {
@@ -357,6 +364,17 @@ def test_an_unusable_accounts_setting_stops_the_sandbox(kinds, message):
 # --- many types: every look-up by name is O(1) --------------------------------------------------
 
 
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def accounts_of(request: pytest.FixtureRequest) -> Iterator[Callable[[Mapping[str, Any]], AccountsBase]]:
+    """Accounts of the settings given: in memory, or in Redis (each in a namespace of its own)."""
+    if request.param == "memory":
+        yield Accounts
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_server").url)
+    yield lambda settings: RedisAccounts(Shared(client, namespace=uuid.uuid4().hex), settings)
+    client.close()
+
+
 class Counted(str):
     """A type's name that counts how often it is casefolded: each count is one look at a name,
     whether the name sought or a stored one it is compared with."""
@@ -389,17 +407,17 @@ def phones(n: int, spell=str) -> dict:
     return {"PhoneNumbers": [{"PhoneType": Counted(spell(f"t{i}")), "PhoneNumber": "1"} for i in range(n)]}
 
 
-def test_registering_types_in_an_open_kind_is_linear():
+def test_registering_types_in_an_open_kind_is_linear(accounts_of):
     def register(n: int) -> None:
-        accounts = Accounts({})
+        accounts = accounts_of({})
         assert len(accounts.register("c", accounts.check("c", phones(n)))) == n
 
     assert_linear(register)
 
 
-def test_checking_types_an_open_kind_holds_is_linear():
+def test_checking_types_an_open_kind_holds_is_linear(accounts_of):
     def check(n: int) -> None:
-        accounts = Accounts({})
+        accounts = accounts_of({})
         accounts.register("c", accounts.check("c", phones(n)))
         assert accounts.check("c", phones(n, str.upper)) == []
 
@@ -407,18 +425,18 @@ def test_checking_types_an_open_kind_holds_is_linear():
 
 
 @pytest.mark.parametrize("spell", [Counted, lambda name: {"Name": Counted(name)}], ids=["names", "entries"])
-def test_configuring_types_is_linear(spell):
+def test_configuring_types_is_linear(accounts_of, spell):
     def configure(n: int) -> None:
-        accounts = Accounts({})
+        accounts = accounts_of({})
         accounts.configure("c", {"ConsentTypes": [spell(f"n{i}") for i in range(n)]})
         assert accounts.check("c", {"Consents": [{"ConsentType": Counted(f"N{i}")} for i in range(n)]}) == []
 
     assert_linear(configure)
 
 
-def test_creating_consent_types_beside_many_is_linear():
+def test_creating_consent_types_beside_many_is_linear(accounts_of):
     def create(n: int) -> None:
-        accounts = Accounts({"c": {"ConsentTypes": [Counted(f"old{i}") for i in range(n)]}})
+        accounts = accounts_of({"c": {"ConsentTypes": [Counted(f"old{i}") for i in range(n)]}})
         created = accounts.create("c", "ConsentTypes", [{"Name": Counted(f"new{i}")} for i in range(n)])
         assert [t["Id"] for t in created] == list(range(n + 1, 2 * n + 1))
 
@@ -447,8 +465,8 @@ def test_names_alike_but_for_case_keep_the_first_spelling_and_place():
     assert Kind(types=kinds["Tags"].types).find("gOLD") is kinds["Tags"].types[2]
 
 
-def test_an_open_kind_registers_names_alike_once_in_the_order_met():
-    accounts = Accounts({})
+def test_an_open_kind_registers_names_alike_once_in_the_order_met(accounts_of):
+    accounts = accounts_of({})
     spellings = ["Home", "HOME", "Work", "HOME", "home"]
     named = {"PhoneNumbers": [{"PhoneType": name, "PhoneNumber": "1"} for name in spellings]}
 
@@ -464,8 +482,8 @@ def test_an_open_kind_registers_names_alike_once_in_the_order_met():
     assert accounts.register("c", [("PhoneTypes", "WORK")]) == []
 
 
-def test_types_found_by_name_after_a_reset_are_the_accounts_own():
-    accounts = Accounts({"c": {"AlternateIdTypes": ["CRM"]}})
+def test_types_found_by_name_after_a_reset_are_the_accounts_own(accounts_of):
+    accounts = accounts_of({"c": {"AlternateIdTypes": ["CRM"]}})
     accounts.create("c", "AlternateIdTypes", [{"Name": "Web"}])
     accounts.reset("c")
 

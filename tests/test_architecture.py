@@ -32,6 +32,7 @@ LAYERS = [
         "service",
         "faults",
         "journal",
+        "redis_parts",
         "auth",
         "connection",
     },
