@@ -1,10 +1,11 @@
-"""Fault rules and their registry: which vendor requests a rule matches, its counters and lifetime.
+"""Fault rules and their in-memory registry: which vendor requests a rule matches, its counters and lifetime.
 
 A rule fires on a matching request (after skipping its first ``skip`` matches, with its
 ``probability``, until it has fired ``times`` times or expired), at most one rule per request:
-the first in creation order that fires. Matching and consumption happen under one lock, so
-concurrent requests consume a rule exactly. How a firing is carried out on a response or a socket
-is the pipeline's business; this module knows nothing of HTTP.
+the first in creation order that fires. The rules' own logic (criteria, skip, odds, draws,
+reports) is shared with the registry kept in Redis (``redis_faults``). In this one, matching and
+consumption happen under one lock, so concurrent requests consume a rule exactly. How a firing is
+carried out on a response or a socket is the pipeline's business; this module knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import heapq
 import math
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import attrgetter
 from random import Random
@@ -80,18 +82,26 @@ class Criteria:
         )
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Rule:
-    """A fault rule with its lifetime counters."""
+    """A fault rule as added: its spec, criteria, expiry, place in creation order and random generator.
+
+    The generator is the one part that changes, as the rule draws; the counters are the registry's
+    (a ``Tally``), so that the registry in Redis holds them there."""
 
     id: str
     spec: dict
     rng: Random
     criteria: Criteria
-    matched: int = 0
-    hits: int = 0
-    expires: datetime | None = field(default=None)
+    expires: datetime | None = None
     number: int = 0  # the order of creation
+
+    @classmethod
+    def of(
+        cls, rule_id: str, number: int, spec: dict, criteria: Criteria, seed: int, expires: datetime | None
+    ) -> Rule:
+        """Rule ``rule_id`` of a validated spec, drawing from its own seed, else from ``seed`` and its id."""
+        return cls(rule_id, spec, Random(spec.get("seed", f"{seed}:{rule_id}")), criteria, expires, number)
 
     @property
     def client_id(self) -> str | None:
@@ -105,16 +115,16 @@ class Rule:
             "after" if self.spec.get("fault", {}).get("type") in AFTER_ONLY else "before"
         )
 
-    def remaining(self) -> int | None:
-        """How many more times the rule may fire (None: no limit)."""
+    def remaining(self, hits: int) -> int | None:
+        """How many more times the rule may fire after ``hits`` firings (None: no limit)."""
         times = self.spec.get("times")
-        return None if times is None else max(times - self.hits, 0)
+        return None if times is None else max(times - hits, 0)
 
-    def state(self, now: datetime) -> str:
+    def state(self, hits: int, now: datetime) -> str:
         """``active``, ``spent`` (fired ``times`` times) or ``expired``."""
         if self.expires is not None and now >= self.expires:
             return "expired"
-        if "times" in self.spec and self.hits >= self.spec["times"]:
+        if "times" in self.spec and hits >= self.spec["times"]:
             return "spent"
         return "active"
 
@@ -122,7 +132,23 @@ class Rule:
         """Whether every criterion of the rule's ``match`` holds for the request."""
         return self.criteria.accepts(facts)
 
-    def report(self, now: datetime) -> dict:
+    def skips(self, matched: int) -> bool:
+        """Whether the ``matched``-th matching request is one of those the rule lets pass."""
+        return matched <= self.spec["skip"]
+
+    def passes_odds(self) -> bool:
+        """Whether the rule fires on a request past its skip: its ``probability`` drawn (none: always)."""
+        return "probability" not in self.spec or self.rng.random() < self.spec["probability"]
+
+    def firing(self, hits: int, cap_ms: int) -> Firing:
+        """The rule firing for the ``hits``-th time, its delay and noise drawn now."""
+        return Firing(
+            self.id, self.when, self.spec, hits, self.remaining(hits),
+            delay=_delay_ms(self.spec.get("delay"), self.rng, cap_ms) / 1000,
+            noise=self.rng.randbytes(64),
+        )  # fmt: skip
+
+    def report(self, tally: Tally, now: datetime) -> dict:
         """The rule as the control plane shows it: what was asked, what it did, what remains."""
         spec = {key: value for key, value in self.spec.items() if key not in ("expiresAt", "ttl")}
         return {
@@ -130,11 +156,19 @@ class Rule:
             **spec,
             "when": self.when,
             "expiresAt": timestamp(self.expires) if self.expires else None,
-            "matched": self.matched,
-            "hits": self.hits,
-            "remaining": self.remaining(),
-            "state": self.state(now),
+            "matched": tally.matched,
+            "hits": tally.hits,
+            "remaining": self.remaining(tally.hits),
+            "state": self.state(tally.hits, now),
         }
+
+
+@dataclass
+class Tally:
+    """A rule's counters: the matching requests it saw (skipped ones included), and its firings."""
+
+    matched: int = 0
+    hits: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,7 +201,70 @@ def _delay_ms(delay: dict | None, rng: Random, cap_ms: int) -> float:
     return min(millis, cap_ms)
 
 
-class FaultRegistry:
+def expiry(spec: dict, now: datetime) -> datetime | None:
+    """When a validated rule added at ``now`` expires: at ``expiresAt``, or ``ttl`` later (None: never)."""
+    return spec.get("expiresAt") or (now + timedelta(milliseconds=spec["ttl"]) if "ttl" in spec else None)
+
+
+def candidates(active: Mapping[str | None, Mapping[str, Rule]], client_id: str | None) -> Iterator[Rule]:
+    """The rules of ``active`` a request of ``client_id`` may match, in creation order.
+
+    ``active`` holds each clientId's rules (None: the unscoped ones) by id, in creation order. Lazy:
+    the caller stops at the rule that fires, and only then may that rule leave its list."""
+    unscoped = active.get(None)
+    scoped = active.get(client_id) if client_id is not None else None
+    if not scoped or not unscoped:
+        return iter((scoped or unscoped or {}).values())
+    return heapq.merge(unscoped.values(), scoped.values(), key=attrgetter("number"))
+
+
+def too_many(active: int, max_active: int) -> Conflict:
+    """The 409 of a rule added when ``active`` rules are active already."""
+    return Conflict(
+        f"The sandbox holds {active} active fault rules, as many as SANDBOX_MAX_FAULT_RULES "
+        f"({max_active}) allows: delete some, or raise the setting."
+    )
+
+
+def unknown(rule_id: str) -> NotFound:
+    """The 404 of a rule id no rule has."""
+    return NotFound(f"No fault rule '{rule_id}' exists.")
+
+
+def micros(moment: datetime) -> int:
+    """``moment`` in whole microseconds since 1970: an exact key, where a float is not."""
+    return (moment - EARLIEST) // timedelta(microseconds=1)
+
+
+class FaultRegistryBase(ABC):
+    """The fault rules of one sandbox, added, reported, removed and fired, kept by a subclass."""
+
+    @abstractmethod
+    def add(self, spec: dict, now: datetime) -> dict:
+        """Add a validated rule; 409 if as many rules as allowed are active already."""
+
+    @abstractmethod
+    def reports(self, now: datetime, client_id: str | None = None) -> list[dict]:
+        """Every rule kept (or those scoped to ``client_id``), reported."""
+
+    @abstractmethod
+    def report(self, rule_id: str, now: datetime) -> dict:
+        """One rule, reported; 404 if unknown."""
+
+    @abstractmethod
+    def delete(self, rule_id: str) -> None:
+        """Remove one rule; 404 if unknown."""
+
+    @abstractmethod
+    def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
+        """Remove every rule (ids restart; ``seed`` seeds the rules to come), or those of ``client_id``."""
+
+    @abstractmethod
+    def fire(self, facts: RequestFacts, now: datetime, cap_ms: int) -> Firing | None:
+        """The first live rule that fires on ``facts``, its counters updated; None if none fires."""
+
+
+class FaultRegistry(FaultRegistryBase):
     """Every fault rule, in creation order: the active ones indexed by their ``match.clientId``, and
     the finished ones (spent or expired) kept for the listing, the last ``max_finished`` to finish;
     at most ``max_active`` active at once."""
@@ -187,6 +284,7 @@ class FaultRegistry:
 
     def _empty(self) -> None:
         self._rules: dict[str, Rule] = {}  # every rule kept, in creation order: what is listed
+        self._tallies: dict[str, Tally] = {}  # the counters of each rule kept
         # The rules that may still fire, by their match.clientId (None: every client's), each in
         # creation order; a request looks at its client's and the unscoped ones only. Ordered
         # dicts, because a plain dict's iteration steps over the slots of every rule taken out.
@@ -208,22 +306,17 @@ class FaultRegistry:
             self._settle(now)
             active = len(self._rules) - len(self._finished)
             if active >= self.max_active:
-                raise Conflict(
-                    f"The sandbox holds {active} active fault rules, as many as SANDBOX_MAX_FAULT_RULES "
-                    f"({self.max_active}) allows: delete some, or raise the setting."
-                )
-            rule_id, number = f"f{self._next_id}", self._next_id
+                raise too_many(active, self.max_active)
+            number = self._next_id
             self._next_id += 1
-            expires = spec.get("expiresAt") or (
-                now + timedelta(milliseconds=spec["ttl"]) if "ttl" in spec else None
-            )
-            seed = spec.get("seed", f"{self.seed}:{rule_id}")
-            rule = Rule(rule_id, spec, Random(seed), criteria, expires=expires, number=number)
-            report = rule.report(now)  # before storing it: a rule that cannot be reported is not kept
-            self._rules[rule_id] = rule
-            self._active.setdefault(rule.client_id, OrderedDict())[rule_id] = rule
-            if expires is not None:
-                heapq.heappush(self._expiring, (expires, number, rule))
+            rule = Rule.of(f"f{number}", number, spec, criteria, self.seed, expiry(spec, now))
+            # Reported before it is stored: a rule that cannot be reported is not kept.
+            report = rule.report(Tally(), now)
+            self._rules[rule.id] = rule
+            self._tallies[rule.id] = Tally()
+            self._active.setdefault(rule.client_id, OrderedDict())[rule.id] = rule
+            if rule.expires is not None:
+                heapq.heappush(self._expiring, (rule.expires, number, rule))
             self._settle(now)
             return report
 
@@ -231,13 +324,13 @@ class FaultRegistry:
         """Every rule kept (or those scoped to ``client_id``), reported."""
         with self._lock:
             self._settle(now)
-            return [rule.report(now) for rule in self._scoped(client_id)]
+            return [rule.report(self._tallies[rule.id], now) for rule in self._scoped(client_id)]
 
     def report(self, rule_id: str, now: datetime) -> dict:
         """One rule, reported; 404 if unknown."""
         with self._lock:
             self._settle(now)
-            return self._get(rule_id).report(now)
+            return self._get(rule_id).report(self._tallies[rule_id], now)
 
     def delete(self, rule_id: str) -> None:
         """Remove one rule; 404 if unknown."""
@@ -262,33 +355,19 @@ class FaultRegistry:
         itself even under concurrency. None if no rule fires."""
         with self._lock:
             self._settle(now)
-            for rule in self._candidates(facts.client_id):
+            for rule in candidates(self._active, facts.client_id):
                 if not rule.accepts(facts):
                     continue
-                rule.matched += 1
-                if rule.matched <= rule.spec["skip"]:
+                tally = self._tallies[rule.id]
+                tally.matched += 1
+                if rule.skips(tally.matched) or not rule.passes_odds():
                     continue
-                if "probability" in rule.spec and rule.rng.random() >= rule.spec["probability"]:
-                    continue
-                rule.hits += 1
-                firing = Firing(
-                    rule.id, rule.when, rule.spec, rule.hits, rule.remaining(),
-                    delay=_delay_ms(rule.spec.get("delay"), rule.rng, cap_ms) / 1000,
-                    noise=rule.rng.randbytes(64),
-                )  # fmt: skip
+                tally.hits += 1
+                firing = rule.firing(tally.hits, cap_ms)
                 if firing.remaining == 0:
                     self._finish(rule)
                 return firing
             return None
-
-    def _candidates(self, client_id: str | None) -> Iterator[Rule]:
-        """The active rules a request of ``client_id`` may match, in creation order. Lazy: the
-        caller stops at the rule that fires, and only then may that rule leave its list."""
-        unscoped = self._active.get(None)
-        scoped = self._active.get(client_id) if client_id is not None else None
-        if not scoped or not unscoped:
-            return iter((scoped or unscoped or {}).values())
-        return heapq.merge(unscoped.values(), scoped.values(), key=attrgetter("number"))
 
     def _settle(self, now: datetime) -> None:
         """Move the rules whose expiry ``now`` has reached out of the active ones, and back those
@@ -297,9 +376,9 @@ class FaultRegistry:
             expires, number, rule = heapq.heappop(self._expiring)
             if self._is_active(rule):
                 self._finish(rule)
-                heapq.heappush(self._expired, (-_micros(expires), number, expires, rule))
+                heapq.heappush(self._expired, (-micros(expires), number, expires, rule))
         revived: list[Rule] = []
-        while self._expired and -self._expired[0][0] > _micros(now):
+        while self._expired and -self._expired[0][0] > micros(now):
             _, number, expires, rule = heapq.heappop(self._expired)
             if self._finished.get(rule.id) is rule:
                 del self._finished[rule.id]
@@ -328,7 +407,7 @@ class FaultRegistry:
         self._finished[rule.id] = rule
         while len(self._finished) > self.max_finished:
             dropped, _ = self._finished.popitem(last=False)
-            del self._rules[dropped]
+            del self._rules[dropped], self._tallies[dropped]
 
     def _take_out_of_active(self, rule: Rule) -> None:
         active = self._active[rule.client_id]
@@ -337,7 +416,7 @@ class FaultRegistry:
             del self._active[rule.client_id]
 
     def _remove(self, rule: Rule) -> None:
-        del self._rules[rule.id]
+        del self._rules[rule.id], self._tallies[rule.id]
         if self._finished.pop(rule.id, None) is None:
             self._take_out_of_active(rule)
 
@@ -348,9 +427,4 @@ class FaultRegistry:
         try:
             return self._rules[rule_id]
         except KeyError:
-            raise NotFound(f"No fault rule '{rule_id}' exists.") from None
-
-
-def _micros(moment: datetime) -> int:
-    """``moment`` in whole microseconds since 1970: an exact heap key, where a float is not."""
-    return (moment - EARLIEST) // timedelta(microseconds=1)
+            raise unknown(rule_id) from None

@@ -31,6 +31,7 @@ LAYERS = [
         "store",
         "service",
         "faults",
+        "redis_faults",
         "journal",
         "redis_parts",
         "auth",

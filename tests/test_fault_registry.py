@@ -1,18 +1,23 @@
-"""The fault registry without HTTP: matching, order, lifetimes, odds, the bound, reset, delays, threads."""
+"""Both fault registries (memory, Redis) without HTTP: matching, order, lifetimes, odds, bounds, delays."""
 
 from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
+import redis
 from werkzeug.datastructures import Headers
 
 from sandbox import faults
 from sandbox.control_schemas import RULE
 from sandbox.errors import Conflict, NotFound
 from sandbox.faults import FaultRegistry, Firing, RequestFacts, Rule
+from sandbox.redis_faults import RedisFaultRegistry
+from sandbox.shared import Shared
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CAP_MS = 10_000
@@ -28,23 +33,49 @@ def facts(
     return RequestFacts(method, path, operation, client_id, headers if headers is not None else Headers())
 
 
-def registry_with(*specs: dict, seed: int = 0) -> FaultRegistry:
-    """A registry holding one rule per spec, each loaded as the control plane loads it."""
-    registry = FaultRegistry(seed)
-    for spec in specs:
-        registry.add(RULE.load(spec), NOW)
-    return registry
+Registry = FaultRegistry | RedisFaultRegistry
 
 
-def fire(registry: FaultRegistry, request: RequestFacts | None = None, now: datetime = NOW) -> Firing | None:
+@pytest.fixture(params=["memory", "redis"])
+def new_registry(request: pytest.FixtureRequest) -> Iterator[Callable[..., Registry]]:
+    """Makes empty registries of one kind: in memory, or in Redis, each in a namespace of its own."""
+    if request.param == "memory":
+        yield FaultRegistry
+        return
+    url = request.getfixturevalue("redis_server").url
+    clients: list[redis.Redis] = []
+
+    def make(seed: int, **limits: int) -> RedisFaultRegistry:
+        clients.append(redis.Redis.from_url(url))
+        return RedisFaultRegistry(Shared(clients[-1], namespace=uuid4().hex), seed, **limits)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def registry_with(new_registry: Callable[..., Registry]) -> Callable[..., Registry]:
+    """Makes registries holding one rule per spec, each loaded as the control plane loads it."""
+
+    def make(*specs: dict, seed: int = 0) -> Registry:
+        registry = new_registry(seed)
+        for spec in specs:
+            registry.add(RULE.load(spec), NOW)
+        return registry
+
+    return make
+
+
+def fire(registry: Registry, request: RequestFacts | None = None, now: datetime = NOW) -> Firing | None:
     return registry.fire(request or facts(), now, CAP_MS)
 
 
-def fired_ids(registry: FaultRegistry, count: int, request: RequestFacts | None = None) -> list[str | None]:
+def fired_ids(registry: Registry, count: int, request: RequestFacts | None = None) -> list[str | None]:
     return [firing.rule_id if (firing := fire(registry, request)) else None for _ in range(count)]
 
 
-def counters(registry: FaultRegistry, rule_id: str = "f1", now: datetime = NOW) -> tuple:
+def counters(registry: Registry, rule_id: str = "f1", now: datetime = NOW) -> tuple:
     report = registry.report(rule_id, now)
     return report["matched"], report["hits"], report["remaining"], report["state"]
 
@@ -96,7 +127,7 @@ ERROR = {"respond": {"status": 503}}
         "all-criteria-hit", "one-criterion-misses",
     ],
 )  # fmt: skip
-def test_a_rule_fires_only_when_every_criterion_holds(match, request_facts, fires):
+def test_a_rule_fires_only_when_every_criterion_holds(registry_with, match, request_facts, fires):
     registry = registry_with({"match": match, **ERROR})
 
     firing = fire(registry, request_facts)
@@ -105,7 +136,7 @@ def test_a_rule_fires_only_when_every_criterion_holds(match, request_facts, fire
     assert counters(registry) == ((1, 1, None, "active") if fires else (0, 0, None, "active"))
 
 
-def test_a_plain_object_with_get_serves_as_headers():
+def test_a_plain_object_with_get_serves_as_headers(registry_with):
     class Lowered:
         def __init__(self, **values: str) -> None:
             self.values = {name.lower(): value for name, value in values.items()}
@@ -122,7 +153,7 @@ def test_a_plain_object_with_get_serves_as_headers():
 # --- order ------------------------------------------------------------------------------------
 
 
-def test_the_first_matching_rule_in_creation_order_fires_and_only_it():
+def test_the_first_matching_rule_in_creation_order_fires_and_only_it(registry_with):
     registry = registry_with(
         {"match": {"clientId": "beta"}, **ERROR},
         {"match": {"method": "POST"}, "respond": {"status": 500}},
@@ -139,13 +170,13 @@ def test_the_first_matching_rule_in_creation_order_fires_and_only_it():
     ]
 
 
-def test_a_spent_rule_lets_the_next_one_fire():
+def test_a_spent_rule_lets_the_next_one_fire(registry_with):
     registry = registry_with({"times": 1, **ERROR}, {"times": 2, **ERROR})
 
     assert fired_ids(registry, 4) == ["f1", "f2", "f2", None]
 
 
-def test_a_deleted_rule_no_longer_fires_and_a_new_one_comes_last():
+def test_a_deleted_rule_no_longer_fires_and_a_new_one_comes_last(registry_with):
     registry = registry_with(ERROR, ERROR)
     registry.delete("f1")
     registry.add(RULE.load(ERROR), NOW)
@@ -157,7 +188,7 @@ def test_a_deleted_rule_no_longer_fires_and_a_new_one_comes_last():
 # --- skip and times ---------------------------------------------------------------------------
 
 
-def test_skip_lets_the_first_matches_pass_and_counts_them():
+def test_skip_lets_the_first_matches_pass_and_counts_them(registry_with):
     registry = registry_with({"skip": 2, "times": 1, **ERROR})
 
     outcomes = fired_ids(registry, 4)
@@ -166,7 +197,7 @@ def test_skip_lets_the_first_matches_pass_and_counts_them():
     assert counters(registry) == (3, 1, 0, "spent")
 
 
-def test_skip_counts_only_matching_requests():
+def test_skip_counts_only_matching_requests(registry_with):
     registry = registry_with({"match": {"method": "GET"}, "skip": 1, **ERROR})
 
     assert fire(registry, facts(method="POST")) is None
@@ -175,7 +206,7 @@ def test_skip_counts_only_matching_requests():
     assert counters(registry) == (2, 1, None, "active")
 
 
-def test_times_spends_the_rule_after_n_firings():
+def test_times_spends_the_rule_after_n_firings(registry_with):
     registry = registry_with({"times": 2, **ERROR})
 
     first, second, third = (fire(registry) for _ in range(3))
@@ -186,7 +217,7 @@ def test_times_spends_the_rule_after_n_firings():
     assert counters(registry) == (2, 2, 0, "spent")
 
 
-def test_a_spent_rule_counts_no_further_matches():
+def test_a_spent_rule_counts_no_further_matches(registry_with):
     registry = registry_with({"times": 1, **ERROR})
 
     fired_ids(registry, 5)
@@ -194,7 +225,7 @@ def test_a_spent_rule_counts_no_further_matches():
     assert counters(registry) == (1, 1, 0, "spent")
 
 
-def test_without_times_a_rule_fires_forever():
+def test_without_times_a_rule_fires_forever(registry_with):
     registry = registry_with(ERROR)
 
     assert fired_ids(registry, 20) == ["f1"] * 20
@@ -204,12 +235,18 @@ def test_without_times_a_rule_fires_forever():
 # --- probability ------------------------------------------------------------------------------
 
 
-def probability_outcomes(spec: dict, seed: int = 0, count: int = 40) -> list[bool]:
-    registry = registry_with(spec, seed=seed)
-    return [fire(registry) is not None for _ in range(count)]
+@pytest.fixture
+def probability_outcomes(registry_with: Callable[..., Registry]) -> Callable[..., list[bool]]:
+    """Whether each of ``count`` requests draws a fault from a fresh registry of one rule."""
+
+    def outcomes(spec: dict, seed: int = 0, count: int = 40) -> list[bool]:
+        registry = registry_with(spec, seed=seed)
+        return [fire(registry) is not None for _ in range(count)]
+
+    return outcomes
 
 
-def test_a_seeded_probability_repeats_its_sequence_in_a_fresh_registry():
+def test_a_seeded_probability_repeats_its_sequence_in_a_fresh_registry(probability_outcomes):
     spec = {"probability": 0.5, "seed": 7, **ERROR}
 
     first, second = probability_outcomes(spec, seed=1), probability_outcomes(spec, seed=2)
@@ -219,7 +256,7 @@ def test_a_seeded_probability_repeats_its_sequence_in_a_fresh_registry():
     assert first != probability_outcomes({**spec, "seed": 8})
 
 
-def test_without_a_seed_the_registry_seed_and_rule_id_decide():
+def test_without_a_seed_the_registry_seed_and_rule_id_decide(registry_with, probability_outcomes):
     spec = {"probability": 0.5, **ERROR}
     as_f2 = registry_with(spec, spec, seed=3)
     as_f2.delete("f1")
@@ -233,7 +270,7 @@ def test_without_a_seed_the_registry_seed_and_rule_id_decide():
     assert same[0] != other_id
 
 
-def test_a_probability_miss_counts_the_match_but_not_a_hit():
+def test_a_probability_miss_counts_the_match_but_not_a_hit(registry_with, probability_outcomes):
     outcomes = probability_outcomes({"probability": 0.5, "seed": 7, **ERROR})
     registry = registry_with({"probability": 0.5, "seed": 7, **ERROR})
 
@@ -243,18 +280,20 @@ def test_a_probability_miss_counts_the_match_but_not_a_hit():
 
 
 @pytest.mark.parametrize(("probability", "expected"), [(0, False), (0.0, False), (1, True), (1.0, True)])
-def test_probability_zero_never_fires_and_one_always_does(probability, expected):
+def test_probability_zero_never_fires_and_one_always_does(probability_outcomes, probability, expected):
     assert probability_outcomes({"probability": probability, **ERROR}, count=200) == [expected] * 200
 
 
-def test_a_probability_miss_lets_the_next_rule_fire():
+def test_a_probability_miss_lets_the_next_rule_fire(registry_with):
     registry = registry_with({"probability": 0, **ERROR}, ERROR)
 
     assert fired_ids(registry, 2) == ["f2", "f2"]
     assert counters(registry, "f1") == (2, 0, None, "active")
 
 
-def test_a_full_reset_with_a_seed_draws_as_a_fresh_registry_with_that_seed():
+def test_a_full_reset_with_a_seed_draws_as_a_fresh_registry_with_that_seed(
+    registry_with, probability_outcomes
+):
     spec = {"probability": 0.5, **ERROR}
     registry = registry_with(spec, seed=1)
     fired_ids(registry, 5)
@@ -265,7 +304,7 @@ def test_a_full_reset_with_a_seed_draws_as_a_fresh_registry_with_that_seed():
     assert [fire(registry) is not None for _ in range(40)] == probability_outcomes(spec, seed=9)
 
 
-def test_a_full_reset_without_a_seed_keeps_the_registry_seed():
+def test_a_full_reset_without_a_seed_keeps_the_registry_seed(registry_with, probability_outcomes):
     spec = {"probability": 0.5, **ERROR}
     registry = registry_with(spec, seed=5)
 
@@ -291,7 +330,7 @@ def test_a_full_reset_without_a_seed_keeps_the_registry_seed():
      ({"expiresAt": "2026-01-01T14:30:00+02:00"}, datetime(2026, 1, 1, 12, 30, tzinfo=UTC))],
     ids=["ttl", "expiresAt"],
 )  # fmt: skip
-def test_a_rule_expires_at_its_time(lifetime, expires, offset, state, fires):
+def test_a_rule_expires_at_its_time(registry_with, lifetime, expires, offset, state, fires):
     registry = registry_with({**lifetime, **ERROR})
     moment = expires + offset
 
@@ -308,7 +347,7 @@ def test_a_rule_expires_at_its_time(lifetime, expires, offset, state, fires):
      ({}, None)],
     ids=["ttl", "expiresAt", "none"],
 )  # fmt: skip
-def test_expiry_is_reported_in_utc_and_the_ttl_is_not(lifetime, shown):
+def test_expiry_is_reported_in_utc_and_the_ttl_is_not(registry_with, lifetime, shown):
     registry = registry_with({**lifetime, **ERROR})
 
     report = registry.report("f1", NOW)
@@ -317,8 +356,8 @@ def test_expiry_is_reported_in_utc_and_the_ttl_is_not(lifetime, shown):
     assert "ttl" not in report
 
 
-def test_the_ttl_counts_from_the_time_the_rule_is_added():
-    registry = FaultRegistry(0)
+def test_the_ttl_counts_from_the_time_the_rule_is_added(new_registry):
+    registry = new_registry(0)
     added = NOW + timedelta(days=3)
     registry.add(RULE.load({"ttl": 1000, **ERROR}), added)
 
@@ -326,7 +365,7 @@ def test_the_ttl_counts_from_the_time_the_rule_is_added():
     assert fire(registry, now=added + timedelta(milliseconds=1000)) is None
 
 
-def test_expiry_wins_over_spent_in_the_state():
+def test_expiry_wins_over_spent_in_the_state(registry_with):
     registry = registry_with({"times": 1, "ttl": 1000, **ERROR})
     fire(registry)
 
@@ -334,8 +373,8 @@ def test_expiry_wins_over_spent_in_the_state():
     assert counters(registry, now=NOW + timedelta(seconds=1)) == (1, 1, 0, "expired")
 
 
-def test_the_full_report_of_a_rule():
-    registry = FaultRegistry(0)
+def test_the_full_report_of_a_rule(new_registry):
+    registry = new_registry(0)
     spec = {
         "match": {"clientId": "acme", "method": "POST"},
         "respond": {"status": 503, "headers": {"Retry-After": "2"}},
@@ -367,7 +406,7 @@ def test_the_full_report_of_a_rule():
 # --- reports, delete and reset ----------------------------------------------------------------
 
 
-def test_reports_can_be_narrowed_to_a_client():
+def test_reports_can_be_narrowed_to_a_client(registry_with):
     registry = registry_with(
         {"match": {"clientId": "acme"}, **ERROR}, ERROR, {"match": {"clientId": "beta"}, **ERROR}
     )
@@ -377,7 +416,7 @@ def test_reports_can_be_narrowed_to_a_client():
     assert [r["id"] for r in registry.reports(NOW, "gamma")] == []
 
 
-def test_a_client_reset_removes_only_that_clients_rules_and_ids_keep_counting():
+def test_a_client_reset_removes_only_that_clients_rules_and_ids_keep_counting(registry_with):
     registry = registry_with(
         {"match": {"clientId": "acme"}, **ERROR},
         {"match": {"clientId": "beta"}, **ERROR},
@@ -392,7 +431,7 @@ def test_a_client_reset_removes_only_that_clients_rules_and_ids_keep_counting():
     assert [r["id"] for r in registry.reports(NOW)] == ["f2", "f3", "f5"]
 
 
-def test_a_full_reset_removes_every_rule_and_restarts_the_ids():
+def test_a_full_reset_removes_every_rule_and_restarts_the_ids(registry_with):
     registry = registry_with({"match": {"clientId": "acme"}, **ERROR}, ERROR)
 
     registry.reset()
@@ -407,7 +446,7 @@ def test_a_full_reset_removes_every_rule_and_restarts_the_ids():
     [lambda registry: registry.report("f1", NOW), lambda registry: registry.delete("f1")],
     ids=["report", "delete"],
 )
-def test_an_unknown_rule_is_not_found(action):
+def test_an_unknown_rule_is_not_found(registry_with, action):
     registry = registry_with(ERROR)
     registry.delete("f1")
 
@@ -418,7 +457,7 @@ def test_an_unknown_rule_is_not_found(action):
     assert registry.reports(NOW) == []
 
 
-def test_the_order_of_creation_holds_across_scoped_and_unscoped_rules():
+def test_the_order_of_creation_holds_across_scoped_and_unscoped_rules(registry_with):
     registry = registry_with(
         {"match": {"clientId": "acme"}, "skip": 1, "times": 1, **ERROR},
         {"skip": 1, **ERROR},
@@ -436,7 +475,7 @@ def test_the_order_of_creation_holds_across_scoped_and_unscoped_rules():
     ]
 
 
-def test_an_expired_rule_fires_again_in_its_place_when_the_clock_is_set_back():
+def test_an_expired_rule_fires_again_in_its_place_when_the_clock_is_set_back(registry_with):
     registry = registry_with({"ttl": 1000, **ERROR}, ERROR)
     later = NOW + timedelta(seconds=1)
 
@@ -447,8 +486,8 @@ def test_an_expired_rule_fires_again_in_its_place_when_the_clock_is_set_back():
     assert counters(registry, now=NOW) == (1, 1, None, "active")
 
 
-def test_the_finished_rules_kept_are_bounded_and_the_first_finished_are_dropped_first():
-    registry = FaultRegistry(0, max_finished=3)
+def test_the_finished_rules_kept_are_bounded_and_the_first_finished_are_dropped_first(new_registry):
+    registry = new_registry(0, max_finished=3)
     for spec in (
         {"match": {"method": "GET"}, **ERROR},
         *({"match": {"headers": {"X-Case": str(case)}}, "times": 1, **ERROR} for case in range(1, 5)),
@@ -468,7 +507,7 @@ def test_the_finished_rules_kept_are_bounded_and_the_first_finished_are_dropped_
     assert fire(registry, facts(method="GET")).rule_id == "f1"
 
 
-def test_finished_rules_can_be_deleted_and_reset_like_active_ones():
+def test_finished_rules_can_be_deleted_and_reset_like_active_ones(registry_with):
     registry = registry_with(
         {"times": 1, **ERROR}, {"match": {"clientId": "beta"}, "times": 1, **ERROR}, {"ttl": 1, **ERROR}
     )
@@ -483,7 +522,7 @@ def test_finished_rules_can_be_deleted_and_reset_like_active_ones():
     assert fire(registry, now=later) is None
 
 
-def rules_examined(registry: FaultRegistry, monkeypatch: pytest.MonkeyPatch, now: datetime) -> tuple:
+def rules_examined(registry: Registry, monkeypatch: pytest.MonkeyPatch, now: datetime) -> tuple:
     """The rule that fires on one acme request, and how many rules the registry looked at to find
     it: every rule any attribute of which is read, whatever the registry reads it for."""
     seen: set[str] = set()
@@ -498,13 +537,13 @@ def rules_examined(registry: FaultRegistry, monkeypatch: pytest.MonkeyPatch, now
     return firing.spec["respond"] if firing else None, len(seen)
 
 
-def test_a_request_examines_no_spent_expired_or_other_clients_rule(monkeypatch):
+def test_a_request_examines_no_spent_expired_or_other_clients_rule(new_registry, monkeypatch):
     later = NOW + timedelta(seconds=1)
     own = (
         {"match": {"method": "GET"}, "respond": {"status": 500}},
         {"match": {"clientId": "acme"}, "skip": 1, "respond": {"status": 429}},
     )
-    alone, crowded = FaultRegistry(0), FaultRegistry(0, max_finished=10_000, max_active=10_000)
+    alone, crowded = new_registry(0), new_registry(0, max_finished=10_000, max_active=10_000)
     # 10,000 rules that cannot fire on an acme request: spent, expired or another client's, each
     # kind both scoped to acme and not.
     for index in range(2000):
@@ -542,14 +581,14 @@ def test_a_request_examines_no_spent_expired_or_other_clients_rule(monkeypatch):
     ids=["none", "fixed", "fixed-zero", "fixed-capped", "uniform-degenerate", "uniform-capped",
          "lognormal-capped"],
 )  # fmt: skip
-def test_delays_are_in_seconds_and_cut_at_the_cap(delay, cap_ms, seconds):
+def test_delays_are_in_seconds_and_cut_at_the_cap(registry_with, delay, cap_ms, seconds):
     spec = {**ERROR, **({"delay": delay} if delay else {})}
     registry = registry_with(spec)
 
     assert registry.fire(facts(), NOW, cap_ms).delay == seconds
 
 
-def test_a_uniform_delay_stays_within_its_bounds_and_varies():
+def test_a_uniform_delay_stays_within_its_bounds_and_varies(registry_with):
     registry = registry_with({"delay": {"uniform": {"lower": 10, "upper": 50}}, "seed": 3})
 
     delays = [fire(registry).delay for _ in range(200)]
@@ -561,7 +600,7 @@ def test_a_uniform_delay_stays_within_its_bounds_and_varies():
     assert [fire(fresh).delay for _ in range(200)] == delays
 
 
-def test_a_lognormal_delay_follows_its_seed_and_is_cut_at_the_cap():
+def test_a_lognormal_delay_follows_its_seed_and_is_cut_at_the_cap(registry_with):
     spec = {"delay": {"lognormal": {"median": 100, "sigma": 2}}, "seed": 11}
     first, second = registry_with(spec), registry_with(spec)
 
@@ -573,7 +612,7 @@ def test_a_lognormal_delay_follows_its_seed_and_is_cut_at_the_cap():
     assert min(delays) < 0.1
 
 
-def test_noise_is_64_bytes_and_seeded():
+def test_noise_is_64_bytes_and_seeded(registry_with):
     spec = {"fault": {"type": "RANDOM_DATA_THEN_CLOSE"}, "seed": 4}
 
     first, second = fire(registry_with(spec)), fire(registry_with(spec))
@@ -585,7 +624,7 @@ def test_noise_is_64_bytes_and_seeded():
     assert two.noise != one.noise
 
 
-def test_the_firing_carries_the_rule_and_its_journal_entry():
+def test_the_firing_carries_the_rule_and_its_journal_entry(registry_with):
     registry = registry_with({"match": {"clientId": "acme"}, "respond": {"status": 429}, "times": 3})
 
     firing = fire(registry)
@@ -601,7 +640,7 @@ def test_the_firing_carries_the_rule_and_its_journal_entry():
     assert firing.journal() == {"id": "f1", "when": "before", "hits": 1, "remaining": 2}
 
 
-def test_the_journal_of_an_unlimited_rule_has_no_remaining():
+def test_the_journal_of_an_unlimited_rule_has_no_remaining(registry_with):
     registry = registry_with({"when": "after", **ERROR})
 
     assert fire(registry).journal() == {"id": "f1", "when": "after", "hits": 1, "remaining": None}
@@ -621,7 +660,7 @@ def test_the_journal_of_an_unlimited_rule_has_no_remaining():
     ids=["respond", "delay", "reset", "hang", "truncated", "dribble", "respond-after", "empty-after",
          "dribble-explicit"],
 )  # fmt: skip
-def test_when_defaults_to_before_except_for_response_shaping_faults(spec, when):
+def test_when_defaults_to_before_except_for_response_shaping_faults(registry_with, spec, when):
     registry = registry_with(spec)
 
     assert registry.report("f1", NOW)["when"] == when
@@ -631,7 +670,7 @@ def test_when_defaults_to_before_except_for_response_shaping_faults(spec, when):
 # --- concurrency ------------------------------------------------------------------------------
 
 
-def test_concurrent_requests_consume_a_rule_exactly():
+def test_concurrent_requests_consume_a_rule_exactly(registry_with):
     registry = registry_with({"match": {"clientId": "acme"}, "times": 50, **ERROR})
     threads, per_thread = 8, 100
     firings: list[Firing] = []
@@ -664,7 +703,7 @@ def test_concurrent_requests_consume_a_rule_exactly():
 # --- the bound on active rules, and globs compiled once ----------------------------------------
 
 
-def test_at_most_max_active_rules_are_active_and_finished_ones_make_room():
+def test_at_most_max_active_rules_are_active_and_finished_ones_make_room(registry_with):
     registry = registry_with({"times": 1, **ERROR}, {"ttl": 1000, **ERROR})
     registry.max_active = 2
 
@@ -684,7 +723,7 @@ def test_at_most_max_active_rules_are_active_and_finished_ones_make_room():
     ]  # fmt: skip
 
 
-def test_a_rules_globs_are_compiled_when_it_is_added_not_per_request(monkeypatch):
+def test_a_rules_globs_are_compiled_when_it_is_added_not_per_request(registry_with, monkeypatch):
     compiled: list[str] = []
     real = faults.glob
     monkeypatch.setattr(faults, "glob", lambda pattern: compiled.append(pattern) or real(pattern))
