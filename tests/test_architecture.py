@@ -29,6 +29,7 @@ LAYERS = [
         "history",
         "profiles",
         "store",
+        "redis_store",
         "service",
         "faults",
         "redis_faults",

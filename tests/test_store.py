@@ -1,25 +1,37 @@
-"""AlternateId conflicts and the store under concurrency, over real HTTP."""
+"""AlternateId conflicts and the store under concurrency, over real HTTP; both stores (memory, Redis) directly."""
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
+import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
+import redis
 import requests
 from helpers import auth, minimal_profile, post_json
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
+from sandbox import redis_store as redis_store_module
 from sandbox import store as store_module
-from sandbox.errors import BadRequest, Conflict, NotFound
+from sandbox.errors import BadRequest, Conflict, NotFound, VendorError
 from sandbox.profiles import Account, Editor, new_profile, revise, set_active
-from sandbox.schemas import phone_digits
-from sandbox.store import SEARCH_INDEXES, MemoryStore, alternate_id_keys, unpack
+from sandbox.redis_store import RedisStore
+from sandbox.schemas import INT64_MAX, phone_digits
+from sandbox.shared import Shared
+from sandbox.store import SEARCH_INDEXES, MemoryStore, ProfileStore, alternate_id_keys
 
 
 def alternate_ids(*pairs: tuple[str, str]) -> list[dict]:
@@ -157,37 +169,98 @@ documents = st.fixed_dictionaries(
 )
 
 
-class IndexedStore(RuleBasedStateMachine):
-    """Random creates, updates, deactivations, activations, deletes and failed writes on one client."""
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def new_store(request) -> Iterator[Callable[[], ProfileStore]]:
+    """Makes empty stores of one kind: in memory, or each in its own namespace of the session's Redis."""
+    if request.param == "memory":
+        yield MemoryStore
+        return
+    connection = redis.Redis.from_url(request.getfixturevalue("redis_server").url)
+    made: list[RedisStore] = []
 
-    def __init__(self) -> None:
+    def make() -> RedisStore:
+        made.append(RedisStore(Shared(connection, namespace=uuid.uuid4().hex)))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.reset()
+    connection.close()
+
+
+class IndexedStore(RuleBasedStateMachine):
+    """Random creates, updates (by ProfileId or AlternateId), upserts, deactivations, activations,
+    deletes and failed writes on one client, each answered by the store as by a MemoryStore (the model)."""
+
+    def __init__(self, store: ProfileStore) -> None:
         super().__init__()
-        self.store = MemoryStore()
+        self.store = store
+        self.model = MemoryStore()
         self.ids: list[int] = []
 
     def snapshot(self) -> list[dict]:
         return self.store.profiles("acme")
 
+    def both(self, operation: Callable[[ProfileStore], object]) -> object:
+        """``operation``'s answer from the store, once the model has answered the same (or failed alike)."""
+        outcomes = []
+        for store in (self.store, self.model):
+            try:
+                outcomes.append(("answer", operation(store)))
+            except VendorError as error:
+                outcomes.append((type(error).__name__, error.message, error.conflict))
+        assert outcomes[0] == outcomes[1]
+        return outcomes[0][1]
+
     @rule(document=documents)
     def create(self, document):
-        with contextlib.suppress(Conflict):
-            self.ids.append(self.store.create("acme", new_profile(document, EDITOR))["ProfileId"])
+        created = self.both(lambda store: store.create("acme", new_profile(document, EDITOR)))
+        if isinstance(created, dict):
+            self.ids.append(created["ProfileId"])
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data(), document=documents)
     def replace(self, data, document):
         profile_id = data.draw(st.sampled_from(self.ids))
         before = self.snapshot()
-        try:
-            self.store.update("acme", profile_id, lambda current: revise(current, document, EDITOR))
-        except Conflict:
+        outcome = self.both(
+            lambda store: store.update("acme", profile_id, lambda current: revise(current, document, EDITOR))
+        )
+        if not isinstance(outcome, dict):
             assert self.snapshot() == before
+
+    @rule(pair=st.sampled_from(PAIRS), document=documents, active=st.booleans())
+    def upsert(self, pair, document, active):
+        kind, ident = pair
+        # The document holding the pair once, as the service's upsert makes it.
+        others = [e for e in document["AlternateIds"] if e["AlternateIdType"].casefold() != kind.casefold()
+                  or e["AlternateId"].casefold() != ident.casefold()]  # fmt: skip
+        held = {"AlternateIds": [*others, {"AlternateIdType": kind, "AlternateId": ident}]}
+        outcome = self.both(
+            lambda store: store.upsert(
+                "acme",
+                kind,
+                ident,
+                lambda current: set_active(current, active),
+                lambda: new_profile({**document, **held}, EDITOR),
+            )
+        )
+        if isinstance(outcome, tuple) and outcome[1]:
+            self.ids.append(outcome[0]["ProfileId"])
+
+    @rule(pair=st.sampled_from(PAIRS), document=documents)
+    def replace_holder(self, pair, document):
+        self.both(
+            lambda store: store.update_holder(
+                "acme", *pair, lambda current: revise(current, document, EDITOR)
+            )
+        )
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data(), active=st.booleans())
     def set_activity(self, data, active):
         profile_id = data.draw(st.sampled_from(self.ids))
-        self.store.update("acme", profile_id, lambda current: set_active(current, active))
+        self.both(lambda store: store.update("acme", profile_id, lambda current: set_active(current, active)))
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())
@@ -199,31 +272,33 @@ class IndexedStore(RuleBasedStateMachine):
             current["AlternateIds"] = []
             raise BadRequest()
 
-        with pytest.raises(BadRequest):
-            self.store.update("acme", profile_id, change)
+        assert self.both(lambda store: store.update("acme", profile_id, change)) == BadRequest.message
         assert self.snapshot() == before
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())
     def delete(self, data):
         profile_id = data.draw(st.sampled_from(self.ids))
-        self.store.delete("acme", profile_id)
+        self.both(lambda store: store.delete("acme", profile_id))
         self.ids.remove(profile_id)
 
     @invariant()
+    def answers_equal_the_model(self):
+        assert self.snapshot() == self.model.profiles("acme")
+        assert {name: list(profiles) for name, profiles in self.store.export().items()} == {
+            name: list(profiles) for name, profiles in self.model.export().items()
+        }
+
+    @invariant()
     def indexes_equal_their_recomputation(self):
-        tenant = self.store._tenants.get("acme")
-        if tenant is None:
-            return
-        profiles = [unpack(stored) for stored in tenant.profiles.values()]
+        profiles = self.snapshot()
         alternate_ids = {key: p["ProfileId"] for p in profiles for key in alternate_id_keys(p)}
-        assert dict(tenant.alternate_ids.items()) == alternate_ids
+        expected: dict = {name: {} for name in SEARCH_INDEXES}
         for name, keys in SEARCH_INDEXES.items():
-            expected: dict = {}
             for p in profiles:
                 for key in keys(p):
-                    expected.setdefault(key, set()).add(p["ProfileId"])
-            assert {key: set(holders.keys()) for key, holders in tenant.search[name].items()} == expected
+                    expected[name].setdefault(key, set()).add(p["ProfileId"])
+        assert indexes(self.store, "acme") == (alternate_ids, expected)
 
     @invariant()
     def lookups_agree_with_a_naive_scan(self):
@@ -253,8 +328,178 @@ class IndexedStore(RuleBasedStateMachine):
             assert self.store.search("acme", "phone", digits) == scanned
 
 
-IndexedStore.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
-test_indexes_stay_exact = IndexedStore.TestCase
+def indexes(store: ProfileStore, client_id: str) -> tuple[dict, dict]:
+    """What ``store`` holds in its indexes for ``client_id``: AlternateId keys to ProfileIds, and
+    each search index's keys to sets of ProfileIds."""
+    if isinstance(store, MemoryStore):
+        tenant = store._tenants.get(client_id, store_module.Tenant(client_id))
+        search = {
+            name: {key: set(holders.keys()) for key, holders in tenant.search[name].items()}
+            for name in SEARCH_INDEXES
+        }
+        return dict(tenant.alternate_ids.items()), search
+    assert isinstance(store, RedisStore)
+    connection, keys = store.shared.redis, store._keys(client_id)
+    names = redis_store_module.NAMES
+    stored = {int(number) for number in connection.hkeys(keys[names.index("by_id")])}
+    assert {int(number) for number in connection.zrange(keys[names.index("ids")], 0, -1)} == stored
+    alternate_ids = {
+        key.decode(): int(number)
+        for key, number in connection.hgetall(keys[names.index("alternate_ids")]).items()
+    }
+    search: dict = {name: {} for name in SEARCH_INDEXES}
+    for name in SEARCH_INDEXES:
+        for member in connection.zrange(keys[names.index(name)], 0, -1):
+            key, _, number = member.decode().rpartition("\0")
+            search[name].setdefault(key, set()).add(int(number))
+    return alternate_ids, search
+
+
+def test_indexes_stay_exact(new_store):
+    run_state_machine_as_test(
+        lambda: IndexedStore(new_store()),
+        settings=settings(max_examples=150, stateful_step_count=30, deadline=None),
+    )
+
+
+# --- ProfileIds and imports, in both stores ---------------------------------------------------
+
+
+def numbered(profile_id: int | None, *pairs: tuple[str, str]) -> dict:
+    """A stored profile as an import gives it: ``profile_id`` (None: to be numbered) and AlternateIds."""
+    return {**new_profile({"AlternateIds": alternate_ids(*pairs)}, EDITOR), "ProfileId": profile_id}
+
+
+def ids_of(store: ProfileStore) -> dict[str, list[int]]:
+    return {name: [p["ProfileId"] for p in profiles] for name, profiles in store.export().items()}
+
+
+def test_another_clients_profile_is_unknown(new_store):
+    store = new_store()
+    profile_id = store.create("acme", new_profile({}, EDITOR))["ProfileId"]
+
+    with pytest.raises(NotFound) as error:
+        store.get("other", profile_id)
+
+    assert error.value.message == f"No profile with ProfileId {profile_id} exists for 'other'."
+
+
+def test_after_an_import_the_sequence_continues_past_its_highest_profile_id(new_store):
+    store = new_store()
+    store.create("acme", new_profile({}, EDITOR))
+
+    store.replace_clients(
+        [("beta", [numbered(None), numbered(100), numbered(None)]), ("gamma", [numbered(None)])]
+    )
+
+    assert ids_of(store) == {"acme": [1], "beta": [100, 101, 102], "gamma": [103]}
+    assert store.create("acme", new_profile({}, EDITOR))["ProfileId"] == 104
+
+
+def test_the_last_profile_id_then_409_until_a_reset(new_store):
+    store = new_store()
+    store.replace_clients([("acme", [numbered(INT64_MAX - 1)])])
+
+    assert store.create("acme", new_profile({}, EDITOR))["ProfileId"] == INT64_MAX
+    with pytest.raises(Conflict, match=f"the sequence has reached {INT64_MAX}"):
+        store.create("acme", new_profile({}, EDITOR))
+    store.reset()
+    assert store.create("acme", new_profile({}, EDITOR))["ProfileId"] == 1
+
+
+@pytest.mark.parametrize(
+    "free",
+    [
+        lambda store, profile_id: store.delete("acme", profile_id),
+        lambda store, profile_id: store.reset("acme"),
+    ],
+    ids=["deleted", "client-reset"],
+)
+def test_a_profile_id_another_client_holds_is_409_until_it_lets_it_go(new_store, free):
+    store = new_store()
+    profile_id = store.create("acme", new_profile({}, EDITOR))["ProfileId"]
+
+    with pytest.raises(Conflict) as error:
+        store.replace_clients([("beta", [numbered(profile_id)])])
+    assert error.value.message == f"ProfileId {profile_id} is used twice."
+    assert ids_of(store) == {"acme": [profile_id]}
+
+    free(store, profile_id)
+    store.replace_clients([("beta", [numbered(profile_id)])])
+    assert ids_of(store)["beta"] == [profile_id]
+
+
+def test_an_import_may_move_a_profile_id_between_the_clients_it_replaces(new_store):
+    store = new_store()
+    profile_id = store.create("acme", new_profile({}, EDITOR))["ProfileId"]
+
+    store.replace_clients([("beta", [numbered(profile_id)]), ("acme", [])])
+
+    assert ids_of(store) == {"acme": [], "beta": [profile_id]}
+    with pytest.raises(Conflict, match=f"ProfileId {profile_id} is used twice"):
+        store.replace_clients([("gamma", [numbered(profile_id)])])
+
+
+@pytest.mark.parametrize(
+    ("clients", "message"),
+    [
+        (
+            [("beta", [numbered(5, ("crm", "A")), numbered(None, ("CRM", "a"))])],
+            "AlternateIdType 'CRM' and AlternateId 'a' already",
+        ),
+        ([("beta", [numbered(7)]), ("gamma", [numbered(None), numbered(7)])], "ProfileId 7 is used twice."),
+        ([("beta", [numbered(8)]), ("gamma", [numbered(2)])], "ProfileId 2 is used twice."),
+    ],
+    ids=["alternate-id-twice", "profile-id-twice", "profile-id-held"],
+)
+def test_a_refused_import_changes_nothing(new_store, clients, message):
+    """The import also moves acme's ProfileId 1 to delta: refused, acme keeps it."""
+    store = new_store()
+    store.create("acme", new_profile({}, EDITOR))
+    store.create("zeta", new_profile({}, EDITOR))
+    before = {name: list(profiles) for name, profiles in store.export().items()}
+
+    with pytest.raises(Conflict, match=message):
+        store.replace_clients([("acme", []), ("delta", [numbered(1)]), *clients])
+
+    assert {name: list(profiles) for name, profiles in store.export().items()} == before
+    with pytest.raises(Conflict, match="ProfileId 1 is used twice"):
+        store.replace_clients([("delta", [numbered(1)])])
+    assert store.create("acme", new_profile({}, EDITOR))["ProfileId"] == 3
+
+
+def test_an_error_while_an_import_is_read_changes_nothing(new_store):
+    store = new_store()
+    store.create("acme", new_profile({}, EDITOR))
+
+    def clients():
+        yield "beta", [numbered(None)] * 3
+        raise BadRequest("The state document is invalid.")
+
+    with pytest.raises(BadRequest):
+        store.replace_clients(clients())
+
+    assert ids_of(store) == {"acme": [1]}
+    assert store.create("beta", new_profile({}, EDITOR))["ProfileId"] == 2
+
+
+def test_upsert_updates_the_active_holder_or_creates(new_store):
+    store = new_store()
+    document = {"AlternateIds": alternate_ids(("crm", "A"))}
+
+    created = store.upsert(
+        "acme", "CRM", "a", lambda p: set_active(p, False), lambda: new_profile(document, EDITOR)
+    )
+    updated = store.upsert(
+        "acme", "crm", "A", lambda p: set_active(p, False), lambda: new_profile(document, EDITOR)
+    )
+
+    assert (created[0]["ProfileId"], created[1], updated[0]["ProfileId"], updated[1]) == (1, True, 1, False)
+    assert not updated[0]["IsActive"]
+    with pytest.raises(Conflict, match="AlternateIdType 'crm' and AlternateId 'A' already exists"):
+        store.upsert("acme", "crm", "a", lambda p: p, lambda: new_profile(document, EDITOR))
+    with pytest.raises(NotFound):
+        store.update_holder("acme", "crm", "a", lambda p: p)
 
 
 # --- nothing proportional to the number of profiles happens under the lock ------------------
@@ -274,9 +519,11 @@ def counting(monkeypatch, store: MemoryStore) -> Counter:
     return under_lock
 
 
-def filled(count: int) -> MemoryStore:
-    """A store of ``count`` profiles of one clientId, all of one email address."""
-    store = MemoryStore()
+StoreT = TypeVar("StoreT", bound=ProfileStore)
+
+
+def filled(store: StoreT, count: int) -> StoreT:
+    """``store`` with ``count`` profiles of one clientId added, all of one email address."""
     for index in range(count):
         document = {"AlternateIds": [{"AlternateIdType": "t", "AlternateId": str(index)}],
                     "Emails": [{"EmailAddress": "all@example.com"}]}  # fmt: skip
@@ -287,7 +534,7 @@ def filled(count: int) -> MemoryStore:
 @pytest.fixture
 def crowded(monkeypatch) -> tuple[MemoryStore, Counter]:
     """A store of 2,000 profiles, and what it visits under its lock from now on."""
-    store = filled(2000)
+    store = filled(MemoryStore(), 2000)
     return store, counting(monkeypatch, store)
 
 
@@ -323,7 +570,7 @@ def test_reads_and_resets_visit_no_profile_under_the_lock(crowded, read):
     ids=["update", "create", "delete"],
 )
 def test_a_write_visits_as_much_under_the_lock_whatever_the_number_stored(monkeypatch, write):
-    alone, crowded = filled(1), filled(2000)
+    alone, crowded = filled(MemoryStore(), 1), filled(MemoryStore(), 2000)
     visited_alone = counting(monkeypatch, alone)
     write(alone)
     monkeypatch.undo()
@@ -334,8 +581,8 @@ def test_a_write_visits_as_much_under_the_lock_whatever_the_number_stored(monkey
     assert visited_crowded == visited_alone
 
 
-def test_a_search_stops_past_its_limit():
-    store = filled(2000)
+def test_a_search_stops_past_its_limit(new_store):
+    store = filled(new_store(), 2000)
     read = []
     store.scan("acme", lambda profile: read.append(profile) or True, limit=50)
 
@@ -351,12 +598,13 @@ def test_a_search_stops_past_its_limit():
     ],
     ids=["export-of-many-clients", "scan", "import-of-many-clients"],
 )
-def test_long_loops_offer_other_requests_a_turn_at_every_step(monkeypatch, loop):
-    store = filled(2000)
+def test_long_loops_offer_other_requests_a_turn_at_every_step(monkeypatch, new_store, loop):
+    store = filled(new_store(), 2000)
     for index in range(2000):
         store.create(f"c{index}", new_profile({}, EDITOR))
     steps = Counter()
-    monkeypatch.setattr(store_module, "pace", lambda: steps.update(["pace"]))
+    for module in (store_module, redis_store_module):
+        monkeypatch.setattr(module, "pace", lambda: steps.update(["pace"]))
 
     loop(store)
 
