@@ -1,11 +1,12 @@
 """The command line: ``mypreferences-sandbox`` (or ``python -m sandbox``) serves the sandbox with gunicorn.
 
-The in-memory store lives in one process, so gunicorn runs one worker. It is gevent's: every
+The in-memory store lives in one process, so gunicorn runs one worker; with a Redis store
+(``--store redis://...``) it may run several, which share the state. Each worker is gevent's: every
 connection is a greenlet, so idle connections, slow clients and injected hangs cost a socket each,
 not a thread, and the others keep answering (docs/cli.md, measured in docs/performance.md). Limits
 bound what a client may hold: connections at once, the time to send a request head, and the time
-to send its body. The app, and so the seed, is made in the worker only: the master checks the
-settings, binds the socket and forks.
+to send its body. The app, and so the in-memory seed, is made in the worker only: the master checks
+the settings (and loads a seed into a shared store, once), binds the socket and forks.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from werkzeug.exceptions import ClientDisconnected
 from .app import create_app
 from .connection import client_socket
 from .errors import PayloadTooLarge, VendorError
-from .parts import AFTER_IMPORT
+from .parts import AFTER_IMPORT, unavailable
 from .pipeline import Refused, body_limit, read_at_most, streams_body
 from .settings import SETTINGS
 from .turns import pace
@@ -137,6 +138,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=env("SANDBOX_THREADS"),
         help="ignored, kept so that older command lines still start: the server has no thread "
         "pool any more (see --max-connections) (SANDBOX_THREADS)",
+    )
+    parser.add_argument(
+        "--store",
+        default=env("SANDBOX_STORE"),
+        help="where the state is kept: memory (the default: one process), or the URL of a Redis "
+        "that many workers and sandboxes share, redis://HOST:PORT/DB (SANDBOX_STORE)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive,
+        default=env("SANDBOX_WORKERS", "1"),
+        help="worker processes; more than one needs a Redis store (SANDBOX_WORKERS, default 1)",
     )
     parser.add_argument(
         "--seed-file",
@@ -284,6 +297,13 @@ def _answer_and_linger(sock: socket.socket, data: bytes) -> None:
         pass
 
 
+def _ready(url: str, worker: Any) -> None:
+    """Say where the sandbox serves, once its first worker accepts connections (once, not once per
+    worker: gunicorn numbers its workers from 1)."""
+    if worker.age == 1:
+        print(f"{PROG} serving on {url}", flush=True)
+
+
 def settle() -> None:
     """Freeze what start-up built (the app, the seed) out of the garbage collector's reach."""
     # Collected first, so that start-up's garbage is freed rather than frozen with the rest.
@@ -303,7 +323,8 @@ def settle_import() -> None:
 
 
 class Server(BaseApplication):
-    """gunicorn serving an app on an already-bound socket, with one worker.
+    """gunicorn serving an app on an already-bound socket, with ``workers`` workers (one but for a
+    shared store).
 
     ``app`` is the app, or the factory that makes it in the worker, as the command line gives
     it: the master then never holds the seed, which a fork would copy page by page as the
@@ -320,6 +341,7 @@ class Server(BaseApplication):
         limits: Limits | None = None,
         worker_class: str = "gevent",
         threads: int = 1,
+        workers: int = 1,
     ) -> None:
         self.app_or_factory = app
         self.limits = limits = limits or Limits()
@@ -329,7 +351,7 @@ class Server(BaseApplication):
         self._refused, self._refusing = os.pipe()
         self.options = {
             "bind": [f"fd://{sock.fileno()}"],
-            "workers": 1,
+            "workers": workers,
             "worker_class": worker_class,
             "threads": threads,
             "worker_connections": limits.max_connections,
@@ -346,7 +368,7 @@ class Server(BaseApplication):
             "errorlog": "-",
             "loglevel": "warning",
             "control_socket_disable": True,
-            "post_worker_init": lambda worker: print(f"{PROG} serving on {url}", flush=True),
+            "post_worker_init": functools.partial(_ready, url),
             "on_exit": self._on_exit,
             # Handed back to the collector as the worker exits: frozen objects outlive the modules'
             # teardown at interpreter exit, and a logging handler freed that late fails on a module
@@ -427,17 +449,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("SEED_FILE", args.seed_file),
             ("AUTH_MODE", args.auth_mode),
             ("LOG_FORMAT", args.log_format),
+            ("STORE", args.store),
         )
         if value is not None
     }
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     cooperative()
+    # A one-line error for each of these; a Redis store adds its unreachable Redis (when seeded).
+    refusals: tuple[type[Exception], ...] = (ValueError, OSError)
     try:
         # Every setting but the seed is checked here, before the fork, by an app made and dropped
         # (a few milliseconds): the worker makes the one that serves, and loads the seed into it.
-        create_app({**overrides, "SEED_FILE": None})
+        checked = create_app({**overrides, "SEED_FILE": None})
+        refusals += unavailable(checked.config)
+        shared = checked.config["STORE"] != "memory"
+        if args.workers > 1 and not shared:
+            raise ValueError("--workers above 1 needs a shared store: --store redis://HOST:PORT/DB")
+        if shared:
+            # Seeded once, here, not by each worker: a worker starting later would replace what
+            # the others have written since.
+            create_app(overrides)
+            overrides["SEED_FILE"] = None
         sock = listen(args.host, args.port)
-    except (ValueError, OSError) as error:
+    except refusals as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2 if isinstance(error, ValueError) else 1
     # Said once the sandbox can start, so that an unusable setting stays a one-line error.
@@ -453,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     limits = Limits(fitting, args.header_timeout, args.body_timeout)
     host = f"[{args.host}]" if ":" in args.host else args.host
     factory = functools.partial(create_app, overrides)
-    Server(factory, sock, f"http://{host}:{sock.getsockname()[1]}", limits).run()
+    Server(factory, sock, f"http://{host}:{sock.getsockname()[1]}", limits, workers=args.workers).run()
     return 0
 
 

@@ -71,15 +71,21 @@ def guard() -> None:
     "Health",
     {
         200: Answer(
-            "Always, while the server runs (also with a token, also when turned off).", payloads.Health
+            "While the server runs and its state can be reached (also with a token, also when turned off).",
+            payloads.Health,
         )
     },
-    errors={},
+    errors={503: "A Redis store cannot be reached."},
     guarded=False,
 )
 def health() -> Response:
-    """Always 200 while the server runs: ``{"status": "ok", "version": ...}``."""
-    return json_response({"status": "ok", "version": metadata.version("mypreferences-sandbox")})
+    """200 while the server runs and its state can be reached: ``{"status": "ok", "version": ...,
+    "store": "memory" or "redis"}``; 503 when its Redis cannot be reached."""
+    parts.current().clock.now()  # in Redis, with a Redis store: reading it proves Redis is there
+    store = "memory" if current_app.config["STORE"] == "memory" else "redis"
+    return json_response(
+        {"status": "ok", "version": metadata.version("mypreferences-sandbox"), "store": store}
+    )
 
 
 @bp.post("/reset")

@@ -347,6 +347,7 @@ class RequestFilterSchema(Strict):
 class Health(Schema):
     status = fields.String(validate=validate.OneOf(["ok"]))
     version = fields.String()
+    store = fields.String(validate=validate.OneOf(["memory", "redis"]))
 
 
 class ResetReport(Schema):

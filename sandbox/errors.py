@@ -101,6 +101,11 @@ class UnsupportedMediaType(VendorError):
     message = "The request entity's media type is not supported for this resource."
 
 
+class Unavailable(VendorError):
+    status = 503
+    message = "The service is unavailable: its store (Redis) cannot be reached."
+
+
 def invalid(path: str, message: str) -> BadRequest:
     """A 400 with one ModelState entry."""
     return BadRequest(model_state={path: [message]})

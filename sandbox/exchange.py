@@ -15,7 +15,7 @@ from flask import Flask, Response, current_app, request
 from marshmallow import Schema
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from . import dumping, errors, formats
+from . import dumping, errors, formats, parts
 from .contract import route_path
 from .record import current_record
 
@@ -165,8 +165,15 @@ def _unexpected(error: Exception) -> Response:
     return render_error(errors.VendorError())
 
 
+def _unavailable(error: Exception) -> Response:
+    log.error("Redis cannot be reached (answered 503): %s", error)
+    return render_error(errors.Unavailable())
+
+
 def init_app(app: Flask) -> None:
-    """Render every error ``app`` raises as the vendor would."""
+    """Render every error ``app`` raises as the vendor would; its store out of reach, a 503."""
     app.register_error_handler(errors.VendorError, render_error)
+    for unreachable in parts.unavailable(app.config):
+        app.register_error_handler(unreachable, _unavailable)
     app.register_error_handler(HTTPException, lambda error: render_error(_vendor_error(error)))
     app.register_error_handler(Exception, _unexpected)

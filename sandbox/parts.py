@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,14 +13,14 @@ from typing import Any, Protocol
 from flask import current_app
 
 from . import schemas
-from .accounts import KINDS, Accounts, configured
+from .accounts import KINDS, Accounts, AccountsBase, configured
 from .auth import Authority, load_directory
-from .clock import Clock
+from .clock import Clock, ClockBase
 from .control_schemas import StateSchema
 from .errors import BadRequest
-from .faults import FaultRegistry
-from .history import History
-from .journal import Journal
+from .faults import FaultRegistry, FaultRegistryBase
+from .history import History, HistoryBase
+from .journal import Journal, JournalBase
 from .profiles import Editor
 from .service import ProfileService
 from .store import MemoryStore, ProfileStore
@@ -44,32 +45,54 @@ class Parts:
     """Every stateful part of one sandbox. Each field is reset by ``reset``, so a part added here
     cannot be forgotten by it; the profile service, which holds no state, is built on the store."""
 
-    clock: Clock
-    accounts: Accounts
+    clock: ClockBase
+    accounts: AccountsBase
     store: ProfileStore
-    faults: FaultRegistry
-    journal: Journal
-    history: History
+    faults: FaultRegistryBase
+    journal: JournalBase
+    history: HistoryBase
     authority: Authority
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Parts:
-        """The parts, empty, as the settings say (ValueError, one line, for unusable settings)."""
+        """The parts, empty, as the settings say (ValueError, one line, for unusable settings): in
+        this process, or in the Redis ``SANDBOX_STORE`` names, shared with every process using it."""
+        authority = functools.partial(
+            Authority,
+            config["AUTH_MODE"],
+            load_directory(config["AUTH_FILE"]),
+            window=timedelta(seconds=config["AUTH_WINDOW_SECONDS"]),
+            token_lifetime=timedelta(seconds=config["AUTH_TOKEN_SECONDS"]),
+            default_user=config["DEFAULT_USER"],
+            shared_secret=config["AUTH_SECRET"],
+        )
+        accounts, history = config["ACCOUNTS"], config["MAX_HISTORY_ENTRIES"]
+        faults = (config["SEED"], config["MAX_FINISHED_FAULTS"], config["MAX_FAULT_RULES"])
+        journal = (config["MAX_JOURNAL_ENTRIES"], config["MAX_JOURNAL_BYTES"])
+        if config["STORE"] == "memory":
+            return cls(
+                clock=Clock(),
+                accounts=Accounts(accounts),
+                store=MemoryStore(),
+                faults=FaultRegistry(*faults),
+                journal=Journal(*journal),
+                history=History(history),
+                authority=authority(),
+            )
+        # Imported here, and only here: see shared's docstring.
+        from . import redis_faults, redis_parts, redis_store, shared
+
+        place = shared.Shared(
+            shared.connect(config["STORE"], config["STORE_TIMEOUT_MS"] / 1000), config["STORE_NAMESPACE"]
+        )
         return cls(
-            clock=Clock(),
-            accounts=Accounts(config["ACCOUNTS"]),
-            store=MemoryStore(),
-            faults=FaultRegistry(config["SEED"], config["MAX_FINISHED_FAULTS"], config["MAX_FAULT_RULES"]),
-            journal=Journal(config["MAX_JOURNAL_ENTRIES"], config["MAX_JOURNAL_BYTES"]),
-            history=History(config["MAX_HISTORY_ENTRIES"]),
-            authority=Authority(
-                config["AUTH_MODE"],
-                load_directory(config["AUTH_FILE"]),
-                window=timedelta(seconds=config["AUTH_WINDOW_SECONDS"]),
-                token_lifetime=timedelta(seconds=config["AUTH_TOKEN_SECONDS"]),
-                default_user=config["DEFAULT_USER"],
-                shared_secret=config["AUTH_SECRET"],
-            ),
+            clock=redis_parts.RedisClock(place),
+            accounts=redis_parts.RedisAccounts(place, accounts),
+            store=redis_store.RedisStore(place),
+            faults=redis_faults.RedisFaultRegistry(place, *faults),
+            journal=redis_parts.RedisJournal(place, *journal),
+            history=redis_parts.RedisHistory(place, history),
+            authority=authority(tokens=redis_parts.RedisTokens(place)),
         )
 
     @cached_property
@@ -133,6 +156,15 @@ def _accounts(rest: Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise BadRequest("The state document is invalid.", model_state=problems)
     return document["accounts"]  # type: ignore[no-any-return]
+
+
+def unavailable(config: Mapping[str, Any]) -> tuple[type[Exception], ...]:
+    """The errors that mean the state cannot be reached now (Redis away): none in memory."""
+    if config["STORE"] == "memory":
+        return ()
+    from .shared import UNAVAILABLE  # only now: see shared's docstring
+
+    return UNAVAILABLE
 
 
 def current() -> Parts:

@@ -130,7 +130,10 @@ def _after(response: Response) -> Response:
         response.headers.add("X-Sandbox-Warning", line)
     _as_iis_writes_it(response)
     if not record.control:
-        parts.current().journal.record(_journal_entry(record, response, told))
+        try:
+            parts.current().journal.record(_journal_entry(record, response, told))
+        except parts.unavailable(current_app.config) as error:
+            log.error("Redis cannot be reached: this request is not journaled: %s", error)
     _log_line(record, response)
     return response
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import profiles, schemas
-from .accounts import Accounts
+from .accounts import AccountsBase
 from .clock import timestamp
 from .errors import BadRequest, Forbidden
-from .history import History, Key, Snapshot, snapshot
+from .history import HistoryBase, Key, Snapshot, snapshot
 from .profiles import Editor
 from .store import Change, ProfileStore
 from .turns import pace
@@ -71,7 +71,7 @@ class Group:
 class ProfileService:
     """Profiles of every clientId, created, read, changed and searched as the vendor does."""
 
-    def __init__(self, store: ProfileStore, accounts: Accounts, history: History) -> None:
+    def __init__(self, store: ProfileStore, accounts: AccountsBase, history: HistoryBase) -> None:
         self.store = store
         self.accounts = accounts
         self.history = history
@@ -132,7 +132,7 @@ class ProfileService:
 
         def change(current: dict) -> dict:
             document = schemas.load(CREATE, profiles.patched(current, list(operations)))
-            unknown.extend(self.accounts.check(client_id, document, held=current))
+            unknown[:] = self.accounts.check(client_id, document, held=current)  # the last attempt's
             return profiles.revise(current, document, editor)
 
         return self._registered(client_id, unknown, editor, self._change(client_id, target, change, editor))
@@ -174,7 +174,7 @@ class ProfileService:
         def change(current: dict) -> dict:
             # Only what the upsert adds is checked: an existing contact element keeps its type.
             document = schemas.load(CREATE, profiles.with_preferences(profiles.document(current), data))
-            unknown.extend(self.accounts.check(client_id, document, held=current))
+            unknown[:] = self.accounts.check(client_id, document, held=current)  # the last attempt's
             return profiles.revise(current, document, editor)
 
         return self._registered(client_id, unknown, editor, self._change(client_id, target, change, editor))
@@ -187,6 +187,7 @@ class ProfileService:
         reasons: dict[Key, str | None] = {}
 
         def change(current: dict) -> dict:
+            reasons.clear()  # a shared store runs a change again if another process wrote meanwhile
             reasons.update(profiles.archive(current, request))
             return profiles.touch(current, editor)
 
@@ -337,9 +338,11 @@ class ProfileService:
 
 
 def _recording(change: Change, earlier: Snapshot) -> Change:
-    """``change``, noting the preferences of the profile it is given first."""
+    """``change``, noting the preferences of the profile it is given first (of the last attempt:
+    a shared store runs a change again when another process wrote the profile meanwhile)."""
 
     def recorded(current: dict) -> dict:
+        earlier.clear()
         earlier.update(snapshot(current))
         return change(current)
 

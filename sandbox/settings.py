@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 # Every setting: its default and what it means (the command line's --help prints this table).
 # Each is read from a SANDBOX_* environment variable, parsed as JSON where it parses.
@@ -64,10 +65,18 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "AUTH_WINDOW_SECONDS": (900, "how far a PNAUTHINFO3 timestamp may lag the sandbox clock"),
     "AUTH_TOKEN_SECONDS": (3600, "lifetime of an OAuth bearer token"),
     "LOG_FORMAT": ("text", "the one log line per request: text or json"),
+    "STORE": (
+        "memory",
+        "where the state is kept: memory (one process), or a Redis that many workers and sandboxes "
+        "share (redis://HOST:PORT/DB, rediss://, unix://PATH, redis+cluster://HOST:PORT)",
+    ),
+    "STORE_NAMESPACE": ("mps", "prefix of the keys in Redis: sandboxes of other namespaces share nothing"),
+    "STORE_TIMEOUT_MS": (2000, "longest wait for Redis on one call; then, as with Redis away, 503"),
 }
 DEFAULTS: dict[str, Any] = {key: default for key, (default, _) in SETTINGS.items()}
 
 TEN_YEARS = 10 * 365 * 86_400  # seconds
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
 POSITIVE_INTEGERS = (
     "MAX_CONTENT_LENGTH",
     "MAX_IMPORT_BYTES",
@@ -87,6 +96,7 @@ POSITIVE_INTEGERS = (
     "MAX_JOURNAL_BODY",
     "AUTH_WINDOW_SECONDS",
     "AUTH_TOKEN_SECONDS",
+    "STORE_TIMEOUT_MS",
 )
 
 
@@ -109,6 +119,17 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ValueError("SANDBOX_AUTH_TOKEN_SECONDS and SANDBOX_AUTH_WINDOW_SECONDS are at most ten years")
     if isinstance(config["SEED"], bool) or not isinstance(config["SEED"], int):
         raise ValueError(f"SANDBOX_SEED must be an integer, not {config['SEED']!r}")
+    store = config["STORE"]
+    if store != "memory" and not (isinstance(store, str) and urlsplit(store).scheme in REDIS_SCHEMES):
+        raise ValueError(f"SANDBOX_STORE must be memory or a Redis URL (redis://HOST:PORT/DB), not {store!r}")
+    namespace = config["STORE_NAMESPACE"]
+    if (
+        not isinstance(namespace, str)
+        or not namespace
+        or set(namespace) & set("{}")
+        or not namespace.isprintable()
+    ):
+        raise ValueError(f"SANDBOX_STORE_NAMESPACE must be printable text without braces, not {namespace!r}")
     if not isinstance(config["CONTROL"], bool):
         raise ValueError(f"SANDBOX_CONTROL must be true or false, not {config['CONTROL']!r}")
 

@@ -12,9 +12,14 @@ from redis_server import RedisServer
 from sandbox.control_client import ControlClient
 
 
-@pytest.fixture(scope="session")
-def served() -> Iterator[Served]:
-    with Served() as served:
+@pytest.fixture(scope="session", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The sandbox every black-box test runs against: once on each store, in memory and on Redis."""
+    config = {}
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        config = {"STORE": server.url, "STORE_NAMESPACE": f"tests-{uuid.uuid4().hex[:8]}"}
+    with Served(config) as served:
         yield served
 
 

@@ -24,8 +24,10 @@ def fresh():
         yield served, ControlClient(served.url)
 
 
-def test_health(control):
-    assert control.health() == {"status": "ok", "version": "0.1.0"}
+def test_health(control, served):
+    store = "memory" if served.app.config["STORE"] == "memory" else "redis"
+
+    assert control.health() == {"status": "ok", "version": "0.1.0", "store": store}
 
 
 def test_reset_everything(fresh):
