@@ -39,7 +39,7 @@ from werkzeug.exceptions import ClientDisconnected
 from .app import create_app
 from .connection import client_socket
 from .errors import PayloadTooLarge, VendorError
-from .parts import AFTER_IMPORT, unavailable
+from .parts import AFTER_IMPORT, store_errors
 from .pipeline import Refused, body_limit, read_at_most, streams_body
 from .settings import SETTINGS
 from .turns import pace
@@ -461,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every setting but the seed is checked here, before the fork, by an app made and dropped
         # (a few milliseconds): the worker makes the one that serves, and loads the seed into it.
         checked = create_app({**overrides, "SEED_FILE": None})
-        refusals += unavailable(checked.config)
+        refusals += store_errors(checked.config)
         shared = checked.config["STORE"] != "memory"
         if args.workers > 1 and not shared:
             raise ValueError("--workers above 1 needs a shared store: --store redis://HOST:PORT/DB")

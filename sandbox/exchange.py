@@ -157,7 +157,9 @@ def served_routes() -> list[str]:
         # Flask gives every rule its methods; werkzeug's Rule types them optional.
         methods = ",".join(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
         routes.add(f"{methods} {route_path(rule.rule)}")
-    return sorted(routes, key=lambda route: route.split(" ", 1)[1])
+    # By path, then by methods: a set's order differs between processes, which a shared store
+    # makes one sandbox.
+    return sorted(routes, key=lambda route: (route.split(" ", 1)[1], route))
 
 
 def _unexpected(error: Exception) -> Response:
@@ -165,15 +167,18 @@ def _unexpected(error: Exception) -> Response:
     return render_error(errors.VendorError())
 
 
-def _unavailable(error: Exception) -> Response:
+def _store_error(error: Exception) -> Response:
+    if not parts.unreachable(error):
+        return _unexpected(error)
     log.error("Redis cannot be reached (answered 503): %s", error)
+    current_record().unreachable = True
     return render_error(errors.Unavailable())
 
 
 def init_app(app: Flask) -> None:
     """Render every error ``app`` raises as the vendor would; its store out of reach, a 503."""
     app.register_error_handler(errors.VendorError, render_error)
-    for unreachable in parts.unavailable(app.config):
-        app.register_error_handler(unreachable, _unavailable)
+    for store_error in parts.store_errors(app.config):
+        app.register_error_handler(store_error, _store_error)
     app.register_error_handler(HTTPException, lambda error: render_error(_vendor_error(error)))
     app.register_error_handler(Exception, _unexpected)

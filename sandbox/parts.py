@@ -158,13 +158,20 @@ def _accounts(rest: Mapping[str, Any]) -> dict[str, Any]:
     return document["accounts"]  # type: ignore[no-any-return]
 
 
-def unavailable(config: Mapping[str, Any]) -> tuple[type[Exception], ...]:
-    """The errors that mean the state cannot be reached now (Redis away): none in memory."""
+def store_errors(config: Mapping[str, Any]) -> tuple[type[Exception], ...]:
+    """The errors the store may raise: Redis's, for a Redis store; none in memory."""
     if config["STORE"] == "memory":
         return ()
-    from .shared import UNAVAILABLE  # only now: see shared's docstring
+    import redis  # only now: see shared's docstring
 
-    return UNAVAILABLE
+    return (redis.RedisError,)
+
+
+def unreachable(error: Exception) -> bool:
+    """Whether a store's error means that it cannot be reached or written now (Redis away, or full)."""
+    from .shared import unreachable  # only a Redis store raises one: see shared's docstring
+
+    return unreachable(error)
 
 
 def current() -> Parts:

@@ -129,10 +129,12 @@ def _after(response: Response) -> Response:
     for line in told:
         response.headers.add("X-Sandbox-Warning", line)
     _as_iis_writes_it(response)
-    if not record.control:
+    if not record.control and not record.unreachable:
         try:
             parts.current().journal.record(_journal_entry(record, response, told))
-        except parts.unavailable(current_app.config) as error:
+        except parts.store_errors(current_app.config) as error:
+            if not parts.unreachable(error):
+                raise
             log.error("Redis cannot be reached: this request is not journaled: %s", error)
     _log_line(record, response)
     return response

@@ -37,6 +37,9 @@ class RequestRecord:
     firing: Firing | None = None
     # A connection fault cut the exchange: the client saw no status at all.
     dropped: bool = False
+    # The store could not be reached: the request was answered 503, and is not journaled (a
+    # second wait on a silent Redis would double the client's).
+    unreachable: bool = False
 
     @property
     def plane(self) -> str | None:

@@ -11,15 +11,25 @@ from dataclasses import dataclass
 
 import redis
 import redis.cluster
+from redis.client import Pipeline
 
-# Failures that mean the store cannot be reached now: a 503 in the vendor's shape, never a 500
-# (BusyLoadingError, a Redis still loading its data, is a ConnectionError).
+# Failures that mean the store cannot be reached, or not written, now: a 503 in the vendor's
+# shape, never a 500 (BusyLoadingError, a Redis still loading its data, is a ConnectionError).
 UNAVAILABLE: tuple[type[Exception], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,  # full, with maxmemory and no eviction: writes are refused
 )
+# Inside a script, a full Redis's refusal comes back as a plain error, known by its words.
+FULL = "OOM command not allowed"
+
+
+def unreachable(error: Exception) -> bool:
+    """Whether a Redis error means that the store cannot be reached or written now (a 503), rather
+    than a fault of the sandbox's (a 500)."""
+    return isinstance(error, UNAVAILABLE) or (isinstance(error, redis.ResponseError) and FULL in str(error))
 
 
 def connect(url: str, timeout: float) -> redis.Redis:
@@ -53,11 +63,12 @@ class Shared:
         """A key of one clientId."""
         return f"{{{self.namespace}:{len(client_id)}:{client_id}}}:{name}"
 
-    def register(self, part: str, client_id: str) -> None:
-        """Note that ``part`` holds data of ``client_id``, for a full reset or an export to find.
-        Called after each write, not before: a full reset that takes the list between the two
-        leaves the write standing, and its client listed for the next one."""
-        self.redis.sadd(self.server_key(f"clients:{part}"), client_id)
+    def register(self, part: str, client_id: str, pipeline: Pipeline | None = None) -> None:
+        """Note that ``part`` holds data of ``client_id``, for a full reset or an export to find
+        (in ``pipeline``, if given). Called after each write, not before, and every time: a full
+        reset that takes the list between the two leaves the write standing, and its client listed
+        for the next one."""
+        (pipeline or self.redis).sadd(self.server_key(f"clients:{part}"), client_id)
 
     def clients(self, part: str) -> Iterator[str]:
         """The clientIds ``part`` may hold data of (a superset: a reset client may stay listed)."""

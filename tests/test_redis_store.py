@@ -247,6 +247,49 @@ def test_a_full_reset_forgets_every_client_and_restarts_profile_ids(connection, 
     other.reset()
 
 
+def test_a_profile_written_as_a_full_reset_went_by_keeps_its_profile_id_and_is_reset_next_time(
+    connection, store
+):
+    # As a full reset that took the clientIds just before a create of "a" landed: the sequence and
+    # the owners are gone, the profile is not.
+    first = store.create("a", profile(("crm", "x")))
+    connection.unlink(store._sequence, store._owners)
+
+    second = store.create("a", profile())
+    store.reset()
+
+    assert first["ProfileId"] == 1
+    assert second["ProfileId"] == 2  # not a second ProfileId 1 (before: a 500)
+    assert store.export() == {}
+    assert store.profiles("a") == []
+
+
+def test_full_resets_racing_creates_leave_nothing_behind(store):
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def creating() -> None:
+        while not stop.is_set():
+            try:
+                store.create("racer", profile())
+            except BaseException as error:  # any at all is the failure this test looks for
+                failures.append(error)
+
+    writers = [threading.Thread(target=creating) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    for _ in range(20):
+        store.reset()
+    stop.set()
+    for writer in writers:
+        writer.join()
+    store.reset()
+
+    assert failures == []
+    assert store.export() == {}
+    assert store.create("racer", profile())["ProfileId"] == 1
+
+
 # --- export and import: more than one batch ----------------------------------------------------
 
 

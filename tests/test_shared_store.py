@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import uuid
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 from helpers import Launched, auth, minimal_profile, post_json
 from redis_server import RedisServer
@@ -129,3 +131,53 @@ def test_redis_away_is_a_503_in_the_vendors_shape_and_the_sandbox_recovers():
     assert health.status_code == 503
     assert after.status_code == 201
     assert "Redis cannot be reached" in sandbox.stderr
+
+
+def test_both_sandboxes_answer_an_unknown_route_alike(pair):
+    first, second = pair
+
+    answers = [requests.get(f"{sandbox.url}/nope/at/all", timeout=10) for sandbox in (first, second)]
+
+    assert answers[0].status_code == answers[1].status_code == 404
+    # The routes listed in one order, not in each process's order of a set.
+    assert answers[0].json()["MessageDetail"] == answers[1].json()["MessageDetail"]
+
+
+def test_a_full_redis_refuses_writes_with_a_503_and_still_answers_reads():
+    with RedisServer() as redis_server, Launched("--store", redis_server.url) as sandbox:
+        created = post_json(f"{sandbox.url}/acme/Profile", minimal_profile(), **auth())
+        full = redis.Redis.from_url(redis_server.url)
+        full.config_set("maxmemory-policy", "noeviction")
+        full.config_set("maxmemory", 1)
+
+        refused = post_json(f"{sandbox.url}/acme/Profile", minimal_profile(), **auth())
+        clock = requests.put(
+            f"{sandbox.url}/_sandbox/clock", json={"time": "2030-01-01T00:00:00Z"}, timeout=10
+        )
+        read = requests.get(
+            f"{sandbox.url}/acme/Profile/{created.json()['ProfileId']}", headers=auth(), timeout=10
+        )
+        full.config_set("maxmemory", 0)
+
+    assert (refused.status_code, refused.json()) == (
+        503,
+        {"Message": "The service is unavailable: its store (Redis) cannot be reached."},
+    )
+    assert clock.status_code == 503
+    assert (read.status_code, read.json()) == (200, created.json())  # not journaled, and logged so
+    assert "this request is not journaled" in sandbox.stderr
+
+
+def test_a_silent_redis_is_waited_for_once_per_request():
+    env = {"SANDBOX_STORE_TIMEOUT_MS": "300"}
+    with RedisServer() as redis_server, Launched("--store", redis_server.url, env=env) as sandbox:
+        post_json(f"{sandbox.url}/acme/Profile", minimal_profile(), **auth())
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            away = post_json(f"{sandbox.url}/acme/Profile", minimal_profile(), **auth())
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+
+    assert away.status_code == 503
+    # One wait: the answer's, not a second one for its journal entry.
+    assert sandbox.stderr.count("Redis cannot be reached") == 1
