@@ -10,7 +10,7 @@ from flask import Flask
 from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter, Rule
 
-from . import account_api, api, control, exchange, history_api, oauth, openapi, parts, pipeline
+from . import account_api, api, control, exchange, history_api, oauth, openapi, parts, pipeline, ui
 from .contract import CONTROL_PREFIX
 from .errors import VendorError
 from .jsonstream import StateDocument
@@ -67,6 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(control.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(oauth.bp)
+    app.register_blueprint(ui.bp)
     for vendor in (api.bp, account_api.bp, history_api.bp):
         app.register_blueprint(vendor)
         app.register_blueprint(vendor, url_prefix="/Profiles", name=f"prefixed_{vendor.name}")
