@@ -1,4 +1,4 @@
-"""A small Python client for the control plane (``/_sandbox``) of any running sandbox.
+"""A small, typed Python client for the control plane (``/_sandbox``) of any running sandbox.
 
 It needs nothing beyond the standard library, so a test suite can drive a sandbox in a container
 as easily as the in-process one::
@@ -6,6 +6,9 @@ as easily as the in-process one::
     control = ControlClient("http://127.0.0.1:8080")
     control.add_fault(match={"operation": "create_profile"}, respond={"status": 503}, times=1)
     assert control.count(client_id="acme", method="POST") == 1
+
+Its payloads and answers are TypedDicts, so that a type checker catches a misspelt rule field or
+journal filter (``tims=1``, ``statuss=201``) and knows what a rule report or journal entry holds.
 """
 
 from __future__ import annotations
@@ -15,9 +18,182 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, NotRequired, Required, TypedDict, Unpack, cast
 
 from .contract import CONTROL_PREFIX
+
+When = Literal["before", "after"]
+ConnectionFaultType = Literal[
+    "CONNECTION_RESET_BY_PEER",
+    "EMPTY_RESPONSE",
+    "RANDOM_DATA_THEN_CLOSE",
+    "MALFORMED_RESPONSE_CHUNK",
+    "TRUNCATED_RESPONSE",
+    "DRIBBLE",
+    "HANG",
+]
+
+
+class Match(TypedDict, total=False):
+    """Which requests a rule matches (every one it names must hold)."""
+
+    method: str | list[str]
+    path: str  # a glob
+    operation: str  # a vendor operation's name, such as create_profile
+    clientId: str
+    headers: dict[str, str]  # name -> glob on the value
+
+
+class Uniform(TypedDict):
+    """A delay drawn evenly between two bounds, in milliseconds."""
+
+    lower: int
+    upper: int
+
+
+class Lognormal(TypedDict):
+    """A delay drawn from a log-normal distribution: its median in milliseconds, and its sigma."""
+
+    median: float
+    sigma: float
+
+
+class Delay(TypedDict, total=False):
+    """A rule's delay: exactly one of ``fixed`` (milliseconds), ``uniform`` or ``lognormal``."""
+
+    fixed: int
+    uniform: Uniform
+    lognormal: Lognormal
+
+
+class Respond(TypedDict, total=False):
+    """An HTTP error to answer with."""
+
+    status: Required[int]
+    headers: dict[str, str]
+    body: Any  # a JSON value, sent as JSON; a string, sent as text
+
+
+class ConnectionFault(TypedDict, total=False):
+    """A fault carried out on the connection's socket."""
+
+    type: Required[ConnectionFaultType]
+    chunks: int  # DRIBBLE
+    duration: int  # DRIBBLE and HANG, in milliseconds
+
+
+class FaultRule(TypedDict, total=False):
+    """A fault rule as ``add_fault`` takes it (docs/control-plane.md, "Fault rules")."""
+
+    match: Match
+    when: When
+    delay: Delay
+    respond: Respond
+    fault: ConnectionFault
+    times: int
+    skip: int
+    probability: float
+    seed: int
+    ttl: int  # milliseconds
+    expiresAt: datetime | str  # an aware datetime, or ISO 8601 with a zone
+
+
+class FaultReport(TypedDict):
+    """A fault rule as the sandbox reports it: what was asked, what it did, what remains."""
+
+    id: str
+    match: Match
+    when: When
+    delay: NotRequired[Delay]
+    respond: NotRequired[Respond]
+    fault: NotRequired[ConnectionFault]
+    times: NotRequired[int]
+    skip: int
+    probability: NotRequired[float]
+    seed: NotRequired[int]
+    expiresAt: str | None
+    matched: int  # matching requests seen, skipped ones included
+    hits: int  # times the rule fired
+    remaining: int | None  # None: no limit
+    state: Literal["active", "spent", "expired"]
+
+
+class Firing(TypedDict):
+    """The rule that fired on a journaled request, its hits then and what remained."""
+
+    id: str
+    when: When
+    hits: int
+    remaining: int | None
+
+
+class JournalEntry(TypedDict):
+    """One vendor request as the journal keeps it (docs/control-plane.md, "Request journal")."""
+
+    id: int
+    time: str
+    method: str
+    path: str
+    clientId: str | None
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # credentials redacted
+    body: str
+    bodyTruncated: bool
+    status: int | None  # None: a connection fault left the client without one
+    durationMs: float
+    profileId: NotRequired[int]
+    error: NotRequired[dict[str, Any]]
+    conflict: NotRequired[dict[str, Any]]
+    fault: NotRequired[Firing]
+    warnings: NotRequired[list[str]]
+    cut: NotRequired[dict[str, int]]  # how many headers, query parameters, ModelState keys were left out
+
+
+class EntryFilters(TypedDict, total=False):
+    """The journal's filters, all optional and all required to hold (``client_id`` and ``limit`` apart)."""
+
+    method: str
+    path: str  # a glob
+    status: int
+    since: datetime | str  # an aware datetime, or ISO 8601 with a zone
+    until: datetime | str
+    warning: str  # a glob on each warning line; "*": drew any
+
+
+class Health(TypedDict):
+    """``GET /_sandbox/health``."""
+
+    status: str
+    version: str
+    store: Literal["memory", "redis"]
+
+
+class Clock(TypedDict):
+    """The sandbox clock: its time (ISO 8601) and whether it is frozen."""
+
+    now: str
+    frozen: bool
+
+
+class StateDocument(TypedDict):
+    """Profiles per clientId, and the accounts' configured kinds of types."""
+
+    clients: dict[str, list[dict[str, Any]]]
+    accounts: NotRequired[dict[str, dict[str, list[Any]]]]
+
+
+class ImportReport(TypedDict):
+    """How many profiles each imported client now has, and the accounts configured."""
+
+    imported: dict[str, int]
+    accounts: list[str]
+
+
+class Accounts(TypedDict):
+    """Each account's configured kinds of types."""
+
+    accounts: dict[str, dict[str, list[Any]]]
+
 
 # Python-style filter names and the query parameters they become.
 FILTERS = {"client_id": "clientId", "method": "method", "path": "path", "status": "status",
@@ -61,26 +237,29 @@ class ControlClient:
             raise ControlError(error.code, json.loads(raw) if raw else None) from None
         return json.loads(raw) if raw else None
 
-    def health(self) -> dict:
-        """``{"status": "ok", "version": ...}``."""
-        return self._call("GET", "/health")
+    def health(self) -> Health:
+        """``{"status": "ok", "version": ..., "store": ...}``."""
+        return cast(Health, self._call("GET", "/health"))
 
     def reset(self, client_id: str | None = None, seed: int | None = None) -> None:
         """Reset everything (reseeding with ``seed``), or only ``client_id``'s data."""
         body = {key: value for key, value in (("clientId", client_id), ("seed", seed)) if value is not None}
         self._call("POST", "/reset", body)
 
-    def add_fault(self, rule: dict | None = None, **fields: Any) -> dict:
-        """Add a fault rule (a dict, or its fields as keywords); returns it as reported."""
-        return self._call("POST", "/faults", {**(rule or {}), **fields})
+    def add_fault(self, rule: FaultRule | None = None, **fields: Unpack[FaultRule]) -> FaultReport:
+        """Add a fault rule (a dict, its fields as keywords, or both: keywords win); returns its report."""
+        spec: dict[str, Any] = {**(rule or {}), **fields}
+        if isinstance(spec.get("expiresAt"), datetime):
+            spec["expiresAt"] = spec["expiresAt"].isoformat()
+        return cast(FaultReport, self._call("POST", "/faults", spec))
 
-    def faults(self, client_id: str | None = None) -> list[dict]:
+    def faults(self, client_id: str | None = None) -> list[FaultReport]:
         """Every fault rule, or those scoped to ``client_id``."""
-        return self._call("GET", "/faults", query={"clientId": client_id})
+        return cast(list[FaultReport], self._call("GET", "/faults", query={"clientId": client_id}))
 
-    def fault(self, rule_id: str) -> dict:
+    def fault(self, rule_id: str) -> FaultReport:
         """One fault rule, with its hits and what remains."""
-        return self._call("GET", f"/faults/{urllib.parse.quote(rule_id)}")
+        return cast(FaultReport, self._call("GET", f"/faults/{urllib.parse.quote(rule_id)}"))
 
     def delete_fault(self, rule_id: str) -> None:
         """Remove one fault rule."""
@@ -90,53 +269,58 @@ class ControlClient:
         """Remove every fault rule, or those scoped to ``client_id``."""
         self._call("DELETE", "/faults", query={"clientId": client_id})
 
-    def requests(self, **filters: Any) -> list[dict]:
-        """Journal entries matching ``client_id``, ``method``, ``path``, ``status``, ``since``,
-        ``until`` and ``warning`` (a glob on each warning line; ``"*"``: drew any), the newest ``limit``."""
-        return self._call("GET", "/requests", query=_filters(filters))
+    def requests(
+        self, *, client_id: str | None = None, limit: int | None = None, **filters: Unpack[EntryFilters]
+    ) -> list[JournalEntry]:
+        """Journal entries of ``client_id`` matching ``filters``, oldest first; the newest ``limit``."""
+        query = _filters({"client_id": client_id, "limit": limit, **filters})
+        return cast(list[JournalEntry], self._call("GET", "/requests", query=query))
 
-    def count(self, **filters: Any) -> int:
-        """How many journal entries match the same filters."""
-        return self._call("GET", "/requests/count", query=_filters(filters))["count"]
+    def count(self, *, client_id: str | None = None, **filters: Unpack[EntryFilters]) -> int:
+        """How many journal entries of ``client_id`` match ``filters``."""
+        query = _filters({"client_id": client_id, **filters})
+        return cast(int, self._call("GET", "/requests/count", query=query)["count"])
 
     def clear_requests(self, client_id: str | None = None) -> None:
         """Forget the journal, or ``client_id``'s entries."""
         self._call("DELETE", "/requests", query={"clientId": client_id})
 
-    def export_state(self, client_id: str | None = None) -> dict:
-        """``{"clients": {clientId: [profiles]}}`` for every client, or one."""
-        return self._call("GET", "/state", query={"clientId": client_id})
+    def export_state(self, client_id: str | None = None) -> StateDocument:
+        """``{"clients": {clientId: [profiles]}, "accounts": {...}}`` for every client, or one."""
+        return cast(StateDocument, self._call("GET", "/state", query={"clientId": client_id}))
 
-    def import_state(self, document: dict) -> dict:
+    def import_state(self, document: StateDocument) -> ImportReport:
         """Replace the profiles of each client in ``document``; returns how many were imported."""
-        return self._call("POST", "/state", document)
+        return cast(ImportReport, self._call("POST", "/state", document))
 
-    def accounts(self, client_id: str | None = None) -> dict:
+    def accounts(self, client_id: str | None = None) -> Accounts:
         """``{"accounts": {clientId: {kind: [types]}}}``: every account's configured kinds, or one's."""
-        return self._call("GET", "/accounts", query={"clientId": client_id})
+        return cast(Accounts, self._call("GET", "/accounts", query={"clientId": client_id}))
 
-    def configure_account(self, client_id: str, kinds: dict) -> dict:
+    def configure_account(self, client_id: str, kinds: dict[str, list[Any]]) -> Accounts:
         """Configure (and close) the kinds of types ``kinds`` names for ``client_id``."""
-        return self._call("PUT", f"/accounts/{urllib.parse.quote(client_id, safe='')}", kinds)
+        path = f"/accounts/{urllib.parse.quote(client_id, safe='')}"
+        return cast(Accounts, self._call("PUT", path, kinds))
 
-    def clock(self) -> dict:
+    def clock(self) -> Clock:
         """``{"now": ..., "frozen": ...}``."""
-        return self._call("GET", "/clock")
+        return cast(Clock, self._call("GET", "/clock"))
 
-    def set_clock(self, moment: datetime | str) -> dict:
+    def set_clock(self, moment: datetime | str) -> Clock:
         """Freeze the sandbox clock at ``moment``."""
-        return self._call("PUT", "/clock", {"time": _text(moment)})
+        return cast(Clock, self._call("PUT", "/clock", {"time": _text(moment)}))
 
-    def advance_clock(self, seconds: float) -> dict:
-        """Move the sandbox clock forward by ``seconds``."""
-        return self._call("POST", "/clock/advance", {"seconds": seconds})
+    def advance_clock(self, seconds: float) -> Clock:
+        """Move the sandbox clock forward by ``seconds`` (a running clock is frozen first)."""
+        return cast(Clock, self._call("POST", "/clock/advance", {"seconds": seconds}))
 
-    def release_clock(self) -> dict:
+    def release_clock(self) -> Clock:
         """Let the sandbox clock follow real time again."""
-        return self._call("DELETE", "/clock")
+        return cast(Clock, self._call("DELETE", "/clock"))
 
 
 def _filters(filters: dict[str, Any]) -> dict[str, Any]:
+    # Checked at run time too, for untyped callers: a TypeError naming them, as a wrong keyword gets.
     unknown = set(filters) - set(FILTERS)
     if unknown:
         raise TypeError(f"unknown journal filters: {', '.join(sorted(unknown))}")

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import re
 import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from helpers import Launched, minimal_profile, post_json
 
 from sandbox.pytest_plugin import InProcessServer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CREATE_SAME_ALTERNATE_ID = """
 import requests
@@ -379,3 +390,319 @@ def test_the_handles_headers_are_signed_when_asked_for_and_draw_no_warning(pytes
     result = pytester.runpytest("--sandbox-fail-on-warning")
 
     result.assert_outcomes(passed=2)
+
+
+# --- a locked control plane -----------------------------------------------------------------
+
+TOKEN = "locked-in-ci"
+
+LOCKED = """
+import requests
+
+def test_locked(sandbox):
+    assert requests.get(f"{sandbox.url}/_sandbox/faults", timeout=10).status_code == 401
+    sandbox.add_fault(respond={"status": 503}, times=1)
+    assert requests.post(sandbox.profile_url, json={}, headers=sandbox.headers, timeout=10).status_code == 503
+    assert sandbox.count(status=503) == 1
+"""
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_the_token_reaches_an_external_sandbox_whose_control_plane_is_locked(pytester, monkeypatch, how):
+    pytester.makepyfile(LOCKED)
+    if how == "environment":
+        monkeypatch.setenv("SANDBOX_CONTROL_TOKEN", TOKEN)
+    with Launched(env={"SANDBOX_CONTROL_TOKEN": TOKEN}) as launched:
+        result = pytester.runpytest(
+            f"--sandbox-url={launched.url}", *([f"--sandbox-token={TOKEN}"] if how == "option" else [])
+        )
+
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("how", ["option", "environment", "sandbox_config"])
+def test_a_token_locks_the_in_process_control_plane_and_the_handle_uses_it(pytester, monkeypatch, how):
+    if how == "environment":
+        monkeypatch.setenv("SANDBOX_CONTROL_TOKEN", TOKEN)
+    if how == "sandbox_config":
+        pytester.makeconftest(
+            f"""
+            import pytest
+
+            @pytest.fixture(scope="session")
+            def sandbox_config():
+                return {{"CONTROL_TOKEN": {TOKEN!r}}}
+            """
+        )
+    pytester.makepyfile(LOCKED)
+
+    result = pytester.runpytest(*([f"--sandbox-token={TOKEN}"] if how == "option" else []))
+
+    result.assert_outcomes(passed=1)
+
+
+# --- waiting for an external sandbox --------------------------------------------------------
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_an_unreachable_sandbox_ends_the_session_in_one_line(pytester, monkeypatch, how):
+    url = f"http://127.0.0.1:{closed_port()}"
+    pytester.makepyfile(CREATE_SAME_ALTERNATE_ID)
+    if how == "environment":
+        monkeypatch.setenv("SANDBOX_WAIT", "1")
+
+    started = time.monotonic()
+    result = pytester.runpytest(f"--sandbox-url={url}", *(["--sandbox-wait=1"] if how == "option" else []))
+    waited = time.monotonic() - started
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.assert_outcomes()
+    output = result.stdout.lines + result.stderr.lines
+    [line] = [line for line in output if url in line]
+    assert re.fullmatch(
+        rf"!+ _pytest.outcomes.Exit: --sandbox-url {url}: no sandbox answered GET /_sandbox/health "
+        r"with 200 within 1 s \(\[Errno 111\] Connection refused\) !+",
+        line,
+    )
+    assert [line for line in output if "URLError" in line or "Traceback" in line] == []
+    assert waited >= 1
+
+
+class NotFoundPage(http.server.BaseHTTPRequestHandler):
+    """A web server that is no sandbox: a 404 page for every GET."""
+
+    def do_GET(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<h1>Not Found</h1>")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class HangUp(socketserver.BaseRequestHandler):
+    """A server that closes each connection without a word."""
+
+    def handle(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serving(handler: type[socketserver.BaseRequestHandler]) -> Iterator[str]:
+    """The URL of a server of ``handler`` on 127.0.0.1, served in a thread while in the block."""
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,))
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            thread.join()
+
+
+@contextlib.contextmanager
+def sandbox_without_its_redis() -> Iterator[str]:
+    """The URL of a sandbox whose Redis is not there: its health answers 503."""
+    with Launched("--store", f"redis://127.0.0.1:{closed_port()}/0") as launched:
+        yield launched.url
+
+
+@pytest.mark.parametrize(
+    ("server", "cause"),
+    [(lambda: serving(HangUp), "(Remote end closed connection without response)"),
+     (lambda: serving(NotFoundPage), "(what answers is no sandbox: its answer is not JSON)"),
+     (sandbox_without_its_redis, "(it answered 503)")],
+    ids=["hang-up", "not-a-sandbox", "no-redis"],
+)  # fmt: skip
+def test_the_one_line_names_the_cause(pytester, server, cause):
+    pytester.makepyfile(CREATE_SAME_ALTERNATE_ID)
+    with server() as url:
+        result = pytester.runpytest(f"--sandbox-url={url}", "--sandbox-wait=0.5")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    [line] = [line for line in result.stdout.lines if url in line]
+    assert f"no sandbox answered GET /_sandbox/health with 200 within 0.5 s {cause} !" in line
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_an_unreachable_sandbox_ends_a_session_under_xdist_in_one_line(pytester):
+    url = f"http://127.0.0.1:{closed_port()}"
+    pytester.makepyfile(CREATE_SAME_ALTERNATE_ID)
+
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:cacheprovider", f"--sandbox-url={url}", "--sandbox-wait=0"
+    )
+
+    assert result.ret != 0
+    output = result.stdout.lines + result.stderr.lines
+    [line] = [line for line in output if url in line]
+    assert "Interrupted: --sandbox-url" in line
+    assert [line for line in output if re.search("URLError|Traceback|INTERNALERROR", line)] == []
+
+
+def test_a_sandbox_that_is_not_up_yet_is_waited_for(pytester):
+    port = closed_port()
+    late: list[Launched] = []
+
+    def start_late() -> None:
+        time.sleep(1)
+        late.append(Launched("--port", str(port)))
+
+    starter = threading.Thread(target=start_late)
+    starter.start()
+    pytester.makepyfile(CREATE_SAME_ALTERNATE_ID)
+    try:
+        result = pytester.runpytest(f"--sandbox-url=http://127.0.0.1:{port}")
+    finally:
+        starter.join()
+        for launched in late:
+            launched.__exit__()
+
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("option", "variable", "error"),
+    [("--sandbox-wait=-1", None, "--sandbox-wait (SANDBOX_WAIT) must be 0 or more seconds"),
+     (None, "-1", "--sandbox-wait (SANDBOX_WAIT) must be 0 or more seconds"),
+     (None, "soon", "SANDBOX_WAIT must be a number of seconds, not 'soon'")],
+)  # fmt: skip
+def test_an_unusable_wait_is_a_usage_error(pytester, monkeypatch, option, variable, error):
+    if variable is not None:
+        monkeypatch.setenv("SANDBOX_WAIT", variable)
+    pytester.makepyfile("def test_never_run(): pass")
+
+    result = pytester.runpytest(*filter(None, [option]))
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{error}*"])
+
+
+# --- the in-process sandbox's logs ----------------------------------------------------------
+
+FAILS_AFTER_REQUESTS = """
+import requests
+
+def test_fails(sandbox):
+    sandbox.add_fault(respond={"status": 503}, times=1)
+    for status in (503, 201):
+        created = requests.post(sandbox.profile_url, json={}, headers=sandbox.headers, timeout=10)
+        assert created.status_code == status
+    assert False, "this test fails on purpose"
+"""
+
+
+def test_the_in_process_sandbox_logs_nothing_into_a_tests_captured_log(pytester):
+    pytester.makepyfile(FAILS_AFTER_REQUESTS)
+
+    # At INFO, the level a project's logging is often captured at.
+    result = pytester.runpytest("--log-level=INFO")
+
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "Captured log" not in output
+    assert not re.search(r"werkzeug|sandbox\.requests|\x1b\[", output)
+
+
+def test_the_log_option_shows_the_sandboxs_line_per_request(pytester):
+    pytester.makepyfile(FAILS_AFTER_REQUESTS)
+
+    result = pytester.runpytest("--sandbox-log")
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- Captured log call -*",
+            "INFO     sandbox.requests:* POST /_sandbox/faults 201 *ms client=- fault=-",
+            "INFO     sandbox.requests:* POST /pytest-*/Profile 503 *ms client=pytest-* fault=f*",
+            "INFO     sandbox.requests:* POST /pytest-*/Profile 201 *ms client=pytest-* fault=-",
+        ]
+    )
+    assert not re.search(r"werkzeug|\x1b\[", result.stdout.str())
+
+
+# --- the handle -----------------------------------------------------------------------------
+
+
+def test_the_handle_reads_rules_moves_the_clock_and_releases_it_after_the_test(pytester):
+    pytester.makepyfile(
+        """
+        from datetime import UTC, datetime
+
+        import requests
+
+        def create(sandbox):
+            return requests.post(sandbox.profile_url, json={}, headers=sandbox.headers, timeout=10)
+
+        def test_reads_a_rule(sandbox):
+            rule = sandbox.add_fault({"respond": {"status": 500}}, respond={"status": 503}, times=2)
+            assert create(sandbox).status_code == 503
+            assert (sandbox.fault(rule["id"])["hits"], sandbox.fault(rule["id"])["remaining"]) == (1, 1)
+            assert create(sandbox).status_code == 503
+            assert create(sandbox).status_code == 201
+            assert [entry["status"] for entry in sandbox.requests(limit=2)] == [503, 201]
+            assert sandbox.count(status=503) == 2
+
+        def test_moves_and_releases_the_clock(sandbox):
+            assert sandbox.set_clock(datetime(2030, 1, 1, tzinfo=UTC)) == {
+                "now": "2030-01-01T00:00:00.000Z", "frozen": True
+            }
+            assert sandbox.advance_clock(90)["now"] == "2030-01-01T00:01:30.000Z"
+            assert sandbox.release_clock()["frozen"] is False
+
+        def test_leaves_the_clock_frozen(sandbox):
+            sandbox.set_clock("2030-01-01T00:00:00Z")
+            assert sandbox.clock()["frozen"]
+
+        def test_finds_it_released(sandbox):
+            assert sandbox.clock()["frozen"] is False
+        """
+    )
+
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+
+
+def test_the_fixtures_say_what_they_give(pytester):
+    result = pytester.runpytest("--fixtures")
+
+    result.stdout.fnmatch_lines(
+        [
+            "sandbox_config [[]session scope[]] -- *pytest_plugin.py:*",
+            "    Settings of the in-process sandbox, by their SANDBOX_* names without the prefix",
+            "sandbox_server [[]session scope[]] -- *pytest_plugin.py:*",
+            "    The session's sandbox (``url``, ``control``): in-process on a free port, or the one at",
+            "sandbox -- *pytest_plugin.py:*",
+            "    A SandboxHandle for this test, bound to a clientId no other test uses: URLs, headers, fault",
+        ]
+    )
+
+
+# --- the CI example -------------------------------------------------------------------------
+
+
+def test_the_ci_example_builds_and_starts_the_sandbox_before_its_tests_run_against_it():
+    page = (ROOT / "docs" / "container.md").read_text()
+    [text] = re.findall(r"^## In CI\n(.*?)(?=^## |\Z)", page, re.M | re.S)
+    [block] = re.findall(r"```yaml\n(.*?)```", text, re.S)
+
+    workflow = yaml.safe_load(block)
+
+    [job] = workflow["jobs"].values()
+    # A service container starts before the job's first step, so no step could build its image.
+    assert "services" not in job
+    assert all(("uses" in step) != ("run" in step) for step in job["steps"])
+    runs = [step.get("run", "") for step in job["steps"]]
+    [built] = [index for index, run in enumerate(runs) if "docker build" in run]
+    [started] = [index for index, run in enumerate(runs) if "docker run -d" in run]
+    [tested] = [index for index, run in enumerate(runs) if "pytest --sandbox-url" in run]
+    assert built <= started < tested
+    assert "-e SANDBOX_CONTROL_TOKEN" in runs[started]
+    assert "--sandbox-wait" in runs[tested]
