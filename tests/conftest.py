@@ -6,20 +6,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from helpers import Launched, Served
+from helpers import STORES, Launched, Served, store_config
 from redis_server import RedisServer
 
 from sandbox.control_client import ControlClient
 
 
-@pytest.fixture(scope="session", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(scope="session", params=STORES)
 def served(request: pytest.FixtureRequest) -> Iterator[Served]:
     """The sandbox every black-box test runs against: once on each store, in memory and on Redis."""
-    config = {}
-    if request.param == "redis":
-        server = request.getfixturevalue("redis_server")
-        config = {"STORE": server.url, "STORE_NAMESPACE": f"tests-{uuid.uuid4().hex[:8]}"}
-    with Served(config) as served:
+    with Served(store_config(request, "tests")) as served:
         yield served
 
 

@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import requests
 
 from sandbox.auth import pnauthinfo3_header
@@ -31,6 +33,19 @@ def fixture_bytes(name: str) -> bytes:
 def fixture_json(name: str) -> dict:
     """A JSON file under ``fixtures/``, parsed."""
     return json.loads(fixture_bytes(name))
+
+
+# The stores a sandbox of the tests runs on, as fixture params: in memory, and on a real Redis.
+STORES = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+def store_config(request: pytest.FixtureRequest, namespace: str) -> dict:
+    """The settings of a sandbox on the store ``request.param`` names: none in memory; on Redis,
+    the session's redis-server under a namespace of its own, starting with ``namespace``."""
+    if request.param == "memory":
+        return {}
+    server = request.getfixturevalue("redis_server")
+    return {"STORE": server.url, "STORE_NAMESPACE": f"{namespace}-{uuid.uuid4().hex[:8]}"}
 
 
 class Served(InProcessServer):

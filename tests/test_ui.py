@@ -8,13 +8,12 @@ import html
 import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
 import requests
-from helpers import Served, auth, minimal_profile, post_json
+from helpers import STORES, Served, auth, minimal_profile, post_json, store_config
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -28,14 +27,10 @@ XSS_NAME = '<script>alert("name")</script>'
 TOKEN = "s3cret-token"
 
 
-@pytest.fixture(scope="module", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(scope="module", params=STORES)
 def site(request: pytest.FixtureRequest) -> Iterator[Served]:
     """A sandbox of this module's own, on each store: its dashboard lists only these tests' clients."""
-    config = {}
-    if request.param == "redis":
-        server = request.getfixturevalue("redis_server")
-        config = {"STORE": server.url, "STORE_NAMESPACE": f"ui-{uuid.uuid4().hex[:8]}"}
-    with Served(config) as served:
+    with Served(store_config(request, "ui")) as served:
         yield served
 
 
