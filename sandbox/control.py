@@ -187,7 +187,16 @@ def clear_faults() -> Response:
 
 
 def _filters() -> tuple[Callable[[dict], bool], int | None]:
-    options = _payload(payloads.RequestFilterSchema(), request.args.to_dict())
+    query: dict[str, Any] = request.args.to_dict()
+    if "body" in query:  # the one filter that may be repeated
+        query["body"] = request.args.getlist("body")
+    options = _payload(payloads.RequestFilterSchema(), query)
+    operation = options.get("operation")
+    known = set().union(
+        *(operation_names(current_app.view_functions, plane) for plane in ("vendor", "oauth"))
+    )
+    if operation is not None and operation not in known:
+        raise invalid("operation", f"Unknown operation '{operation}'; use one of {', '.join(sorted(known))}.")
     limit = options.pop("limit", None)
     options["client_id"] = options.pop("clientId", None)
     return matcher(**options), limit
@@ -201,9 +210,10 @@ def _filters() -> tuple[Callable[[dict], bool], int | None]:
     query=payloads.RequestFilterSchema,
 )
 def list_requests() -> Response:
-    """Journal entries, oldest first, filtered by ``clientId``, ``method``, ``path`` (a glob),
-    ``status``, ``since``, ``until``, ``warning`` (a glob any of an entry's warnings must match:
-    ``*`` keeps the requests that drew a warning); ``limit`` keeps the newest ones."""
+    """Journal entries, oldest first, filtered by ``clientId``, ``method``, ``operation``, ``path``
+    (a glob), ``status``, ``since``, ``until``, ``warning`` (a glob any of an entry's warnings must
+    match: ``*`` keeps the requests that drew a warning), ``body`` (``<JSON Pointer>=<value>``, its
+    parsed body holds the value there; repeatable); ``limit`` keeps the newest ones."""
     matches, limit = _filters()
     entries = parts.current().journal.entries(matches)[-limit if limit else None :]
     return json_response(

@@ -42,6 +42,7 @@ class Match(TypedDict, total=False):
     operation: str  # a vendor operation's name, such as create_profile
     clientId: str
     headers: dict[str, str]  # name -> glob on the value
+    body: dict[str, Any]  # JSON Pointer -> the JSON value the parsed body holds there
 
 
 class Uniform(TypedDict):
@@ -127,6 +128,13 @@ class Firing(TypedDict):
     remaining: int | None
 
 
+class NearMiss(TypedDict):
+    """The active rule a request that fired none came closest to matching, and what it missed."""
+
+    rule: str
+    unmet: list[str]  # "method", "path", "operation", "headers.<name>", "body.<pointer>"
+
+
 class JournalEntry(TypedDict):
     """One vendor request as the journal keeps it (docs/control-plane.md, "Request journal")."""
 
@@ -134,17 +142,21 @@ class JournalEntry(TypedDict):
     time: str
     method: str
     path: str
+    operation: str | None  # None: no route
     clientId: str | None
     query: dict[str, list[str]]
     headers: dict[str, str]  # credentials redacted
     body: str
     bodyTruncated: bool
+    bodyJson: NotRequired[Any]  # the body parsed, when kept whole: JSON's value, or XML's simple form
+    bodyNotParsed: NotRequired[Literal["truncated", "malformed", "not JSON or XML", "withheld"]]
     status: int | None  # None: a connection fault left the client without one
     durationMs: float
     profileId: NotRequired[int]
     error: NotRequired[dict[str, Any]]
     conflict: NotRequired[dict[str, Any]]
     fault: NotRequired[Firing]
+    nearMiss: NotRequired[NearMiss]
     warnings: NotRequired[list[str]]
     cut: NotRequired[dict[str, int]]  # how many headers, query parameters, ModelState keys were left out
 
@@ -153,11 +165,13 @@ class EntryFilters(TypedDict, total=False):
     """The journal's filters, all optional and all required to hold (``client_id`` and ``limit`` apart)."""
 
     method: str
+    operation: str  # a vendor operation's name, such as create_profile
     path: str  # a glob
     status: int
     since: datetime | str  # an aware datetime, or ISO 8601 with a zone
     until: datetime | str
     warning: str  # a glob on each warning line; "*": drew any
+    body: dict[str, Any]  # JSON Pointer -> the JSON value the entry's bodyJson holds there
 
 
 class Health(TypedDict):
@@ -196,8 +210,9 @@ class Accounts(TypedDict):
 
 
 # Python-style filter names and the query parameters they become.
-FILTERS = {"client_id": "clientId", "method": "method", "path": "path", "status": "status",
-           "since": "since", "until": "until", "warning": "warning", "limit": "limit"}  # fmt: skip
+FILTERS = {"client_id": "clientId", "method": "method", "operation": "operation", "path": "path",
+           "status": "status", "since": "since", "until": "until", "warning": "warning", "body": "body",
+           "limit": "limit"}  # fmt: skip
 
 
 class ControlError(Exception):
@@ -218,8 +233,12 @@ class ControlClient:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
-        params = {key: _text(value) for key, value in (query or {}).items() if value is not None}
-        query_string = f"?{urllib.parse.urlencode(params)}" if params else ""
+        params = {
+            key: [_text(item) for item in value] if isinstance(value, list) else _text(value)
+            for key, value in (query or {}).items()
+            if value is not None
+        }
+        query_string = f"?{urllib.parse.urlencode(params, doseq=True)}" if params else ""
         url = f"{self.base_url}{CONTROL_PREFIX}{path}{query_string}"
         headers = {"Accept": "application/json"}
         data = None
@@ -324,7 +343,18 @@ def _filters(filters: dict[str, Any]) -> dict[str, Any]:
     unknown = set(filters) - set(FILTERS)
     if unknown:
         raise TypeError(f"unknown journal filters: {', '.join(sorted(unknown))}")
+    if filters.get("body") is not None:
+        filters = {**filters, "body": _body_conditions(filters["body"])}
     return {FILTERS[name]: value for name, value in filters.items()}
+
+
+def _body_conditions(body: dict[str, Any]) -> list[str]:
+    """The body filter's ``<pointer>=<value>`` parameters, each value as JSON, so that its type
+    counts (``"42"`` is a string, ``42`` a number) whatever the value holds."""
+    for pointer in body:
+        if "=" in pointer:  # the sandbox ends a pointer at the first "="
+            raise ValueError(f"a journal body filter's pointer cannot hold '=': {pointer!r}")
+    return [f"{pointer}={json.dumps(value)}" for pointer, value in body.items()]
 
 
 def _text(value: Any) -> str:

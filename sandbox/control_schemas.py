@@ -7,12 +7,15 @@ rule that silently matches everything.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from wsgiref.util import is_hop_by_hop
 
+from jsonpointer import JsonPointer, JsonPointerException  # type: ignore[import-untyped]
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .clock import within_range
@@ -83,6 +86,103 @@ class Glob(fields.String):
         super().__init__(validate=_usable_glob, **kwargs)
 
 
+# --- body matchers -------------------------------------------------------------------------
+
+# A fault rule's match.body and the journal's body filter: a JSON Pointer (RFC 6901) and the JSON
+# value a request's parsed body must hold there. A few of them, each pointer bounded, so that a
+# request costs a rule or a filter a few short walks.
+MAX_BODY_MATCHERS = 10
+MAX_POINTER = 1000
+
+
+def _usable_pointer(pointer: str) -> None:
+    if not pointer.startswith("/"):
+        raise ValidationError("A JSON Pointer starts with '/', such as /Emails/0/EmailAddress.")
+    if len(pointer) > MAX_POINTER:
+        raise ValidationError(
+            f"A JSON Pointer has at most {MAX_POINTER} characters; this one has {len(pointer)}."
+        )
+    try:
+        JsonPointer(pointer)
+    except JsonPointerException as error:
+        raise ValidationError(f"Not a JSON Pointer: {error}; write '~' as ~0 and '/' as ~1.") from None
+
+
+def _few_body_matchers(matchers: Sized) -> None:
+    if len(matchers) > MAX_BODY_MATCHERS:
+        raise ValidationError(f"At most {MAX_BODY_MATCHERS} body matchers, not {len(matchers)}.")
+
+
+def same(found: Any, expected: Any) -> bool:
+    """Whether two JSON values are equal as JSON: numbers by value (1 is 1.0), a boolean never a
+    number (as Python's ``True == 1`` has it), objects key by key, arrays item by item."""
+    if isinstance(found, dict) and isinstance(expected, dict):
+        return found.keys() == expected.keys() and all(same(found[key], expected[key]) for key in found)
+    if isinstance(found, list) and isinstance(expected, list):
+        return len(found) == len(expected) and all(map(same, found, expected))
+    if isinstance(found, bool) or isinstance(expected, bool):
+        return found is expected
+    if isinstance(found, int | float) and isinstance(expected, int | float):
+        return found == expected
+    return type(found) is type(expected) and found == expected
+
+
+@dataclass(frozen=True, eq=False)
+class BodyMatcher:
+    """A validated JSON Pointer, compiled, and the JSON value a parsed body must hold there."""
+
+    pointer: str
+    value: Any
+    compiled: JsonPointer
+
+    @classmethod
+    def of(cls, pointer: str, value: Any) -> BodyMatcher:
+        """The matcher of a validated pointer and its value."""
+        return cls(pointer, value, JsonPointer(pointer))
+
+    def holds(self, document: Any) -> bool:
+        """Whether ``document`` (a parsed body; None: none) holds the value at the pointer."""
+        found = document
+        for part in self.compiled.parts:
+            # jsonpointer would index into a string ("/0" of "abc" is "a"); JSON Pointer does not.
+            if not isinstance(found, dict | list):
+                return False
+            try:
+                found = self.compiled.walk(found, part)
+            except JsonPointerException:
+                return False
+        return same(found, self.value)
+
+
+class BodyCondition(fields.Field[tuple[str, Any]]):
+    """A body filter of the journal, ``<pointer>=<value>`` (a string), loaded as (pointer, value):
+    the pointer ends at the first ``=``, and the value is JSON if it parses as JSON, else the text."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"type": "string"}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, Any]:
+        if not isinstance(value, str):
+            raise ValidationError("Not a valid string.")
+        pointer, equals, expected = value.partition("=")
+        if not equals:
+            raise ValidationError(
+                "Write body=<JSON Pointer>=<value>, such as body=/Emails/0/EmailAddress=ann@example.com."
+            )
+        _usable_pointer(pointer)
+        try:
+            return pointer, json.loads(expected, parse_constant=_not_json)
+        except RecursionError:
+            raise ValidationError("The value is nested too deeply to read as JSON.") from None
+        except ValueError:  # not JSON (JSONDecodeError is a ValueError): compared as text
+            return pointer, expected
+
+
+def _not_json(name: str) -> None:
+    """NaN and Infinity, which json reads and JSON has not: the value is text."""
+    raise ValueError(name)
+
+
 # --- fault rules ----------------------------------------------------------------------------
 
 
@@ -133,6 +233,17 @@ class MatchSchema(Strict):
         keys=fields.String(validate=HEADER_NAME),
         values=Glob(),
         validate=_few_match_headers,
+    )
+    body = fields.Dict(
+        keys=fields.String(validate=_usable_pointer),
+        values=fields.Raw(allow_none=True),
+        validate=_few_body_matchers,
+        metadata={
+            "description": "JSON Pointer (RFC 6901) -> the JSON value the request's parsed body must "
+            f"hold there (an XML body: its simple form). At most {MAX_BODY_MATCHERS}, each pointer "
+            f"starting with `/`, at most {MAX_POINTER} characters.",
+            "maxProperties": MAX_BODY_MATCHERS,
+        },
     )
 
     @pre_load
@@ -327,6 +438,9 @@ class StateSchema(Strict):
 class RequestFilterSchema(Strict):
     clientId = fields.String()
     method = fields.String()
+    operation = fields.String(
+        metadata={"description": "An operation's name, as entries give it, such as create_profile."}
+    )
     path = Glob(metadata={"description": f"A glob on the path (at most {MAX_GLOB} characters)."})
     status = fields.Integer()
     since = fields.AwareDateTime()
@@ -337,6 +451,17 @@ class RequestFilterSchema(Strict):
             "matches if any of its warnings does. `*`: the requests that drew any warning. At most "
             f"{MAX_GLOB} characters."
         }
+    )
+    body = fields.List(
+        BodyCondition(),
+        validate=_few_body_matchers,
+        metadata={
+            "description": "`<JSON Pointer>=<value>`, such as `/Emails/0/EmailAddress=ann@example.com`: "
+            "the entry's `bodyJson` holds the value at the pointer (which ends at the first `=`). "
+            'The value is JSON if it parses as JSON (`42`, `true`, `"42"`), else the text itself. '
+            f"Repeat it for more (at most {MAX_BODY_MATCHERS}, all required to hold); each pointer "
+            f"has at most {MAX_POINTER} characters."
+        },
     )
     limit = fields.Integer(validate=validate.Range(min=1))
 
@@ -373,6 +498,24 @@ FaultReport = Schema.from_dict(
 )
 
 
+# Why an entry's body has no parsed form (an empty body needs none, and has no reason).
+UNPARSED = ("truncated", "malformed", "not JSON or XML", "withheld")
+# A near miss looks at most at this many of the active rules a request was held against: its
+# cost stays bounded however many rules are active.
+NEAR_MISS_RULES = 50
+
+
+class NearMiss(Schema):
+    rule = fields.String(metadata={"description": "The id of the closest active rule."})
+    unmet = fields.List(
+        fields.String(),
+        metadata={
+            "description": "Its criteria the request did not meet: `method`, `path`, `operation`, "
+            "`headers.<name>`, `body.<pointer>`."
+        },
+    )
+
+
 class JournalEntry(Schema):
     """One vendor request as the journal keeps it."""
 
@@ -380,6 +523,10 @@ class JournalEntry(Schema):
     time = fields.DateTime()
     method = fields.String()
     path = fields.String()
+    operation = fields.String(
+        allow_none=True,
+        metadata={"description": "The operation's name, as `match.operation` takes it; null: no route."},
+    )
     clientId = fields.String(allow_none=True)
     query = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
     headers = fields.Dict(
@@ -387,12 +534,30 @@ class JournalEntry(Schema):
     )
     body = fields.String()
     bodyTruncated = fields.Boolean()
+    bodyJson = fields.Raw(
+        allow_none=True,
+        metadata={
+            "description": "The body parsed, when it was kept whole: a JSON body's value, or an XML "
+            "body's simple form (`{root: {child: text, repeated: [...]}}`). Absent otherwise."
+        },
+    )
+    bodyNotParsed = fields.String(
+        validate=validate.OneOf(UNPARSED),
+        metadata={"description": "Why a non-empty body has no `bodyJson`."},
+    )
     status = fields.Integer(allow_none=True, metadata={"description": "null: a connection fault."})
     durationMs = fields.Float()
     profileId = fields.Integer()
     error = fields.Dict()
     conflict = fields.Dict()
     fault = fields.Dict()
+    nearMiss = fields.Nested(
+        NearMiss,
+        metadata={
+            "description": "No rule fired: the closest active rule (fewest unmet criteria, then the "
+            f"oldest) of the first {NEAR_MISS_RULES} the request was held against, and what it missed."
+        },
+    )
     warnings = fields.List(fields.String())
 
 

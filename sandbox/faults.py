@@ -2,10 +2,12 @@
 
 A rule fires on a matching request (after skipping its first ``skip`` matches, with its
 ``probability``, until it has fired ``times`` times or expired), at most one rule per request:
-the first in creation order that fires. The rules' own logic (criteria, skip, odds, draws,
-reports) is shared with the registry kept in Redis (``redis_faults``). In this one, matching and
-consumption happen under one lock, so concurrent requests consume a rule exactly. How a firing is
-carried out on a response or a socket is the pipeline's business; this module knows nothing of HTTP.
+the first in creation order that fires. A request no rule fired on tells its near miss: the
+active rule it came closest to matching, and the criteria that rule missed. The rules' own logic
+(criteria, skip, odds, draws, reports) is shared with the registry kept in Redis
+(``redis_faults``). In this one, matching and consumption happen under one lock, so concurrent
+requests consume a rule exactly. How a firing is carried out on a response or a socket is the
+pipeline's business; this module knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from operator import attrgetter
 from random import Random
-from typing import Protocol
+from typing import Any, Protocol
 
 from .clock import EARLIEST, timestamp
-from .control_schemas import AFTER_ONLY, glob
+from .control_schemas import AFTER_ONLY, NEAR_MISS_RULES, BodyMatcher, glob
 from .errors import Conflict, NotFound
 from .settings import DEFAULTS
 
@@ -36,15 +39,46 @@ class Headers(Protocol):
         """The value of header ``key``, or None."""
 
 
-@dataclass(frozen=True)
+def _no_body() -> None:
+    return None
+
+
+@dataclass(frozen=True, eq=False)
 class RequestFacts:
-    """What a rule can match a request on."""
+    """What a rule can match a request on, and the rules it was held against.
+
+    ``read_body`` gives the body's parsed form (None: it has none); it is called once, and only
+    for a rule that matches on the body, so a request no such rule looks at is never parsed. The
+    registries hold a request against its candidates in creation order, each through
+    ``Rule.accepts``, which notes the first ``NEAR_MISS_RULES`` of them in ``held``: when none
+    fires, they are every active rule the request could have fired, and its near miss is among them."""
 
     method: str
     path: str
     operation: str | None
     client_id: str | None
     headers: Headers
+    read_body: Callable[[], Any] = _no_body
+    held: list[Rule] = field(default_factory=list)
+
+    @cached_property
+    def body(self) -> Any:
+        """The body's parsed form (None: it has none), read on first need."""
+        return self.read_body()
+
+    def near_miss(self) -> dict | None:
+        """Of the rules the request was held against, the one it came closest to matching: its id
+        and its unmet criteria, fewest first, the oldest of a tie. None if it was held against none,
+        or if one matched it: that rule let it pass (its skip, its odds, or it was spent meanwhile),
+        which its ``matched`` counter tells."""
+        closest: tuple[Rule, list[str]] | None = None
+        for rule in self.held:
+            unmet = list(rule.criteria.unmet(self))
+            if not unmet:
+                return None
+            if closest is None or len(unmet) < len(closest[1]):
+                closest = (rule, unmet)
+        return None if closest is None else {"rule": closest[0].id, "unmet": closest[1]}
 
 
 @dataclass(frozen=True)
@@ -56,20 +90,25 @@ class Criteria:
     operation: str | None
     client_id: str | None
     headers: tuple[tuple[str, re.Pattern[str]], ...]
+    body: tuple[BodyMatcher, ...] = ()
 
     @classmethod
     def of(cls, match: dict) -> Criteria:
-        """The criteria of a validated ``match``, its globs compiled."""
+        """The criteria of a validated ``match``, its globs and JSON Pointers compiled."""
         return cls(
             frozenset(method.upper() for method in match["method"]) if "method" in match else None,
             glob(match["path"]) if "path" in match else None,
             match.get("operation"),
             match.get("clientId"),
             tuple((name, glob(pattern)) for name, pattern in match.get("headers", {}).items()),
+            tuple(BodyMatcher.of(pointer, value) for pointer, value in match.get("body", {}).items()),
         )
 
     def accepts(self, facts: RequestFacts) -> bool:
-        """Whether every criterion holds for the request."""
+        """Whether every criterion holds for the request, the body last: a request whose other
+        criteria fail has its body left unparsed."""
+        # What ``unmet`` says criterion by criterion, in one expression: every request is held
+        # against each active rule of its client, and a generator costs several times as much.
         return (
             (self.methods is None or facts.method in self.methods)
             and (self.path is None or self.path.match(facts.path) is not None)
@@ -79,7 +118,24 @@ class Criteria:
                 (value := facts.headers.get(name)) is not None and pattern.match(value) is not None
                 for name, pattern in self.headers
             )
+            and all(matcher.holds(facts.body) for matcher in self.body)
         )
+
+    def unmet(self, facts: RequestFacts) -> Iterator[str]:
+        """The criteria that do not hold for the request, named as a near miss names them."""
+        if self.methods is not None and facts.method not in self.methods:
+            yield "method"
+        if self.path is not None and self.path.match(facts.path) is None:
+            yield "path"
+        if self.operation is not None and facts.operation != self.operation:
+            yield "operation"
+        if self.client_id is not None and facts.client_id != self.client_id:
+            yield "clientId"
+        for name, pattern in self.headers:
+            value = facts.headers.get(name)
+            if value is None or pattern.match(value) is None:
+                yield f"headers.{name}"
+        yield from (f"body.{matcher.pointer}" for matcher in self.body if not matcher.holds(facts.body))
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,7 +185,10 @@ class Rule:
         return "active"
 
     def accepts(self, facts: RequestFacts) -> bool:
-        """Whether every criterion of the rule's ``match`` holds for the request."""
+        """Whether every criterion of the rule's ``match`` holds for the request, which notes the
+        rule among those it was held against (the first ``NEAR_MISS_RULES``), for its near miss."""
+        if len(facts.held) < NEAR_MISS_RULES:
+            facts.held.append(self)
         return self.criteria.accepts(facts)
 
     def skips(self, matched: int) -> bool:

@@ -356,6 +356,59 @@ def negotiate(accept: MIMEAccept, request_type: str | None) -> str:
     return chosen
 
 
+# --- a body's parsed form, whatever its shape ---
+
+
+def parsed_form(raw: bytes, media_type: str | None, max_depth: int) -> tuple[Any, str | None]:
+    """A body's parsed form by its media type, and None; or None and why it has none (``malformed``,
+    ``not JSON or XML``), for the journal and body matchers: JSON as the vendor's endpoints read
+    it; XML in a simple form, whatever its root."""
+    try:
+        if media_type in JSON_TYPES:
+            return parse_json(raw, max_depth), None
+        if media_type in XML_TYPES:
+            return _xml_form(raw, max_depth), None
+    except BadRequest:
+        return None, "malformed"
+    return None, "not JSON or XML"
+
+
+def _xml_form(raw: bytes, max_depth: int) -> dict[str, Any]:
+    """An XML document in its simple form: ``{root: content}``, where an element's content is its
+    text when it has no child elements, else its children by name (namespaces and attributes
+    dropped), a name that occurs more than once holding the list of their contents, in order.
+    BadRequest, as ``parse_json`` raises it, if it is not well-formed, declares a DTD, or nests
+    deeper than ``max_depth``."""
+    try:
+        root = fromstring(raw, forbid_dtd=True)
+    except (DefusedXmlException, ParseError, ValueError, LookupError):
+        raise BadRequest("The body is not well-formed XML, or declares a DTD.") from None
+    return {_name(root): _content(root, max_depth - 1)}
+
+
+def _content(element: Element, depth_left: int) -> Any:
+    if len(element) == 0:
+        return element.text or ""
+    if depth_left == 0:
+        raise BadRequest("The body is nested too deeply.")
+    content: dict[str, Any] = {}
+    repeated: set[str] = set()
+    for child in element:
+        name, value = _name(child), _content(child, depth_left - 1)
+        if name in repeated:
+            content[name].append(value)
+        elif name in content:
+            content[name] = [content[name], value]
+            repeated.add(name)
+        else:
+            content[name] = value
+    return content
+
+
+def _name(element: Element) -> str:
+    return element.tag.rpartition("}")[2]
+
+
 # --- writing --------------------------------------------------------------------------------
 
 

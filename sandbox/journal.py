@@ -1,7 +1,8 @@
 """The bounded request journal: what each vendor request was, and what the sandbox decided.
 
 The pipeline builds one entry per vendor request from its request record; this module keeps the
-newest of them, filters them, and says what of a request must never be kept (credentials).
+newest of them, filters them, says what of a request must never be kept (credentials), and how a
+body is parsed for the journal and for fault rules (JSON, or XML in a simple form).
 Control-plane requests are not journaled.
 """
 
@@ -11,11 +12,11 @@ import json
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from .control_schemas import glob
+from .control_schemas import BodyMatcher, glob
 
 # Credentials never reach the journal; the scheme is kept, so a test can see which was used.
 SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization")
@@ -136,9 +137,12 @@ def matcher(
     since: datetime | None = None,
     until: datetime | None = None,
     warning: str | None = None,
+    operation: str | None = None,
+    body: Sequence[tuple[str, Any]] = (),
 ) -> Callable[[dict], bool]:
     """A filter over entries: each given criterion must hold (``path`` and ``warning`` are globs;
-    ``warning`` holds when any of the entry's warnings matches it, so ``*``: drew any warning)."""
+    ``warning`` holds when any of the entry's warnings matches it, so ``*``: drew any warning;
+    ``body`` holds when the entry's parsed body has each value at its JSON Pointer)."""
     # The globs are compiled for this call only: fnmatch's functions would keep each distinct
     # pattern a caller ever sent, up to 32,768 of them (re's own cache keeps at most 512).
     checks: list[Callable[[dict], bool]] = []
@@ -159,4 +163,10 @@ def matcher(
         # An entry that drew no warning has no "warnings" key at all.
         warning_glob = glob(warning)
         checks.append(lambda e: any(warning_glob.match(line) for line in e.get("warnings", ())))
+    if operation is not None:
+        checks.append(lambda e: e.get("operation") == operation)
+    conditions = [BodyMatcher.of(pointer, value) for pointer, value in body]
+    if conditions:
+        # An entry without a parsed body (or from before entries had one) matches no body filter.
+        checks.append(lambda e: all(condition.holds(e.get("bodyJson")) for condition in conditions))
     return lambda entry: all(check(entry) for check in checks)

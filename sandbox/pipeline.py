@@ -1,7 +1,8 @@
 """The one request pipeline: every hook a request passes, in one visible order.
 
 Before the view (``_before``): the request's record is filled in; a fault rule may fire; a vendor
-request is authenticated, then its ``Accept`` negotiated, all before its body is read. After it
+request is authenticated, then its ``Accept`` negotiated, all before its body is read (unless a
+fault rule matches on the body: it is read then, to be held against the rule). After it
 (``_after``): a fault that fires after the operation hits the response; the warnings gathered on
 the way become ``X-Sandbox-Warning`` headers; the journal records the vendor request; one log line
 is written. Around it all, a WSGI middleware starts the record and carries out connection faults
@@ -24,7 +25,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from . import connection, exchange, parts, schemas
+from . import connection, exchange, formats, parts, schemas
 from .clock import timestamp
 from .contract import contract_of, is_control, operation_name
 from .errors import VendorError
@@ -44,6 +45,8 @@ MESSAGES = {
 
 SECRET_PATHS = "sandbox.secret_paths"
 BODY_LIMITS = "sandbox.body_limits"
+# Where a request's facts, as its fault rules were held against them, wait for its journal entry.
+FACTS_KEY = "sandbox.facts"
 
 
 def install(app: Flask) -> None:
@@ -172,7 +175,10 @@ def _cut(line: str, length: int) -> str:
 def _fire_before(record: RequestRecord) -> Response | None:
     """Fire the first matching fault rule; carry it out now if it acts before the operation."""
     sandbox = parts.current()
-    facts = RequestFacts(request.method, request.path, record.operation, record.client_id, request.headers)
+    facts = RequestFacts(
+        request.method, request.path, record.operation, record.client_id, request.headers, _parsed_body
+    )
+    request.environ[FACTS_KEY] = facts  # the journal entry tells its near miss
     firing = sandbox.faults.fire(facts, sandbox.clock.now(), current_app.config["MAX_DELAY_MS"])
     record.firing = firing
     if firing is None or firing.when != "before":
@@ -338,10 +344,11 @@ class ConnectionFaults:
 def _journal_entry(record: RequestRecord, response: Response, told: list[str]) -> dict:
     """The journal's entry of this request, each part bounded: the body and every header value to
     MAX_JOURNAL_BODY characters, headers, query parameters and ModelState keys to
-    MAX_JOURNAL_ITEMS each; ``cut`` says how many of each were left out."""
+    MAX_JOURNAL_ITEMS each; ``cut`` says how many of each were left out. The body kept is parsed
+    when it was kept whole (``bodyJson``; else ``bodyNotParsed`` says why)."""
     config = current_app.config
     limit, items = config["MAX_JOURNAL_BODY"], config["MAX_JOURNAL_ITEMS"]
-    body = _kept_body()
+    body, withheld = _kept_body()
     moment = parts.current().clock.now()
     headers, headers_cut = kept(((k, v[:limit]) for k, v in redact(request.headers.items()).items()), items)
     query, query_cut = kept(request.args.lists(), items)
@@ -350,11 +357,13 @@ def _journal_entry(record: RequestRecord, response: Response, told: list[str]) -
         "time": timestamp(moment),
         "method": request.method,
         "path": request.path,
+        "operation": record.operation,
         "clientId": record.client_id,
         "query": query,
         "headers": headers,
         "body": body[:limit],
         "bodyTruncated": len(body) > limit,
+        **_body_form(body, withheld, limit),
         "status": None if record.dropped else response.status_code,
         "durationMs": record.elapsed_ms(),
     }
@@ -362,11 +371,13 @@ def _journal_entry(record: RequestRecord, response: Response, told: list[str]) -
     if error is not None and "ModelState" in error:
         model_state, errors_cut = kept(error["ModelState"].items(), items)
         error = error | {"ModelState": model_state}
+    facts: RequestFacts | None = request.environ.get(FACTS_KEY)
     decided = {
         "profileId": record.profile_id,
         "error": error,
         "conflict": record.conflict,
         "fault": record.firing.journal() if record.firing else None,
+        "nearMiss": facts.near_miss() if facts is not None and record.firing is None else None,
         "warnings": told or None,
         "cut": {
             name: count
@@ -378,17 +389,46 @@ def _journal_entry(record: RequestRecord, response: Response, told: list[str]) -
     return entry | {key: value for key, value in decided.items() if value is not None}
 
 
-def _kept_body() -> str:
-    """The request body as the journal keeps it: read only now, after authentication and the view
-    (which read it through the same cache), and never one that carries secrets."""
+def _kept_body() -> tuple[str, bool]:
+    """The request body as the journal keeps it, and whether that is a note in its place: read only
+    now, after authentication and the view (which read it through the same cache), and never one
+    that carries secrets."""
     if request.path.rstrip("/") in current_app.extensions[SECRET_PATHS]:
-        return REDACTED
+        return REDACTED, True
     try:
-        return request.get_data(cache=True).decode("utf-8", "replace")
+        return request.get_data(cache=True).decode("utf-8", "replace"), False
     except RequestEntityTooLarge:
-        return "[larger than SANDBOX_MAX_CONTENT_LENGTH]"
+        return "[larger than SANDBOX_MAX_CONTENT_LENGTH]", True
     except ClientDisconnected:
-        return "[ended before its declared length]"
+        return "[ended before its declared length]", True
+
+
+def _body_form(body: str, withheld: bool, limit: int) -> dict:
+    """``{"bodyJson": the kept body parsed}``, or ``{"bodyNotParsed": why not}``; nothing for an
+    empty body. Only a body kept whole is parsed: one cut short would parse as another, or not at all."""
+    if withheld:
+        return {"bodyNotParsed": "withheld"}
+    if len(body) > limit:
+        return {"bodyNotParsed": "truncated"}
+    if not body.strip():
+        return {}
+    value, unparsed = formats.parsed_form(
+        body.encode(), request.mimetype, current_app.config["MAX_NESTING_DEPTH"]
+    )
+    return {"bodyJson": value} if unparsed is None else {"bodyNotParsed": unparsed}
+
+
+def _parsed_body() -> Any:
+    """The whole request body parsed, for the fault rules that match on it (None: it has no parsed
+    form, or cannot be read; the view meets the same error again, and answers it)."""
+    # Never a body that carries secrets: a near miss would tell whether a rule guessed one.
+    if request.path.rstrip("/") in current_app.extensions[SECRET_PATHS]:
+        return None
+    try:
+        raw = request.get_data(cache=True)
+    except (RequestEntityTooLarge, ClientDisconnected):
+        return None
+    return formats.parsed_form(raw, request.mimetype, current_app.config["MAX_NESTING_DEPTH"])[0]
 
 
 def _log_line(record: RequestRecord, response: Response) -> None:

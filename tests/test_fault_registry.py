@@ -29,8 +29,11 @@ def facts(
     operation: str | None = "create_profile",
     client_id: str | None = "acme",
     headers: object = None,
+    body: object = None,
 ) -> RequestFacts:
-    return RequestFacts(method, path, operation, client_id, headers if headers is not None else Headers())
+    return RequestFacts(
+        method, path, operation, client_id, headers if headers is not None else Headers(), lambda: body
+    )
 
 
 Registry = FaultRegistry | RedisFaultRegistry
@@ -733,3 +736,141 @@ def test_a_rules_globs_are_compiled_when_it_is_added_not_per_request(registry_wi
 
     assert fired == ["f1"] * 5
     assert compiled == ["/acme/*", "a*"]
+
+
+# --- body matchers --------------------------------------------------------------------------
+
+CREATE = {"Emails": [{"EmailAddress": "x@example.com", "IsDefault": True}], "Rank": 2, "Note": None}
+
+
+@pytest.mark.parametrize(
+    ("body_match", "body", "fires"),
+    [
+        ({"/Emails/0/EmailAddress": "x@example.com"}, CREATE, True),
+        ({"/Emails/0/EmailAddress": "y@example.com"}, CREATE, False),
+        ({"/Emails/0/EmailAddress": "x@example.com"}, None, False),
+        ({"/Emails/0/IsDefault": True}, CREATE, True),
+        ({"/Emails/0/IsDefault": 1}, CREATE, False),
+        ({"/Rank": 2.0}, CREATE, True),
+        ({"/Rank": True}, {"Rank": 1}, False),
+        ({"/Rank": "2"}, CREATE, False),
+        ({"/Note": None}, CREATE, True),
+        ({"/Note": None}, {}, False),
+        ({"/Emails/0": {"EmailAddress": "x@example.com", "IsDefault": True}}, CREATE, True),
+        ({"/Emails/0": {"EmailAddress": "x@example.com"}}, CREATE, False),
+        ({"/Emails": [{"EmailAddress": "x@example.com", "IsDefault": True}]}, CREATE, True),
+        ({"/Emails/1/EmailAddress": "x@example.com"}, CREATE, False),
+        ({"/Emails/-": "x"}, CREATE, False),
+        ({"/Emails/0/EmailAddress/0": "x"}, CREATE, False),
+        ({"/0": "x"}, "xyz", False),
+        ({"/0": "x"}, ["x"], True),
+        ({"/a~1b/~0": 1}, {"a/b": {"~": 1}}, True),
+        ({"/Emails/0/EmailAddress": "x@example.com", "/Rank": 3}, CREATE, False),
+        ({"/Emails/0/EmailAddress": "x@example.com", "/Rank": 2}, CREATE, True),
+    ],
+    ids=[
+        "value-hit", "value-miss", "no-parsed-body", "boolean-hit", "number-is-not-boolean",
+        "number-by-value", "boolean-is-not-number", "string-is-not-number", "null-hit", "absent-is-not-null",
+        "object-hit", "object-must-be-whole", "array-hit", "index-past-the-end", "end-of-array",
+        "no-step-into-a-string", "a-string-document", "an-array-document", "escapes", "one-of-two-misses",
+        "both-hold",
+    ],
+)  # fmt: skip
+def test_a_body_matcher_holds_when_the_value_at_its_pointer_is_equal_as_json(
+    registry_with, body_match, body, fires
+):
+    registry = registry_with({"match": {"body": body_match}, **ERROR})
+
+    assert (fire(registry, facts(body=body)) is not None) == fires
+
+
+def test_the_body_is_read_only_for_a_rule_whose_other_criteria_hold_and_once(registry_with):
+    registry = registry_with(
+        {"match": {"method": "GET", "body": {"/a": 1}}, **ERROR},
+        {"match": {"body": {"/a": 2}}, **ERROR},
+        {"match": {"body": {"/b": 2}}, **ERROR},
+    )
+    reads: list[str] = []
+
+    def counted(method: str) -> RequestFacts:
+        return RequestFacts(
+            method, "/acme/Profile", None, "acme", Headers(), lambda: reads.append(method) or {"b": 2}
+        )
+
+    firing = fire(registry, counted("POST"))
+
+    assert (firing.rule_id, reads) == ("f3", ["POST"])
+    assert (
+        fire(registry_with({"match": {"method": "GET", "body": {"/a": 1}}, **ERROR}), counted("PUT")) is None
+    )
+    assert reads == ["POST"]
+
+
+# --- near misses ------------------------------------------------------------------------------
+
+
+def near_miss_of(registry: Registry, request: RequestFacts) -> dict | None:
+    """The near miss of ``request`` once the registry fired no rule on it."""
+    assert fire(registry, request) is None
+    return request.near_miss()
+
+
+def test_the_near_miss_is_the_rule_with_the_fewest_unmet_criteria(registry_with):
+    registry = registry_with(
+        {"match": {"method": "GET", "path": "/beta/*", "operation": "get_profile"}, **ERROR},
+        {"match": {"method": "PUT", "headers": {"X-Case": "a*", "X-Other": "*"}, "body": {"/a": 1}}, **ERROR},
+        {"match": {"path": "/acme/*", "headers": {"X-Case": "a*"}, "body": {"/a": 1, "/b": 2}}, **ERROR},
+    )
+
+    missed = near_miss_of(registry, facts(headers=Headers({"X-Case": "b"}), body={"a": 2, "b": 2}))
+
+    assert missed == {"rule": "f3", "unmet": ["headers.X-Case", "body./a"]}
+
+
+def test_of_rules_as_near_the_first_added_is_the_near_miss_scoped_or_not(registry_with):
+    registry = registry_with(
+        {"match": {"clientId": "acme", "method": "PUT", "path": "/x"}, **ERROR},
+        {"match": {"operation": "get_profile"}, **ERROR},
+        {"match": {"clientId": "acme", "method": "GET"}, **ERROR},
+        {"match": {"clientId": "beta"}, **ERROR},
+    )
+
+    assert near_miss_of(registry, facts()) == {"rule": "f2", "unmet": ["operation"]}
+
+
+def test_no_near_miss_without_rules_or_when_a_rule_matched_and_let_the_request_pass(registry_with):
+    assert near_miss_of(registry_with(), facts()) is None
+    assert (
+        near_miss_of(registry_with({"match": {"clientId": "beta", "method": "GET"}, **ERROR}), facts())
+        is None
+    )
+    skipping = registry_with(
+        {"match": {"method": "GET"}, **ERROR}, {"match": {"method": "POST"}, "skip": 1, **ERROR}
+    )
+    assert near_miss_of(skipping, facts()) is None
+    losing = registry_with({"match": {"method": "GET"}, **ERROR}, {"probability": 0, **ERROR})
+    assert near_miss_of(losing, facts()) is None
+    spent = registry_with({"times": 1, **ERROR}, {"match": {"method": "GET"}, **ERROR})
+    assert fire(spent) is not None
+    assert near_miss_of(spent, facts()) == {"rule": "f2", "unmet": ["method"]}
+
+
+def test_an_expired_rule_is_no_near_miss(registry_with):
+    registry = registry_with({"match": {"method": "GET"}, "ttl": 1000, **ERROR})
+
+    assert near_miss_of(registry, facts()) == {"rule": "f1", "unmet": ["method"]}
+    request = facts()
+    assert fire(registry, request, NOW + timedelta(seconds=1)) is None
+    assert request.near_miss() is None
+
+
+def test_a_near_miss_looks_at_the_first_50_rules_a_request_was_held_against(registry_with):
+    far = {"match": {"method": "GET", "path": "/nowhere"}, **ERROR}
+    registry = registry_with(*[far] * 50, {"match": {"method": "GET"}, **ERROR})
+
+    request = facts()
+    missed = near_miss_of(registry, request)
+    registry.delete("f1")
+
+    assert (missed, len(request.held)) == ({"rule": "f1", "unmet": ["method", "path"]}, 50)
+    assert near_miss_of(registry, facts()) == {"rule": "f51", "unmet": ["method"]}

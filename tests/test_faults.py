@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from helpers import Served, auth, minimal_profile, post_json, xml_of
+from helpers import Served, auth, minimal_profile, post_json, send_xml, xml_of
 
 from sandbox.control_client import ControlClient, ControlError
 
@@ -458,3 +458,197 @@ def test_a_whole_number_written_as_a_float_is_that_number(control, client_id, pr
 
     assert (rule["respond"]["status"], rule["times"], rule["seed"]) == (503, 2, 7)
     assert [create(profile_url).status_code for _ in range(3)] == [503, 503, 201]
+
+
+# --- body matchers and near misses --------------------------------------------------------------
+
+TO_X = {"/Emails/0/EmailAddress": "x@example.com"}
+
+
+def create_for(
+    profile_url: str, address: str, headers: dict | None = None, **fields: object
+) -> requests.Response:
+    """A create whose first email address is ``address``, with ``fields`` and ``headers`` added."""
+    return post_json(
+        profile_url, minimal_profile(Emails=[{"EmailAddress": address}], **fields), **(headers or {})
+    )
+
+
+def test_a_rule_fires_only_for_creates_whose_first_email_address_is_x(control, client_id, profile_url):
+    rule = control.add_fault(
+        match={"clientId": client_id, "operation": "create_profile", "body": TO_X}, respond={"status": 503}
+    )
+
+    of_y = create_for(profile_url, "y@example.com")
+    statuses = [
+        create_for(profile_url, "x@example.com").status_code,
+        post_json(profile_url, minimal_profile(Emails=[{"EmailAddress": "y@example.com"}, {"EmailAddress": "x@example.com"}])).status_code,
+        requests.put(f"{profile_url}/{of_y.json()['ProfileId']}", json=minimal_profile(Emails=[{"EmailAddress": "x@example.com"}]), headers=auth(), timeout=10).status_code,
+        requests.post(profile_url, data=b'{"Emails": [{"EmailAddress": "x@example.com"}]}', headers={**auth(), "Content-Type": "text/plain"}, timeout=10).status_code,
+    ]  # fmt: skip
+
+    assert (of_y.status_code, statuses) == (201, [503, 201, 200, 415])
+    assert (control.fault(rule["id"])["match"]["body"], control.fault(rule["id"])["hits"]) == (TO_X, 1)
+
+
+def test_a_body_matcher_on_an_xml_body_holds_against_its_simple_form(control, client_id, profile_url):
+    control.add_fault(
+        match={"clientId": client_id, "body": {"/CreateUserProfile/CustomerName/FirstName": "Al"}},
+        respond={"status": 503},
+    )
+    control.add_fault(match={"clientId": client_id, "body": TO_X}, respond={"status": 502})
+    xml = "<CustomerName><FirstName>{}</FirstName></CustomerName><Emails><Email><EmailAddress>x@example.com</EmailAddress></Email></Emails>"
+
+    al = send_xml("POST", profile_url, "CreateUserProfile", xml.format("Al"))
+    bo = send_xml("POST", profile_url, "CreateUserProfile", xml.format("Bo"))
+
+    assert (al.status_code, bo.status_code) == (503, 201)  # an XML body has no /Emails/0/...
+
+
+def test_body_matchers_all_hold_and_compare_json_values(control, client_id, profile_url):
+    control.add_fault(
+        match={"clientId": client_id, "body": {**TO_X, "/Rank": 2, "/Vip": True, "/Note": None}},
+        respond={"status": 503},
+    )
+
+    statuses = [
+        create_for(profile_url, "x@example.com", Rank=2.0, Vip=True, Note=None).status_code,
+        create_for(profile_url, "x@example.com", Rank=2, Vip=1, Note=None).status_code,
+        create_for(profile_url, "x@example.com", Rank="2", Vip=True, Note=None).status_code,
+        create_for(profile_url, "x@example.com", Rank=2, Vip=True).status_code,
+        create_for(profile_url, "y@example.com", Rank=2, Vip=True, Note=None).status_code,
+    ]
+
+    assert statuses == [503, 201, 201, 201, 201]
+
+
+def test_a_near_miss_names_the_closest_active_rule_and_what_it_missed(control, client_id, profile_url):
+    control.add_fault(
+        match={"clientId": client_id, "method": "PUT", "operation": "replace_profile", "body": TO_X},
+        respond={"status": 503},
+    )
+    near = control.add_fault(
+        match={"clientId": client_id, "headers": {"X-Case": "retry-*"}, "body": TO_X}, respond={"status": 503}
+    )
+    read = control.add_fault(
+        match={"clientId": client_id, "method": "GET", "operation": "get_profile"}, respond={"status": 503}
+    )
+
+    create_for(profile_url, "y@example.com")
+    create_for(profile_url, "x@example.com", {"X-Case": "first-1"})
+    requests.get(f"{profile_url}/1", headers={**auth(), "X-Case": "retry-1"}, timeout=10)
+
+    missed_two, missed_one, fired = control.requests(client_id=client_id)
+    assert missed_two["status"] == 201
+    assert missed_two["nearMiss"] == {
+        "rule": near["id"],
+        "unmet": ["headers.X-Case", "body./Emails/0/EmailAddress"],
+    }
+    assert missed_one["nearMiss"] == {"rule": near["id"], "unmet": ["headers.X-Case"]}
+    assert (fired["fault"]["id"], "nearMiss" in fired) == (read["id"], False)
+
+
+def test_of_a_tie_the_near_miss_is_the_rule_added_first(control, client_id, profile_url):
+    first = control.add_fault(match={"clientId": client_id, "method": "GET"}, respond={"status": 503})
+    control.add_fault(match={"clientId": client_id, "operation": "get_profile"}, respond={"status": 503})
+
+    create_for(profile_url, "x@example.com")
+
+    [entry] = control.requests(client_id=client_id)
+    assert entry["nearMiss"] == {"rule": first["id"], "unmet": ["method"]}
+
+
+def test_a_rule_that_matched_but_let_the_request_pass_is_no_near_miss(control, client_id, profile_url):
+    control.add_fault(match={"clientId": client_id, "method": "GET"}, respond={"status": 503})
+    control.add_fault(match={"clientId": client_id, "method": "POST"}, respond={"status": 503}, skip=1)
+    control.add_fault(match={"clientId": client_id, "method": "PUT"}, respond={"status": 503}, probability=0)
+
+    create_for(profile_url, "x@example.com")  # skipped by the second, so no near miss at all
+    create_for(profile_url, "x@example.com")  # fires the second
+
+    skipped, fired = control.requests(client_id=client_id)
+    assert (skipped["status"], fired["status"]) == (201, 503)
+    assert "nearMiss" not in skipped and "nearMiss" not in fired
+    requests.put(f"{profile_url}/1", json=minimal_profile(), headers=auth(), timeout=10)  # lost its draw
+    assert "nearMiss" not in control.requests(client_id=client_id)[-1]
+
+
+def test_spent_expired_and_other_clients_rules_are_no_near_miss(control, client_id, profile_url):
+    other = f"{client_id}-b"
+    control.add_fault(match={"clientId": other, "method": "GET"}, respond={"status": 503})
+    control.add_fault(
+        match={"clientId": client_id, "headers": {"X-A": "1"}}, respond={"status": 503}, times=1
+    )
+    control.add_fault(match={"clientId": client_id, "method": "GET"}, respond={"status": 503}, ttl=1)
+    time.sleep(0.01)
+
+    fired = create_for(profile_url, "x@example.com", {"X-A": "1"}).status_code
+    passed = create_for(profile_url, "x@example.com").status_code
+    control.clear_faults(other)
+
+    assert (fired, passed) == (503, 201)
+    assert "nearMiss" not in control.requests(client_id=client_id)[-1]
+
+
+def test_a_near_miss_looks_at_the_first_50_rules_only(control, client_id, profile_url):
+    farther = [
+        control.add_fault(
+            match={"clientId": client_id, "method": "GET", "path": "/nowhere"}, respond={"status": 503}
+        )
+        for _ in range(50)
+    ]
+    closer = control.add_fault(match={"clientId": client_id, "method": "GET"}, respond={"status": 503})
+
+    create_for(profile_url, "x@example.com")
+    control.delete_fault(farther[0]["id"])
+    create_for(profile_url, "x@example.com")
+
+    capped, within = control.requests(client_id=client_id)
+    assert capped["nearMiss"] == {"rule": farther[0]["id"], "unmet": ["method", "path"]}
+    assert within["nearMiss"] == {"rule": closer["id"], "unmet": ["method"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "message"),
+    [
+        ({"Emails/0": "x"}, "match.body", "A JSON Pointer starts with '/', such as /Emails/0/EmailAddress."),
+        ({"": "x"}, "match.body", "A JSON Pointer starts with '/', such as /Emails/0/EmailAddress."),
+        ({"/a~": "x"}, "match.body", "Not a JSON Pointer: Found invalid escape ~; write '~' as ~0 and '/' as ~1."),
+        ({"/" + "a" * 1000: "x"}, "match.body", "A JSON Pointer has at most 1000 characters; this one has 1001."),
+        ({f"/a{i}": i for i in range(11)}, "match.body", "At most 10 body matchers, not 11."),
+        (["/a", "x"], "match.body", "Not a valid mapping type."),
+    ],
+    ids=["no-slash", "empty", "bad-escape", "too-long", "eleven", "not-an-object"],
+)  # fmt: skip
+def test_bad_body_matchers_are_400(control, client_id, body, path, message):
+    with pytest.raises(ControlError) as refused:
+        control.add_fault(match={"clientId": client_id, "body": body}, respond={"status": 503})
+
+    assert refused.value.status == 400
+    [(key, messages)] = refused.value.body["ModelState"].items()
+    assert key.startswith(path) and messages == [message]
+    assert control.faults(client_id) == []
+
+
+def test_the_largest_body_matchers_are_taken(control, client_id, profile_url):
+    body = {"/" + "k" * 999: 1, **{f"/f{i}": i for i in range(9)}}
+    control.add_fault(match={"clientId": client_id, "body": body}, respond={"status": 503})
+
+    response = post_json(profile_url, {**minimal_profile(), "k" * 999: 1, **{f"f{i}": i for i in range(9)}})
+
+    assert response.status_code == 503
+
+
+def test_a_body_that_carries_secrets_is_never_matched(control, base_url):
+    """A near miss would otherwise tell whether a rule guessed a secret another client sent."""
+    rule = control.add_fault(
+        match={"path": "/oauth/token", "body": {"/client_secret": "s3cret"}}, respond={"status": 503}
+    )
+    try:
+        response = requests.post(f"{base_url}/oauth/token", json={"client_secret": "s3cret"}, timeout=10)
+        entry = control.requests(path="/oauth/token")[-1]
+    finally:
+        control.delete_fault(rule["id"])
+
+    assert response.status_code != 503
+    assert entry["nearMiss"] == {"rule": rule["id"], "unmet": ["body./client_secret"]}

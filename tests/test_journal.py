@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import requests
 from helpers import Served, minimal_profile, post_json, send, send_bytes, send_xml
 
 from sandbox.control_client import ControlClient, ControlError
@@ -314,3 +315,261 @@ def test_a_filter_glob_of_more_than_1000_characters_is_400(control, endpoint, na
     assert too_long.status_code == 400
     assert too_long.json()["ModelState"] == {name: ["A glob has at most 1000 characters; this one has 1001."]}
     assert longest.status_code == 200
+
+
+# --- the operation and the parsed body --------------------------------------------------------
+
+
+def test_an_entry_names_its_operation_or_none_without_a_route(control, client_id, profile_url, base_url):
+    post_json(profile_url, minimal_profile())
+    send("GET", f"{profile_url}/999999")
+    send("GET", f"{base_url}/{client_id}/Nowhere/At/All")
+
+    assert [entry["operation"] for entry in control.requests(client_id=client_id)] == [
+        "create_profile",
+        "get_profile",
+    ]
+    [unrouted] = control.requests(path=f"/{client_id}/Nowhere/*")
+    assert unrouted["operation"] is None
+
+
+def test_a_json_body_is_kept_as_text_and_parsed(control, client_id, profile_url):
+    body = minimal_profile(Emails=[{"EmailAddress": "x@example.com", "IsDefault": True}])
+    post_json(profile_url, body)
+
+    [entry] = control.requests(client_id=client_id)
+
+    assert entry["body"] == json.dumps(body)
+    assert entry["bodyJson"] == body
+    assert "bodyNotParsed" not in entry
+
+
+def test_an_xml_body_is_parsed_into_its_simple_form(control, client_id, profile_url):
+    emails = "".join(
+        f"<Email><EmailAddress>{address}</EmailAddress><IsDefault>false</IsDefault></Email>"
+        for address in ("a@example.com", "b@example.com")
+    )
+    inner = f'<CustomerName><FirstName>Al</FirstName><LastName i:nil="true"/></CustomerName><Emails>{emails}</Emails>'
+
+    response = send_xml("POST", profile_url, "CreateUserProfile", inner)
+
+    assert response.status_code == 201, response.text
+    [entry] = control.requests(client_id=client_id)
+    assert entry["bodyJson"] == {
+        "CreateUserProfile": {
+            "CustomerName": {"FirstName": "Al", "LastName": ""},
+            "Emails": {
+                "Email": [
+                    {"EmailAddress": "a@example.com", "IsDefault": "false"},
+                    {"EmailAddress": "b@example.com", "IsDefault": "false"},
+                ]
+            },
+        }
+    }
+    assert "xmlns" not in json.dumps(entry["bodyJson"])
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "why"),
+    [
+        (b"name=Ann", "application/x-www-form-urlencoded", "not JSON or XML"),
+        (b'{"a": 1}', "text/plain", "not JSON or XML"),
+        (b'{"a": 1}', None, "not JSON or XML"),
+        (b'{"CustomerName": ', "application/json", "malformed"),
+        (b'{"a": NaN}', "application/json", "malformed"),
+        (b"<CreateUserProfile><a></CreateUserProfile>", "application/xml", "malformed"),
+        (b'<!DOCTYPE x [<!ENTITY e "e">]><x>&e;</x>', "application/xml", "malformed"),
+    ],
+    ids=["form", "json-text-as-plain", "no-type", "json-cut", "json-nan", "xml-unclosed", "xml-dtd"],
+)
+def test_a_body_that_is_not_json_or_xml_is_kept_as_text_and_says_why(
+    control, client_id, profile_url, body, content_type, why
+):
+    send_bytes("POST", profile_url, body, content_type)
+
+    [entry] = control.requests(client_id=client_id)
+
+    assert entry["body"] == body.decode()
+    assert "bodyJson" not in entry
+    assert entry["bodyNotParsed"] == why
+
+
+def test_an_empty_body_has_neither_a_parsed_form_nor_a_reason(control, client_id, profile_url):
+    send("GET", f"{profile_url}/1")
+
+    [entry] = control.requests(client_id=client_id)
+
+    assert (entry["body"], "bodyJson" in entry, "bodyNotParsed" in entry) == ("", False, False)
+
+
+def test_a_body_cut_short_is_never_parsed_and_one_kept_whole_is(control, client_id, profile_url):
+    limit = 4096  # SANDBOX_MAX_JOURNAL_BODY's default, which the served sandbox keeps
+    padding = limit - len(json.dumps(minimal_profile(Note="")))
+    whole, cut = minimal_profile(Note="n" * padding), minimal_profile(Note="n" * (padding + 1))
+    assert (len(json.dumps(whole)), len(json.dumps(cut))) == (limit, limit + 1)
+
+    post_json(profile_url, whole)
+    post_json(profile_url, cut)
+
+    kept, truncated = control.requests(client_id=client_id)
+    assert (kept["bodyTruncated"], kept["bodyJson"], "bodyNotParsed" in kept) == (False, whole, False)
+    assert (truncated["bodyTruncated"], truncated["bodyNotParsed"]) == (True, "truncated")
+    assert "bodyJson" not in truncated
+    assert truncated["body"] == json.dumps(cut)[:limit]
+
+
+def test_a_redacted_body_is_withheld_not_parsed(control, base_url):
+    form = "grant_type=client_credentials&client_id=cid&client_secret=s"
+    send_bytes("POST", f"{base_url}/oauth/token", form.encode(), "application/json")
+
+    entry = control.requests(path="/oauth/token")[-1]
+
+    assert (entry["body"], entry["bodyNotParsed"], "bodyJson" in entry) == ("[redacted]", "withheld", False)
+
+
+# --- the body filter ----------------------------------------------------------------------------
+
+
+def email(address: str, **fields: object) -> dict:
+    return {"EmailAddress": address, **fields}
+
+
+def test_count_the_creates_whose_first_email_address_is_x(control, client_id, profile_url, base_url):
+    post_json(profile_url, minimal_profile(Emails=[email("x@example.com")]))
+    post_json(profile_url, minimal_profile(Emails=[email("y@example.com")]))
+    post_json(profile_url, minimal_profile(Emails=[email("y@example.com"), email("x@example.com")]))
+    post_json(profile_url, minimal_profile(Emails=[email("x@example.com")], AlternateIds=PAIR))
+    send(
+        "PUT",
+        f"{profile_url}?alternateIdType=crm&alternateId=C-1",
+        minimal_profile(Emails=[email("x@example.com")]),
+    )
+
+    query = f"clientId={client_id}&operation=create_profile&body=/Emails/0/EmailAddress=x@example.com"
+    raw = send("GET", f"{base_url}/_sandbox/requests/count?{query}").json()
+
+    assert raw == {"count": 2}
+    assert control.count(client_id=client_id, body={"/Emails/0/EmailAddress": "x@example.com"}) == 3
+    creates_of_x = control.requests(
+        client_id=client_id, operation="create_profile", body={"/Emails/0/EmailAddress": "x@example.com"}
+    )
+    assert [entry["bodyJson"]["Emails"][0]["EmailAddress"] for entry in creates_of_x] == ["x@example.com"] * 2
+    assert control.count(client_id=client_id, operation="replace_by_alternate_id") == 1
+
+
+@pytest.mark.parametrize(
+    ("condition", "count"),
+    [
+        ("/Emails/0/IsDefault=true", 1),
+        ("/Emails/0/IsDefault=1", 0),  # a number is not a boolean
+        ("/Emails/0/IsDefault=\"true\"", 0),  # nor is a string
+        ("/Emails/0/Rank=2", 1),
+        ("/Emails/0/Rank=2.0", 1),  # a number is compared by value
+        ("/Emails/0/Rank=\"2\"", 0),
+        ("/Emails/0/Code=007", 1),  # not JSON (a leading zero): compared as text
+        ("/Emails/0/Code=\"007\"", 1),
+        ("/Emails/0/Note=null", 1),
+        ("/Emails/0/Note=", 0),
+        ("/Emails/0/Tags=[\"a\",\"b\"]", 1),
+        ("/Emails/0/Tags=[\"b\",\"a\"]", 0),
+        ("/Emails/0=" + json.dumps(email("x@example.com", IsDefault=True, Rank=2, Code="007", Note=None, Tags=["a", "b"])), 1),
+        ("/Emails/0/EmailAddress=x@example.com=y", 0),  # the pointer ends at the first "="
+        ("/Emails/1/EmailAddress=x@example.com", 0),  # past the end
+        ("/Emails/-=x@example.com", 0),
+        ("/Emails/0/EmailAddress/0=x", 0),  # a string is not indexed
+        ("/Emails/00/EmailAddress=x@example.com", 0),
+        ("/a~1b=1", 1),
+        ("/m~0n=2", 1),
+        ("/=3", 1),  # the member named ""
+    ],
+)  # fmt: skip
+def test_body_conditions_compare_json_values(control, client_id, profile_url, base_url, condition, count):
+    first = email("x@example.com", IsDefault=True, Rank=2, Code="007", Note=None, Tags=["a", "b"])
+    post_json(profile_url, {**minimal_profile(Emails=[first]), "a/b": 1, "m~n": 2, "": 3})
+
+    params = {"clientId": client_id, "body": condition}
+    response = requests.get(f"{base_url}/_sandbox/requests/count", params=params, timeout=10)
+
+    assert response.json() == {"count": count}
+
+
+def test_body_conditions_all_hold_and_an_xml_body_matches_its_simple_form(control, client_id, profile_url):
+    post_json(profile_url, minimal_profile(Emails=[email("x@example.com", IsDefault=True)]))
+    post_json(profile_url, minimal_profile(Emails=[email("x@example.com", IsDefault=False)]))
+    send_xml(
+        "POST", profile_url, "CreateUserProfile", "<CustomerName><FirstName>42</FirstName></CustomerName>"
+    )
+
+    both = {"/Emails/0/EmailAddress": "x@example.com", "/Emails/0/IsDefault": False}
+    assert control.count(client_id=client_id, body=both) == 1
+    assert control.count(client_id=client_id, body={"/CreateUserProfile/CustomerName/FirstName": "42"}) == 1
+    assert control.count(client_id=client_id, body={"/CreateUserProfile/CustomerName/FirstName": 42}) == 0
+    assert control.count(client_id=client_id, body={"/CustomerName/FirstName": "Ann"}) == 2
+
+
+def test_an_entry_without_a_parsed_body_matches_no_body_filter(control, client_id, profile_url):
+    send_bytes("POST", profile_url, b'{"Emails": [{"EmailAddress": "x@example.com"}]}', "text/plain")
+    post_json(profile_url, minimal_profile(Emails=[email("x@example.com")], Note="n" * 5000))
+
+    assert control.count(client_id=client_id) == 2
+    assert control.count(client_id=client_id, body={"/Emails/0/EmailAddress": "x@example.com"}) == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "key", "message"),
+    [
+        ("body=/Emails/0/EmailAddress", "body[0]", "Write body=<JSON Pointer>=<value>, such as body=/Emails/0/EmailAddress=ann@example.com."),
+        ("body=Emails/0=x", "body[0]", "A JSON Pointer starts with '/', such as /Emails/0/EmailAddress."),
+        ("body==x", "body[0]", "A JSON Pointer starts with '/', such as /Emails/0/EmailAddress."),
+        ("body=/a~2=x", "body[0]", "Not a JSON Pointer: Found invalid escape ~2; write '~' as ~0 and '/' as ~1."),
+        ("body=/a=1&body=/b", "body[1]", "Write body=<JSON Pointer>=<value>, such as body=/Emails/0/EmailAddress=ann@example.com."),
+        (f"body=/{'a' * 1000}=x", "body[0]", "A JSON Pointer has at most 1000 characters; this one has 1001."),
+        ("&".join(f"body=/a{i}=1" for i in range(11)), "body", "At most 10 body matchers, not 11."),
+        ("body=/a=" + "[" * 5000, "body[0]", "The value is nested too deeply to read as JSON."),
+        ("operation=create", "operation", None),
+    ],
+    ids=["no-value", "no-slash", "empty-pointer", "bad-escape", "second-bad", "pointer-too-long", "eleven", "too-deep", "unknown-operation"],
+)  # fmt: skip
+@pytest.mark.parametrize("endpoint", ["/_sandbox/requests", "/_sandbox/requests/count"])
+def test_bad_body_and_operation_filters_are_400(control, endpoint, query, key, message):
+    response = send("GET", f"{control.base_url}{endpoint}?{query}")
+
+    assert response.status_code == 400
+    model_state = response.json()["ModelState"]
+    assert list(model_state) == [key]
+    if message:
+        assert model_state[key] == [message]
+    else:
+        assert "create_profile" in model_state[key][0]
+
+
+def test_ten_body_conditions_and_a_pointer_of_1000_characters_are_taken(control, client_id, profile_url):
+    post_json(profile_url, {**minimal_profile(), "k" * 999: 1, **{f"f{i}": i for i in range(9)}})
+    conditions = {f"/{'k' * 999}": 1, **{f"/f{i}": i for i in range(9)}}
+
+    assert control.count(client_id=client_id, body=conditions) == 1
+
+
+def test_the_client_sends_body_values_as_json_and_refuses_a_pointer_with_equals(
+    control, client_id, profile_url
+):
+    post_json(profile_url, {**minimal_profile(), "Code": "42", "Rank": 42})
+
+    assert control.count(client_id=client_id, body={"/Code": "42"}) == 1
+    assert control.count(client_id=client_id, body={"/Code": 42}) == 0
+    assert control.count(client_id=client_id, body={"/Rank": 42, "/Code": "42"}) == 1
+    with pytest.raises(ValueError, match="cannot hold '='"):
+        control.count(body={"/a=b": 1})
+
+
+def test_the_body_filter_and_the_new_entry_fields_are_documented(served):
+    document = send("GET", f"{served.url}/_sandbox/openapi.json").json()
+
+    for path in ("/_sandbox/requests", "/_sandbox/requests/count"):
+        parameters = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
+        assert parameters["body"]["schema"] == {"type": "array", "items": {"type": "string"}}
+        assert "`<JSON Pointer>=<value>`" in parameters["body"]["description"]
+        assert parameters["operation"]["schema"] == {"type": "string"}
+    entry = document["components"]["schemas"]["JournalEntry"]["properties"]
+    assert {"operation", "bodyJson", "bodyNotParsed", "nearMiss"} <= set(entry)
+    assert entry["bodyNotParsed"]["enum"] == ["truncated", "malformed", "not JSON or XML", "withheld"]

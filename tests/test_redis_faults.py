@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -190,6 +191,27 @@ def test_a_rule_added_in_one_process_fires_in_the_other(here, elsewhere):
     assert second.rule_id == "f2"
     assert (here.fire(facts(), NOW, CAP_MS).hits, elsewhere.fire(facts(), NOW, CAP_MS)) == (2, None)
     assert [(r["id"], r["state"]) for r in elsewhere.reports(NOW)] == [("f1", "spent"), ("f2", "active")]
+
+
+def test_a_rule_matching_on_the_body_fires_in_the_other_process_as_added(here, elsewhere):
+    body = {"/Emails/0/EmailAddress": "x@example.com", "/Rank": 2.0, "/Vip": True, "/Note": None}
+    here.add(RULE.load({"match": {"clientId": "acme", "body": body}, **ERROR}), NOW)
+
+    def sent(document: dict) -> RequestFacts:
+        # A callable another process can unpickle: the body as it would parse.
+        return RequestFacts("POST", "/acme/Profile", "create_profile", "acme", {}, partial(dict, document))
+
+    hit = elsewhere.fire(
+        sent({"Emails": [{"EmailAddress": "x@example.com"}], "Rank": 2, "Vip": True, "Note": None}),
+        NOW,
+        CAP_MS,
+    )
+    miss = elsewhere.fire(
+        sent({"Emails": [{"EmailAddress": "x@example.com"}], "Rank": 2, "Vip": 1, "Note": None}), NOW, CAP_MS
+    )
+
+    assert (hit.rule_id, miss) == ("f1", None)
+    assert elsewhere.report("f1", NOW)["match"]["body"] == body
 
 
 def test_the_bound_on_active_rules_holds_across_processes(pool, redis_server, connection, namespace):
