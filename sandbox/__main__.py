@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent  # type: ignore[import-untyped]
 from flask import Flask
@@ -36,12 +37,13 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected
 
+from . import __version__
 from .app import create_app
 from .connection import client_socket
 from .errors import PayloadTooLarge, VendorError
-from .parts import AFTER_IMPORT, store_errors
+from .parts import AFTER_IMPORT, EXTENSION, store_errors
 from .pipeline import Refused, body_limit, read_at_most, streams_body
-from .settings import SETTINGS
+from .settings import SETTINGS, unknown_variables
 from .turns import pace
 
 PROG = "mypreferences-sandbox"
@@ -56,6 +58,9 @@ LINGER_SECONDS = 1.0
 # The collector's thresholds in the worker (gen0 allocations, then gen1 and gen2 collections), set
 # after start-up has been frozen out of its reach: see docs/performance.md, "Garbage collection".
 GC_THRESHOLDS = (10_000, 10, 10)
+# Addresses that mean "every address": where the sandbox listens, but not where to reach it, so the
+# URL it prints names the loopback address of the same family instead.
+WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
@@ -85,6 +90,13 @@ def positive(text: str) -> int:
     return value
 
 
+def nonempty(value: str) -> str:
+    """Text of at least one character, for argparse (an unset shell variable expands to none)."""
+    if not value:
+        raise ValueError(value)
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line's options; each defaults to its ``SANDBOX_*`` environment variable."""
     settings = "\n".join(
@@ -99,6 +111,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     env = os.environ.get
     defaults = Limits()
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(
         "--host",
         default=env("SANDBOX_HOST", "127.0.0.1"),
@@ -161,6 +174,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=env("SANDBOX_AUTH_MODE"),
         choices=["off", "lenient", "strict"],
         help="authentication (SANDBOX_AUTH_MODE, default lenient)",
+    )
+    parser.add_argument(
+        "--auth-file",
+        type=nonempty,
+        help="strict mode's clients, users, secrets and permissions, as JSON (SANDBOX_AUTH_FILE)",
+    )
+    parser.add_argument(
+        "--control",
+        action=argparse.BooleanOptionalAction,
+        help="the control plane under /_sandbox; --no-control turns it off, but for its health check "
+        "(SANDBOX_CONTROL, default on)",
+    )
+    parser.add_argument(
+        "--control-token",
+        type=nonempty,
+        help="bearer token every control call but health must carry; other users of this machine "
+        "can read a command line, so prefer the variable for a real secret (SANDBOX_CONTROL_TOKEN)",
     )
     parser.add_argument(
         "--log-format",
@@ -297,11 +327,78 @@ def _answer_and_linger(sock: socket.socket, data: bytes) -> None:
         pass
 
 
-def _ready(url: str, worker: Any) -> None:
-    """Say where the sandbox serves, once its first worker accepts connections (once, not once per
-    worker: gunicorn numbers its workers from 1)."""
-    if worker.age == 1:
-        print(f"{PROG} serving on {url}", flush=True)
+class Stamped(logging.Formatter):
+    """Log lines stamped with the time they were written, in UTC to the millisecond (ISO 8601): the
+    first field of a text line, the first member (``time``) of a JSON request line."""
+
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
+
+    @staticmethod
+    def converter(seconds: float | None, /) -> time.struct_time:
+        """UTC, whatever the machine's time zone."""
+        return time.gmtime(seconds)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        stamp = self.formatTime(record)
+        if record.name == "sandbox.requests" and line.startswith("{"):
+            # The pipeline's JSON line is an object already: the member goes in front of the others,
+            # which are not parsed again for it.
+            return f'{{"time": "{stamp}", {line[1:]}'
+        return f"{stamp} {line}"
+
+
+def store_shown(store: str) -> str:
+    """``SANDBOX_STORE`` as it may be printed: a Redis URL without its password, wherever it is."""
+    if store == "memory":
+        return store
+    split = urlsplit(store)
+    netloc = split.netloc
+    if split.password is not None:
+        netloc = f"{split.username or ''}:***@{netloc.rpartition('@')[2]}"
+    # redis-py also takes the password as a query parameter.
+    query = "&".join(
+        "password=***" if pair.partition("=")[0] == "password" else pair
+        for pair in split.query.split("&")
+        if pair
+    )
+    # Joined by hand: urlunsplit drops the "//" of an empty host (unix:///path).
+    return f"{split.scheme}://{netloc}{split.path}" + (f"?{query}" if query else "")
+
+
+def summary(app: Flask, workers: int, seed_file: str | None, everywhere: str | None) -> str:
+    """The settings that matter, in one line: where it listens (if on every address), the store, the
+    workers, authentication, the control plane, and what the seed put in the store."""
+    config = app.config
+    if not config["CONTROL"]:
+        control = "off"
+    else:
+        control = "on (locked by a token)" if config["CONTROL_TOKEN"] is not None else "on (no token)"
+    said = [
+        f"store {store_shown(config['STORE'])}",
+        f"{workers} worker{'s' if workers > 1 else ''}",
+        f"auth {config['AUTH_MODE']}",
+        f"control plane {control}",
+    ]
+    if everywhere is not None:
+        said.insert(0, f"listening on all addresses ({everywhere})")
+    if seed_file is None:
+        said.append("no seed file")
+    else:
+        said.append(f"seed {seed_file} ({_held(app)})")
+    return ", ".join(said)
+
+
+def _held(app: Flask) -> str:
+    """How many profiles ``app``'s store holds (with a shared store, other sandboxes' too)."""
+    try:
+        held = sum(1 for profiles in app.extensions[EXTENSION].store.export().values() for _ in profiles)
+    except store_errors(app.config):
+        # A summary never stops the server: Redis may be back by the first request.
+        return "the shared store cannot be reached to count its profiles"
+    where = "" if app.config["STORE"] == "memory" else " in the shared store"
+    return f"{held} profile{'s' if held != 1 else ''}{where}"
 
 
 def settle() -> None:
@@ -331,7 +428,8 @@ class Server(BaseApplication):
     worker's collector and reference counts touch it. The worker's garbage collector starts
     with the app frozen (``settle``). The command line's worker is gevent's (``cooperative()``
     must have been called before an app given ready-made was made). The benchmark also runs the
-    former one, ``gthread`` with ``threads`` threads, and ``sync``, for comparison."""
+    former one, ``gthread`` with ``threads`` threads, and ``sync``, for comparison. ``summary``, if
+    given, says in a line after the URL what the served app was made with."""
 
     def __init__(
         self,
@@ -342,8 +440,12 @@ class Server(BaseApplication):
         worker_class: str = "gevent",
         threads: int = 1,
         workers: int = 1,
+        summary: Callable[[Flask], str] | None = None,
     ) -> None:
         self.app_or_factory = app
+        self.url = url
+        self.summary = summary
+        self.served: Flask | None = None
         self.limits = limits = limits or Limits()
         self.gevent = gevent = worker_class == "gevent"
         # A worker that cannot make the app (an unusable seed file) writes here before it asks the
@@ -368,7 +470,7 @@ class Server(BaseApplication):
             "errorlog": "-",
             "loglevel": "warning",
             "control_socket_disable": True,
-            "post_worker_init": functools.partial(_ready, url),
+            "post_worker_init": self._ready,
             "on_exit": self._on_exit,
             # Handed back to the collector as the worker exits: frozen objects outlive the modules'
             # teardown at interpreter exit, and a logging handler freed that late fails on a module
@@ -384,7 +486,7 @@ class Server(BaseApplication):
     def load(self) -> WSGIApp:
         """The application, made here, in the worker, when a factory was given."""
         given = self.app_or_factory
-        app = given if isinstance(given, Flask) else self._make(given)
+        app = self.served = given if isinstance(given, Flask) else self._make(given)
         settle()
         app.extensions[AFTER_IMPORT] = settle_import
         if not self.gevent:
@@ -392,6 +494,15 @@ class Server(BaseApplication):
         config = app.config
         limit_of, streamed = functools.partial(body_limit, app), functools.partial(streams_body, app)
         return BodyDeadline(app, self.limits.body_timeout, limit_of, streamed, config["LOG_FORMAT"])
+
+    def _ready(self, worker: Any) -> None:
+        """Say where the sandbox serves, and with what, once its first worker accepts connections
+        (once, not once per worker: gunicorn numbers its workers from 1)."""
+        if worker.age != 1:
+            return
+        print(f"{PROG} serving on {self.url}", flush=True)
+        if self.summary is not None and self.served is not None:
+            print(f"{PROG}: {self.summary(self.served)}", flush=True)
 
     def _make(self, factory: Callable[[], Flask]) -> Flask:
         """Call ``factory``; if it refuses its settings, say why in one line and stop the master."""
@@ -441,19 +552,27 @@ def descriptors_for(connections: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the sandbox until SIGTERM or SIGINT; print its URL once it accepts connections."""
+    """Run the sandbox until SIGTERM or SIGINT; print its URL, then a summary of its settings, once
+    it accepts connections."""
     args = parse_args(argv)
+    for line in unknown_variables(os.environ):
+        print(f"{PROG}: {line}", file=sys.stderr)
     overrides: dict[str, Any] = {
         key: value
         for key, value in (
             ("SEED_FILE", args.seed_file),
             ("AUTH_MODE", args.auth_mode),
+            ("AUTH_FILE", args.auth_file),
+            ("CONTROL", args.control),
+            ("CONTROL_TOKEN", args.control_token),
             ("LOG_FORMAT", args.log_format),
             ("STORE", args.store),
         )
         if value is not None
     }
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(Stamped())
+    logging.basicConfig(level=logging.INFO, handlers=[stderr])
     cooperative()
     # A one-line error for each of these; a Redis store adds its unreachable Redis (when seeded).
     refusals: tuple[type[Exception], ...] = (ValueError, OSError)
@@ -485,9 +604,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     limits = Limits(fitting, args.header_timeout, args.body_timeout)
-    host = f"[{args.host}]" if ":" in args.host else args.host
+    host = WILDCARDS.get(args.host) or (f"[{args.host}]" if ":" in args.host else args.host)
+    everywhere = (args.host or "0.0.0.0") if args.host in WILDCARDS else None
     factory = functools.partial(create_app, overrides)
-    Server(factory, sock, f"http://{host}:{sock.getsockname()[1]}", limits, workers=args.workers).run()
+    said = functools.partial(summary, workers=args.workers, seed_file=args.seed_file, everywhere=everywhere)
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    Server(factory, sock, url, limits, workers=args.workers, summary=said).run()
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -58,7 +59,9 @@ class SandboxFlask(Flask):
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """A sandbox app: defaults, then ``SANDBOX_*`` environment variables, then ``config``."""
     app = SandboxFlask(__name__)
-    app.config.update(DEFAULTS)
+    # A copy: SANDBOX_ACCOUNTS__acme sets one key of ACCOUNTS in place, which would change the
+    # defaults of every later app of the process.
+    app.config.update(copy.deepcopy(DEFAULTS))
     app.config.from_prefixed_env("SANDBOX")
     app.config.update(config or {})
     check_config(app.config)

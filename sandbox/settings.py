@@ -1,7 +1,8 @@
-"""Every setting of the sandbox: its default, its meaning, and the checks it must pass."""
+"""Every setting of the sandbox: its default, its meaning, its checks; and every SANDBOX_* name known."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,6 +76,24 @@ SETTINGS: dict[str, tuple[Any, str]] = {
 }
 DEFAULTS: dict[str, Any] = {key: default for key, (default, _) in SETTINGS.items()}
 
+PREFIX = "SANDBOX_"
+# Variables that are not settings of create_app, by name without the prefix: read by the command line
+# (sandbox/__main__.py), by the pytest plugin (sandbox/pytest_plugin.py), and by docker-compose.yml.
+COMMAND_LINE_VARIABLES = (
+    "HOST",
+    "PORT",
+    "WORKERS",
+    "MAX_CONNECTIONS",
+    "HEADER_TIMEOUT",
+    "BODY_TIMEOUT",
+    "THREADS",
+)
+PLUGIN_VARIABLES = ("URL", "WAIT", "FAIL_ON_WARNING", "CONTROL_TOKEN")
+COMPOSE_VARIABLES = ("IMAGE", "A_PORT", "B_PORT")
+KNOWN_VARIABLES = frozenset(
+    f"{PREFIX}{name}" for name in (*SETTINGS, *COMMAND_LINE_VARIABLES, *PLUGIN_VARIABLES, *COMPOSE_VARIABLES)
+)
+
 TEN_YEARS = 10 * 365 * 86_400  # seconds
 REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
 POSITIVE_INTEGERS = (
@@ -132,6 +151,22 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ValueError(f"SANDBOX_STORE_NAMESPACE must be printable text without braces, not {namespace!r}")
     if not isinstance(config["CONTROL"], bool):
         raise ValueError(f"SANDBOX_CONTROL must be true or false, not {config['CONTROL']!r}")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A line for each ``SANDBOX_*`` variable of ``environ`` that nothing reads, naming the closest name."""
+    # Compared without the prefix, which every name shares and would make any two look alike.
+    known = sorted(name.removeprefix(PREFIX) for name in KNOWN_VARIABLES)
+    lines = []
+    for name in sorted(environ):
+        # SANDBOX_ACCOUNTS__acme sets one key of SANDBOX_ACCOUNTS (Flask reads "__" as nesting).
+        head = name.split("__", 1)[0]
+        if not name.startswith(PREFIX) or head in KNOWN_VARIABLES:
+            continue
+        closest = difflib.get_close_matches(head.removeprefix(PREFIX), known, n=1)
+        hint = f"did you mean {PREFIX}{closest[0]}?" if closest else "no known name is close"
+        lines.append(f"{name} is not a setting; {hint}")
+    return lines
 
 
 def _check_text(name: str, value: Any, limit: int) -> None:

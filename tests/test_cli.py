@@ -13,12 +13,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
 from typing import TypeVar
 
 import pytest
+import redis
 import requests
 from helpers import FIXTURES, Launched, fixture_bytes, minimal_profile, post_json, send, vendor
+from redis_server import RedisServer
 
+from sandbox.__main__ import store_shown
 from sandbox.control_client import ControlClient
 
 
@@ -225,9 +230,22 @@ def test_stops_within_a_second_even_with_a_hang_in_flight(stop):
     assert took < 3  # gunicorn's default would wait 30 s for the 8 s hang; the sandbox gives it 1 s
 
 
+# An ISO 8601 time in UTC, to the millisecond.
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def stamped_now(stamp: str) -> bool:
+    """Whether ``stamp`` is an ISO 8601 UTC time of the last minute."""
+    if not STAMP.fullmatch(stamp):
+        return False
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return abs((datetime.now(UTC) - moment).total_seconds()) < 60
+
+
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_one_log_line_per_request(log_format):
-    with Launched("--log-format", log_format) as launched:
+    # A time zone five and a half hours from UTC: a local time in the lines would be far from now.
+    with Launched("--log-format", log_format, env={"TZ": "IST-5:30"}) as launched:
         ControlClient(launched.url).add_fault(
             match={"clientId": "acme", "method": "GET"}, respond={"status": 503}
         )
@@ -236,7 +254,9 @@ def test_one_log_line_per_request(log_format):
 
     lines = [line for line in launched.stderr.splitlines() if "/acme/Profile" in line]
     if log_format == "json":
-        assert [json.loads(line) | {"durationMs": 0} for line in lines] == [
+        entries = [json.loads(line) for line in lines]
+        assert all(next(iter(entry)) == "time" and stamped_now(entry.pop("time")) for entry in entries), lines
+        assert [entry | {"durationMs": 0} for entry in entries] == [
             {
                 "method": "POST",
                 "path": "/acme/Profile",
@@ -255,7 +275,9 @@ def test_one_log_line_per_request(log_format):
             },
         ]
     else:
-        assert [re.sub(r"[\d.]+ms", "Nms", line) for line in lines] == [
+        stamps, rest = zip(*(line.split(" ", 1) for line in lines), strict=True)
+        assert all(stamped_now(stamp) for stamp in stamps), lines
+        assert [re.sub(r"[\d.]+ms", "Nms", line) for line in rest] == [
             "POST /acme/Profile 201 Nms client=acme fault=-",
             "GET /acme/Profile/1 503 Nms client=acme fault=f1",
         ]
@@ -310,3 +332,143 @@ def test_max_connections_fit_the_limit_on_open_files():
         "mypreferences-sandbox: --max-connections lowered from 4096 to 192, for the limit on open files "
         "(ulimit -n)" in stderr.splitlines()
     )
+
+
+def test_version_is_printed():
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox", "--version"], capture_output=True, text=True, timeout=30
+    )
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"mypreferences-sandbox {metadata.version('mypreferences-sandbox')}\n"
+
+
+def summary_of(launched: Launched) -> str | None:
+    """The line the command line prints after its URL (None if none comes within 10 seconds)."""
+    lines: list[str] = []
+    # A thread, so that a line that never comes fails the test rather than hanging it.
+    reader = threading.Thread(target=lambda: lines.append(launched.process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(10)
+    return lines[0].rstrip("\n") if lines else None
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [((), "store memory, 1 worker, auth lenient, control plane on (no token), no seed file"),
+     (("--seed-file", str(FIXTURES / "seed.json"), "--auth-mode", "strict", "--auth-file",
+       str(FIXTURES / "auth.json"), "--control-token", "not-to-be-printed"),
+      f"store memory, 1 worker, auth strict, control plane on (locked by a token), seed {FIXTURES / 'seed.json'} (3 profiles)"),
+     (("--no-control",), "store memory, 1 worker, auth lenient, control plane off, no seed file")],
+)  # fmt: skip
+def test_a_summary_of_the_settings_follows_the_url(args, said):
+    with Launched(*args) as launched:
+        summary = summary_of(launched)
+
+    assert summary == f"mypreferences-sandbox: {said}"
+    assert "not-to-be-printed" not in summary + launched.stderr
+
+
+@pytest.mark.redis
+def test_the_summary_never_shows_the_password_of_the_store():
+    seed = FIXTURES / "seed.json"
+    with RedisServer() as server:
+        with redis.Redis(port=server.port) as client:
+            client.config_set("requirepass", "redis-password")
+        store = f"redis://:redis-password@127.0.0.1:{server.port}/0"
+        with Launched("--store", store, "--workers", "2", "--seed-file", str(seed)) as launched:
+            summary = summary_of(launched)
+            health = send("GET", f"{launched.url}/_sandbox/health")
+
+    assert health.json()["store"] == "redis"  # the password worked
+    assert summary == (
+        f"mypreferences-sandbox: store redis://:***@127.0.0.1:{server.port}/0, 2 workers, auth lenient, "
+        f"control plane on (no token), seed {seed} (3 profiles in the shared store)"
+    )
+    assert "redis-password" not in launched.stderr
+
+
+@pytest.mark.parametrize(
+    ("store", "shown"),
+    [("memory", "memory"),
+     ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+     ("redis://user:secret@redis:6379/0", "redis://user:***@redis:6379/0"),
+     ("rediss://:secret@[::1]:6380/1?password=secret&db=1", "rediss://:***@[::1]:6380/1?password=***&db=1"),
+     ("unix:///run/redis.sock?password=secret", "unix:///run/redis.sock?password=***")],
+)  # fmt: skip
+def test_a_store_is_shown_without_its_password(store, shown):
+    assert store_shown(store) == shown
+
+
+@pytest.mark.parametrize(("host", "reached"), [("0.0.0.0", "127.0.0.1"), ("::", "[::1]")])
+def test_a_wildcard_address_prints_a_url_that_reaches_it(host, reached):
+    if host == "::" and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    with Launched("--host", host) as launched:
+        summary = summary_of(launched)
+        health = send("GET", f"{launched.url}/_sandbox/health")
+
+    assert re.fullmatch(rf"http://{re.escape(reached)}:\d+", launched.url)
+    assert health.status_code == 200
+    assert summary.startswith(f"mypreferences-sandbox: listening on all addresses ({host}), store memory, ")
+
+
+def test_the_control_plane_is_locked_by_the_token_given_on_the_command_line():
+    with Launched("--control-token", "let-me-in") as launched:
+        refused = requests.get(f"{launched.url}/_sandbox/faults", timeout=10)
+        allowed = requests.get(
+            f"{launched.url}/_sandbox/faults", headers={"Authorization": "Bearer let-me-in"}, timeout=10
+        )
+
+    assert (refused.status_code, allowed.status_code) == (401, 200)
+
+
+def test_the_control_plane_is_turned_off_on_the_command_line():
+    with Launched("--no-control", env={"SANDBOX_CONTROL": "true"}) as launched:
+        faults = requests.get(f"{launched.url}/_sandbox/faults", timeout=10)
+        health = requests.get(f"{launched.url}/_sandbox/health", timeout=10)
+
+    assert (faults.status_code, health.status_code) == (404, 200)
+
+
+def test_the_auth_file_is_given_on_the_command_line(tmp_path):
+    missing = tmp_path / "auth.json"
+    with start("--port", "0", "--auth-mode", "strict", "--auth-file", str(missing)) as process:
+        stdout, stderr = process.communicate(timeout=30)
+
+    assert (process.returncode, stdout) == (2, "")
+    [line] = stderr.splitlines()
+    assert line.startswith(f"mypreferences-sandbox: SANDBOX_AUTH_FILE {missing}: ")
+
+
+@pytest.mark.parametrize("option", ["--control-token", "--auth-file"])
+def test_an_empty_value_is_refused(option):
+    with start(option, "") as process:
+        _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    assert (
+        stderr.splitlines()[-1]
+        == f"mypreferences-sandbox: error: argument {option}: invalid nonempty value: ''"
+    )
+
+
+def test_an_unknown_variable_is_named_with_the_closest_setting():
+    env = {
+        "SANDBOX_MAX_SEARCH_RESULT": "5",
+        "SANDBOX_WORKER": "1",
+        "SANDBOX_NOTHING_LIKE_IT": "1",
+        # Known: a setting's nested key, the command line's own, the pytest plugin's.
+        "SANDBOX_ACCOUNTS__acme": '{"DefaultLocale": "fr_FR"}',
+        "SANDBOX_HEADER_TIMEOUT": "5",
+        "SANDBOX_WAIT": "30",
+    }
+    with Launched(env=env) as launched:
+        health = send("GET", f"{launched.url}/_sandbox/health")
+
+    assert health.status_code == 200
+    assert [line for line in launched.stderr.splitlines() if "is not a setting" in line] == [
+        "mypreferences-sandbox: SANDBOX_MAX_SEARCH_RESULT is not a setting; did you mean SANDBOX_MAX_SEARCH_RESULTS?",
+        "mypreferences-sandbox: SANDBOX_NOTHING_LIKE_IT is not a setting; no known name is close",
+        "mypreferences-sandbox: SANDBOX_WORKER is not a setting; did you mean SANDBOX_WORKERS?",
+    ]

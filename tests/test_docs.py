@@ -12,15 +12,12 @@ import pytest
 
 from sandbox import create_app
 from sandbox.contract import operation_name, operation_names
-from sandbox.settings import SETTINGS
+from sandbox.settings import COMMAND_LINE_VARIABLES, PREFIX, SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 README_LIMIT = 16 * 1024  # bytes
 # Variables the command line reads itself (sandbox/__main__.py); they are not settings of create_app.
-COMMAND_LINE_ONLY = {
-    "SANDBOX_HOST", "SANDBOX_PORT", "SANDBOX_THREADS", "SANDBOX_MAX_CONNECTIONS", "SANDBOX_HEADER_TIMEOUT",
-    "SANDBOX_BODY_TIMEOUT",
-}  # fmt: skip
+COMMAND_LINE_ONLY = {f"{PREFIX}{name}" for name in COMMAND_LINE_VARIABLES}
 
 
 def section(markdown: str, heading: str) -> str:

@@ -1,4 +1,5 @@
-"""The README's curl walkthrough, run as written against a fresh sandbox: every ``# expect:`` must hold."""
+"""The README's curl walkthrough, run as written against a fresh sandbox and a used one (every
+``# expect:`` must hold), and the container page's Python example, compiled."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from helpers import Launched
+import pytest
+from helpers import FIXTURES, Launched, minimal_profile, post_json
 
 ROOT = Path(__file__).resolve().parent.parent
 # curl's exit code when the peer resets the connection.
@@ -34,7 +36,8 @@ def steps(block: str) -> list[tuple[str, str | None]]:
     return found
 
 
-def test_every_command_of_the_walkthrough_does_what_it_says():
+@pytest.mark.parametrize("used", [False, True], ids=["fresh", "used"])
+def test_every_command_of_the_walkthrough_does_what_it_says(used, tmp_path):
     plan = steps(walkthrough())
     script = ["set -u"]
     for index, (line, expected) in enumerate(plan):
@@ -45,11 +48,17 @@ def test_every_command_of_the_walkthrough_does_what_it_says():
                 f'out=$({line} 2>/dev/null); code=$?; echo "STEP {index} $code $(printf "%s" "$out" | head -1)"'
             )
 
-    with Launched() as launched:
+    # A used sandbox: seeded, and with profiles of another client, which hold the first ProfileIds.
+    seeded = ("--seed-file", str(FIXTURES / "seed.json")) if used else ()
+    with Launched(*seeded) as launched:
+        if used:
+            for _ in range(2):
+                assert post_json(f"{launched.url}/earlier/Profile", minimal_profile()).status_code == 201
         result = subprocess.run(
             ["bash", "-c", "\n".join(script)],
             cwd=ROOT,
-            env={"SANDBOX": launched.url, "PATH": "/usr/bin:/bin:/usr/local/bin"},
+            # TMPDIR: the walkthrough's temporary file goes to the test's own folder.
+            env={"SANDBOX": launched.url, "PATH": "/usr/bin:/bin:/usr/local/bin", "TMPDIR": str(tmp_path)},
             capture_output=True,
             text=True,
             timeout=120,
@@ -70,3 +79,13 @@ def test_every_command_of_the_walkthrough_does_what_it_says():
             assert (code, status) == (0, expected), line
         checked += 1
     assert checked >= 15
+
+
+def test_the_testcontainers_example_is_python():
+    page = (ROOT / "docs" / "container.md").read_text()
+    [section] = re.findall(r"^## From Python, with testcontainers\n(.*?)(?=^## |\Z)", page, re.M | re.S)
+    [snippet] = re.findall(r"```python\n(.*?)```", section, re.S)
+
+    compile(snippet, "docs/container.md", "exec")  # a SyntaxError fails the test
+    for step in ("DockerContainer(", '"/_sandbox/health"', '"--sandbox-url"'):
+        assert step in snippet
