@@ -42,7 +42,10 @@ def read(schema: Schema | None, root: str) -> formats.Body:
         root,
         current_app.config["MAX_NESTING_DEPTH"],
     )
-    current_record().warnings.extend(body.warnings)
+    record = current_record()
+    record.warnings.extend(body.warnings)
+    if body.document is not None:
+        record.body_form = (body.document, None)
     return body
 
 

@@ -46,6 +46,9 @@ class Body:
 
     data: Any
     warnings: list[str] = field(default_factory=list)
+    # A JSON body as parsed, before it is read into a schema (which copies what it converts): its
+    # parsed form, for the journal, without parsing it again. None for XML.
+    document: Any = None
 
 
 def is_xml(media_type: str | None) -> bool:
@@ -84,8 +87,8 @@ def read_body(
 def _read_json(raw: bytes, schema: Schema | None, max_depth: int) -> Body:
     data = parse_json(raw, max_depth)
     if schema is None:
-        return Body(data)
-    body = Body(None)
+        return Body(data, document=data)
+    body = Body(None, document=data)
     body.data = _json_object(data, schema, "", body.warnings)
     return body
 

@@ -412,10 +412,16 @@ def _body_form(body: str, withheld: bool, limit: int) -> dict:
         return {"bodyNotParsed": "truncated"}
     if not body.strip():
         return {}
-    value, unparsed = formats.parsed_form(
-        body.encode(), request.mimetype, current_app.config["MAX_NESTING_DEPTH"]
-    )
+    value, unparsed = _whole_body_form(body.encode())
     return {"bodyJson": value} if unparsed is None else {"bodyNotParsed": unparsed}
+
+
+def _whole_body_form(raw: bytes) -> tuple[Any, str | None]:
+    """The whole body's parsed form (``formats.parsed_form``), parsed once per request."""
+    record = current_record()
+    if record.body_form is None:
+        record.body_form = formats.parsed_form(raw, request.mimetype, current_app.config["MAX_NESTING_DEPTH"])
+    return record.body_form
 
 
 def _parsed_body() -> Any:
@@ -428,7 +434,7 @@ def _parsed_body() -> Any:
         raw = request.get_data(cache=True)
     except (RequestEntityTooLarge, ClientDisconnected):
         return None
-    return formats.parsed_form(raw, request.mimetype, current_app.config["MAX_NESTING_DEPTH"])[0]
+    return _whole_body_form(raw)[0]
 
 
 def _log_line(record: RequestRecord, response: Response) -> None:

@@ -40,6 +40,9 @@ class RequestRecord:
     # The store could not be reached: the request was answered 503, and is not journaled (a
     # second wait on a silent Redis would double the client's).
     unreachable: bool = False
+    # The whole body's parsed form and why it has none (formats.parsed_form), once the view or a
+    # fault rule has parsed it: the journal entry takes it rather than parsing the body again.
+    body_form: tuple[Any, str | None] | None = None
 
     @property
     def plane(self) -> str | None:
