@@ -68,7 +68,10 @@ def package_imports(tree: ast.Module) -> set[str]:
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 1:
-            found |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+            # ``from . import name``: a module, or else a name the package itself (__init__) defines.
+            modules = {path.stem for path in PACKAGE.glob("*.py")}
+            names = {alias.name if alias.name in modules else "__init__" for alias in node.names}
+            found |= {node.module.split(".")[0]} if node.module else names
     return found
 
 
