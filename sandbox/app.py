@@ -15,7 +15,7 @@ from . import account_api, api, control, exchange, history_api, oauth, openapi, 
 from .contract import CONTROL_PREFIX
 from .errors import VendorError
 from .jsonstream import StateDocument
-from .settings import DEFAULTS, check_config
+from .settings import DEFAULTS, check_config, check_keys
 
 
 class ClientIdConverter(BaseConverter):
@@ -59,6 +59,7 @@ class SandboxFlask(Flask):
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """A sandbox app: defaults, then ``SANDBOX_*`` environment variables, then ``config``."""
     app = SandboxFlask(__name__)
+    check_keys(config or {}, app.config)  # Flask's own keys, as yet the only ones it holds
     # A copy: SANDBOX_ACCOUNTS__acme sets one key of ACCOUNTS in place, which would change the
     # defaults of every later app of the process.
     app.config.update(copy.deepcopy(DEFAULTS))

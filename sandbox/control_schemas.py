@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
@@ -224,6 +225,16 @@ def _latin1(value: str) -> bool:
     return True
 
 
+def _finite(value: Any) -> None:
+    """Refuse a number JSON cannot write back (1e999 reads as infinity): the rule is answered and
+    listed as JSON, and no parsed body could hold it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError("The number is beyond what a JSON number can hold here (a double).")
+    if isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            _finite(item)
+
+
 class MatchSchema(Strict):
     method = Items(fields.String(validate=_token("method")))
     path = Glob()
@@ -236,7 +247,7 @@ class MatchSchema(Strict):
     )
     body = fields.Dict(
         keys=fields.String(validate=_usable_pointer),
-        values=fields.Raw(allow_none=True),
+        values=fields.Raw(allow_none=True, validate=_finite),
         validate=_few_body_matchers,
         metadata={
             "description": "JSON Pointer (RFC 6901) -> the JSON value the request's parsed body must "

@@ -412,7 +412,8 @@ def _body_form(body: str, withheld: bool, limit: int) -> dict:
         return {"bodyNotParsed": "truncated"}
     if not body.strip():
         return {}
-    value, unparsed = _whole_body_form(body.encode())
+    # The bytes sent, not the text kept: bytes that are not UTF-8 are as malformed here as for the view.
+    value, unparsed = _whole_body_form(request.get_data(cache=True))
     return {"bodyJson": value} if unparsed is None else {"bodyNotParsed": unparsed}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -156,17 +156,27 @@ def check_config(config: Mapping[str, Any]) -> None:
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """A line for each ``SANDBOX_*`` variable of ``environ`` that nothing reads, naming the closest name."""
     # Compared without the prefix, which every name shares and would make any two look alike.
-    known = sorted(name.removeprefix(PREFIX) for name in KNOWN_VARIABLES)
+    known = [name.removeprefix(PREFIX) for name in KNOWN_VARIABLES]
     lines = []
     for name in sorted(environ):
         # SANDBOX_ACCOUNTS__acme sets one key of SANDBOX_ACCOUNTS (Flask reads "__" as nesting).
         head = name.split("__", 1)[0]
-        if not name.startswith(PREFIX) or head in KNOWN_VARIABLES:
-            continue
-        closest = difflib.get_close_matches(head.removeprefix(PREFIX), known, n=1)
-        hint = f"did you mean {PREFIX}{closest[0]}?" if closest else "no known name is close"
-        lines.append(f"{name} is not a setting; {hint}")
+        if name.startswith(PREFIX) and head not in KNOWN_VARIABLES:
+            lines.append(f"{name} is not a setting; {_closest(head.removeprefix(PREFIX), known, PREFIX)}")
     return lines
+
+
+def check_keys(config: Mapping[str, Any], others: Iterable[str]) -> None:
+    """Refuse a key of ``config`` that is neither a setting nor one of ``others`` (the framework's),
+    naming the closest setting: a misspelt key would otherwise be ignored, its setting left at its
+    default (a control token, say)."""
+    for key in sorted(set(config) - set(SETTINGS) - set(others)):
+        raise ValueError(f"{key} is not a setting; {_closest(key, list(SETTINGS), '')}")
+
+
+def _closest(name: str, known: list[str], prefix: str) -> str:
+    closest = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"did you mean {prefix}{closest[0]}?" if closest else "no known name is close"
 
 
 def _check_text(name: str, value: Any, limit: int) -> None:

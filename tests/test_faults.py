@@ -652,3 +652,18 @@ def test_a_body_that_carries_secrets_is_never_matched(control, base_url):
 
     assert response.status_code != 503
     assert entry["nearMiss"] == {"rule": rule["id"], "unmet": ["body./client_secret"]}
+
+
+def test_a_body_matcher_value_beyond_a_double_is_a_400(control, client_id, base_url):
+    # Written by hand: json.dumps would write the infinity 1e999 reads as Infinity, which is no JSON.
+    rule = (
+        f'{{"match": {{"clientId": "{client_id}", "body": {{"/x": [1e999]}}}}, "respond": {{"status": 500}}}}'
+    )
+
+    refused = requests.post(
+        f"{base_url}/_sandbox/faults", data=rule, headers={"Content-Type": "application/json"}, timeout=10
+    )
+
+    assert refused.status_code == 400
+    assert any(key.startswith("match.body") for key in refused.json()["ModelState"])
+    assert control.faults(client_id) == []

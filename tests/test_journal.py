@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from helpers import Served, minimal_profile, post_json, send, send_bytes, send_xml
+from helpers import JSON, Served, minimal_profile, post_json, send, send_bytes, send_xml
 
 from sandbox.control_client import ControlClient, ControlError
 
@@ -392,6 +392,15 @@ def test_a_body_that_is_not_json_or_xml_is_kept_as_text_and_says_why(
     assert entry["body"] == body.decode()
     assert "bodyJson" not in entry
     assert entry["bodyNotParsed"] == why
+
+
+def test_a_body_that_is_not_utf_8_is_malformed_as_the_view_finds_it(control, client_id, profile_url):
+    sent = send_bytes("POST", profile_url, '{"CustomerName": {"LastName": "Müller"}}'.encode("latin-1"), JSON)
+
+    [entry] = control.requests(client_id=client_id)
+
+    assert sent.status_code == 400
+    assert (entry["bodyNotParsed"], "bodyJson" in entry) == ("malformed", False)
 
 
 def test_an_empty_body_has_neither_a_parsed_form_nor_a_reason(control, client_id, profile_url):

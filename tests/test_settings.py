@@ -60,3 +60,12 @@ def test_a_nested_variable_changes_its_app_and_not_the_defaults(monkeypatch):
 
     assert configured.config["ACCOUNTS"] == {"acme": {"DefaultLocale": "fr_FR"}}
     assert later.config["ACCOUNTS"] == {}
+
+
+def test_a_misspelt_key_of_a_config_is_refused_naming_the_setting():
+    with pytest.raises(ValueError, match=r"^CONTROL_TOKN is not a setting; did you mean CONTROL_TOKEN\?$"):
+        create_app({"CONTROL_TOKN": "t"})
+
+
+def test_flasks_own_keys_are_taken():
+    assert create_app({"TESTING": True}).testing
