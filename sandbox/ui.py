@@ -2,8 +2,11 @@
 
 The dashboard shows the clients and their profile counts, one client's profiles, one profile, the
 active fault rules and the newest journal entries: HTML rendered by the server, escaped by Jinja,
-with no script, every list capped. It obeys the control plane's switches: turned off, a 404; locked,
-it wants the token, which a browser following a link can only carry in the query, as ``?token=``.
+with no script, every list capped. Each value a caller supplied (a clientId, a profile's field, a
+path, a warning) is isolated in a ``<bdi>``: a right-to-left override in it reorders nothing around
+it, and it cannot pass for another cell's text. It obeys the control plane's switches: turned
+off, a 404; locked, it wants the token, which a browser following a link can only carry in the
+query, as ``?token=``.
 
 The API reference is Swagger UI over ``/_sandbox/openapi.json``, its files served from the
 swagger-ui-bundle package, so that it works offline. Like the document, it answers whatever the
@@ -37,6 +40,8 @@ PAGE_SIZE = 200  # rows of a list: clients, or one client's profiles
 COUNT_CAP = 1000
 LATEST = 50  # journal entries shown, newest first
 PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,8}")
+# Unicode's bidirectional formatting characters: marks, embeddings, overrides, isolates.
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
 SWAGGER_UI: Path = swagger_ui_path
 
@@ -119,7 +124,9 @@ def _render(template: str, headers: Mapping[str, str], **context: Any) -> Respon
     return Response(render_template(template, link=link, **context), headers=headers, mimetype="text/html")
 
 
-@bp.get("/ui")
+# strict_slashes=False: ``/_sandbox/ui/``, as a browser or a hand often writes it, is the dashboard
+# too, rather than the vendor API's 404 (a rule without its slash otherwise matches only without).
+@bp.get("/ui", strict_slashes=False)
 @page_view(
     "The dashboard",
     "The clients and their profile counts, the active fault rules, the newest journal entries.",
@@ -158,23 +165,25 @@ def dashboard() -> Response:
     errors={**BAD_PAGE, 404: UNKNOWN_CLIENT},
 )
 def dashboard_client(client_id: str) -> Response:
-    """One client's profiles, active or not, 200 a page, by ProfileId, and its newest 50 journal
-    entries; 404 for a clientId with neither profiles nor an account configuration."""
+    """One client's profiles, active or not, 200 a page, by ProfileId, with how many it has
+    (counted up to 1,000, or as far as the page reads), and its newest 50 journal entries; 404 for
+    a clientId with neither profiles nor an account configuration."""
     sandbox = parts.current()
     page = _page()
     stored = sandbox.store.export(client_id).get(client_id)
     if stored is None and client_id not in sandbox.accounts.export(client_id):
         raise NotFound(f"The sandbox holds nothing of the clientId '{client_id}'.")
     start = (page - 1) * PAGE_SIZE
-    profiles = list(islice(stored, start, start + PAGE_SIZE + 1)) if stored is not None else []
+    profiles, total = _page_of(stored, start) if stored is not None else ([], 0)
     return _render(
         "client.html",
         DASHBOARD_HEADERS,
         client_id=client_id,
-        profiles=[_profile_row(profile) for profile in profiles[:PAGE_SIZE]],
+        profiles=[_profile_row(profile) for profile in profiles],
         first=start + 1,
+        total=f"{COUNT_CAP}+" if total is None else str(total),
         page=page,
-        more=len(profiles) > PAGE_SIZE,
+        more=total is None or total > start + PAGE_SIZE,
         entries=_latest(lambda entry: entry.get("clientId") == client_id),
     )
 
@@ -195,7 +204,7 @@ def dashboard_profile(client_id: str, profile_id: int) -> Response:
         DASHBOARD_HEADERS,
         client_id=client_id,
         profile_id=profile_id,
-        document=json.dumps(profile, indent=2, ensure_ascii=False),
+        document=_json(profile, indent=2),
     )
 
 
@@ -207,20 +216,53 @@ def _count(profiles: Iterator[dict] | None) -> str:
     return f"{COUNT_CAP}+" if counted > COUNT_CAP else str(counted)
 
 
+@bp.app_template_filter("isolate")
+def isolate(value: object) -> str:
+    """``value`` between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE, for text that cannot hold
+    a ``<bdi>`` (a page's title): a right-to-left override in it then reorders nothing after it."""
+    return f"\u2068{value}\u2069"
+
+
+def _json(value: Any, indent: int | None = None) -> str:
+    """``value`` as JSON, its letters as they are but its bidirectional controls escaped (``\\u202e``):
+    a JSON text shows several strings on a line, and an override in one would reorder the rest of
+    the line, hiding what it holds. They only occur in strings, where the escape means the same."""
+    return BIDI_CONTROLS.sub(
+        lambda found: f"\\u{ord(found.group()):04x}", json.dumps(value, indent=indent, ensure_ascii=False)
+    )
+
+
+def _page_of(profiles: Iterator[dict], start: int) -> tuple[list[dict], int | None]:
+    """The PAGE_SIZE profiles from position ``start``, and how many there are in all: None where
+    that is more than COUNT_CAP and more than the page reads (one more than its last)."""
+    # One reading serves both, so that the page and its total come from the same moment's state
+    # and the store is read once: up to 1,001 profiles, as the dashboard's count reads of each
+    # client, or to one past the page where it lies further.
+    limit = max(COUNT_CAP, start + PAGE_SIZE) + 1
+    shown: list[dict] = []
+    counted = 0
+    for counted, profile in enumerate(islice(profiles, limit), 1):
+        if counted > start and len(shown) < PAGE_SIZE:
+            shown.append(profile)
+    return shown, None if counted == limit else counted
+
+
 def _profile_row(profile: dict) -> dict[str, Any]:
     """What a profile's row shows: its id, whether active, name, default email, AlternateIds."""
     name = profile.get("CustomerName") or {}
     emails = profile.get("Emails") or []
     default = next((email for email in emails if email.get("IsDefault")), emails[0] if emails else {})
+    # The name's parts and each AlternateId stay apart, for the template to isolate each: a
+    # right-to-left override in a FirstName would otherwise reverse the LastName after it.
     return {
         "id": profile.get("ProfileId"),
         "active": profile.get("IsActive"),
-        "name": " ".join(part for part in (name.get("FirstName"), name.get("LastName")) if part),
+        "name": [part for part in (name.get("FirstName"), name.get("LastName")) if part],
         "email": default.get("EmailAddress") or "",
-        "alternate_ids": ", ".join(
-            f"{entry.get('AlternateIdType')}: {entry.get('AlternateId')}"
+        "alternate_ids": [
+            (entry.get("AlternateIdType"), entry.get("AlternateId"))
             for entry in profile.get("AlternateIds") or []
-        ),
+        ],
         "modified": (profile.get("Edited") or {}).get("ModifiedDate") or "",
     }
 
@@ -235,7 +277,7 @@ def _rule_row(rule: dict) -> dict[str, Any]:
         action = "delay"
     return {
         "id": rule["id"],
-        "match": json.dumps(rule.get("match") or {}, ensure_ascii=False),
+        "match": _json(rule.get("match") or {}),
         "action": action + (" after" if rule.get("when") == "after" else ""),
         "matched": rule["matched"],
         "hits": rule["hits"],

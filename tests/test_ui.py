@@ -24,6 +24,8 @@ from sandbox.control_client import ControlClient
 
 XSS_CLIENT = "<img src=x onerror=alert(1)>"
 XSS_NAME = '<script>alert("name")</script>'
+# A RIGHT-TO-LEFT OVERRIDE: shown bare, it reverses whatever follows it on the line.
+RLO_CLIENT = "acme\u202e"
 TOKEN = "s3cret-token"
 
 
@@ -126,6 +128,53 @@ def test_a_client_id_and_a_profile_field_are_escaped_everywhere(sandbox):
     assert "&lt;script&gt;alert(\\&#34;name\\&#34;)&lt;/script&gt;" in pages[2].text
 
 
+def test_a_client_page_says_which_of_its_profiles_it_shows_and_of_how_many(sandbox):
+    for _ in range(2):  # another client's profiles hold the first ProfileIds
+        create(sandbox.url, "globex")
+    for _ in range(3):
+        create(sandbox.url, "acme")
+
+    first, beyond = page(client_url(sandbox.url, "acme")), page(client_url(sandbox.url, "acme"), page="2")
+
+    # Positions in the client's list, not ProfileIds (these are 3 to 5), and the client's total.
+    assert "Profiles 1 to 3 of 3, in order of ProfileId." in first.text
+    assert [cells(row)[0] for row in rows(first.text, "profiles")] == ["3", "4", "5"]
+    assert "No profile on this page (3 in all)." in beyond.text
+
+
+def test_a_client_id_holding_a_bidi_control_is_isolated_everywhere(sandbox):
+    created = create(sandbox.url, RLO_CLIENT, CustomerName={"FirstName": "\u202eAnn", "LastName": "Lee"})
+    isolated = f"<bdi>{RLO_CLIENT}</bdi>"
+
+    dashboard = page(f"{sandbox.url}/_sandbox/ui")
+    client = page(client_url(sandbox.url, RLO_CLIENT))
+    profile = page(f"{client_url(sandbox.url, RLO_CLIENT)}/profiles/{created['ProfileId']}")
+
+    [listed] = rows(dashboard.text, "clients")
+    assert f"{isolated}</a></td>" in listed
+    [journaled] = rows(dashboard.text, "journal")
+    assert f"{isolated}</a></td>" in journaled and f"<bdi>/{RLO_CLIENT}/Profile</bdi>" in journaled
+    assert f"<h1>Client <code>{isolated}</code></h1>" in client.text
+    # Each part of the name on its own, so that the override reverses nothing but the FirstName.
+    [row] = rows(client.text, "profiles")
+    assert "<td><bdi>\u202eAnn</bdi> <bdi>Lee</bdi></td>" in row
+    assert f"<code>{isolated}</code></a></h1>" in profile.text
+    # A title holds no markup: isolates, as characters, do the same there.
+    assert f"<title>\u2068{RLO_CLIENT}\u2069 · " in client.text
+    # In the JSON text an override is shown as its escape, which means the same.
+    assert "\u202e" not in profile.text.split('<pre id="profile">')[1]
+    assert "&#34;FirstName&#34;: &#34;\\u202eAnn&#34;" in profile.text
+
+
+def test_the_dashboard_answers_with_a_trailing_slash_too(sandbox):
+    create(sandbox.url, "acme")
+
+    response = page(f"{sandbox.url}/_sandbox/ui/")
+
+    assert response.status_code == 200
+    assert [cells(row) for row in rows(response.text, "clients")] == [["acme", "1"]]
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -169,8 +218,10 @@ def test_lists_are_capped_and_paged(sandbox):
 
     assert (len(rows(first.text, "clients")), len(rows(last.text, "clients"))) == (200, 2)
     assert 'rel="next" href="/_sandbox/ui?page=2"' in first.text and 'rel="next"' not in last.text
-    assert re.search(r">big</a></td><td[^>]*>1000\+<", first.text)
+    assert re.search(r">big</bdi></a></td><td[^>]*>1000\+<", first.text)
     assert len(rows(profiles.text, "profiles")) == 200
+    # The total is capped as the dashboard's count is, but where the page reads further.
+    assert "Profiles 1 to 200 of 1000+," in profiles.text and "Profiles 1001 to 1001 of 1001," in end.text
     assert 'href="/_sandbox/ui/clients/big?page=2"' in profiles.text
     assert len(rows(end.text, "profiles")) == 1 and 'rel="next"' not in end.text
 
