@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 from helpers import STORES, Launched, Served, store_config
 from redis_server import RedisServer
 
@@ -55,3 +56,17 @@ def redis_server() -> Iterator[RedisServer]:
     """A real redis-server, started once for the session; each user takes its own namespace."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture
+def connection(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session's redis-server."""
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace of the session's Redis that no other test uses."""
+    return uuid.uuid4().hex

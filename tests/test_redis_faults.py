@@ -10,7 +10,6 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
-from uuid import uuid4
 
 import pytest
 import redis
@@ -123,18 +122,6 @@ class Elsewhere:
 def pool() -> Iterator[ProcessPoolExecutor]:
     with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as executor:
         yield executor
-
-
-@pytest.fixture
-def namespace() -> str:
-    return uuid4().hex
-
-
-@pytest.fixture
-def connection(redis_server) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -118,18 +118,6 @@ def owners(store: RedisStore) -> dict[int, bytes]:
 
 
 @pytest.fixture
-def connection(redis_server) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def namespace() -> str:
-    return uuid.uuid4().hex
-
-
-@pytest.fixture
 def store(connection, namespace) -> Iterator[RedisStore]:
     made = RedisStore(Shared(connection, namespace=namespace))
     yield made
