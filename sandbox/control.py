@@ -187,10 +187,17 @@ def clear_faults() -> Response:
 
 
 def _filters() -> tuple[Callable[[dict], bool], int | None]:
+    """The journal filters of the query; 400 for a filter given twice."""
+    schema = payloads.RequestFilterSchema()
+    for name, values in request.args.lists():
+        # body is the one filter that adds up (each must hold); any other given twice has no one
+        # meaning, and reading the first alone would quietly drop the second.
+        if name != "body" and name in schema.fields and len(values) > 1:
+            raise invalid(name, f"The filter '{name}' is given twice; give it once.")
     query: dict[str, Any] = request.args.to_dict()
-    if "body" in query:  # the one filter that may be repeated
+    if "body" in query:
         query["body"] = request.args.getlist("body")
-    options = _payload(payloads.RequestFilterSchema(), query)
+    options = _payload(schema, query)
     operation = options.get("operation")
     known = set().union(
         *(operation_names(current_app.view_functions, plane) for plane in ("vendor", "oauth"))
@@ -213,7 +220,8 @@ def list_requests() -> Response:
     """Journal entries, oldest first, filtered by ``clientId``, ``method``, ``operation``, ``path``
     (a glob), ``status``, ``since``, ``until``, ``warning`` (a glob any of an entry's warnings must
     match: ``*`` keeps the requests that drew a warning), ``body`` (``<JSON Pointer>=<value>``, its
-    parsed body holds the value there; repeatable); ``limit`` keeps the newest ones."""
+    parsed body holds the value there; repeatable, all must hold); ``limit`` keeps the newest ones.
+    Any filter but ``body`` given twice is a 400."""
     matches, limit = _filters()
     entries = parts.current().journal.entries(matches)[-limit if limit else None :]
     return json_response(

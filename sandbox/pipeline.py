@@ -103,8 +103,12 @@ def _before() -> Response | None:
     view = current_app.view_functions.get(request.endpoint or "")
     record.contract = contract_of(view)
     record.operation = operation_name(request.endpoint)
-    record.client_id = (request.view_args or {}).get("client_id")
     record.control = is_control(request.path)
+    record.client_id = (request.view_args or {}).get("client_id")
+    if request.url_rule is None and not record.control:
+        # No route (404) or not this method (405): the path still names the client, and a test
+        # that reads the journal by its clientId must see the requests it sent astray.
+        record.client_id = _client_in_path(request.path)
     if record.contract is not None:
         request.max_content_length = current_app.config[record.contract.body_limit]
     if record.control:
@@ -122,6 +126,16 @@ def _before() -> Response | None:
         record.warnings.extend(caller.warnings)
         exchange.response_type()  # 406 before anything is read or stored
     return None
+
+
+def _client_in_path(path: str) -> str | None:
+    """The clientId where the vendor's URLs put it: the first segment, or the second after ``Profiles``."""
+    segments = path.split("/")[1:]
+    if segments[:1] == ["Profiles"]:
+        segments = segments[1:]
+    elif segments[:1] == ["oauth"]:
+        return None
+    return segments[0] if segments and segments[0] else None
 
 
 def _after(response: Response) -> Response:

@@ -328,9 +328,31 @@ def test_an_entry_names_its_operation_or_none_without_a_route(control, client_id
     assert [entry["operation"] for entry in control.requests(client_id=client_id)] == [
         "create_profile",
         "get_profile",
+        None,
     ]
     [unrouted] = control.requests(path=f"/{client_id}/Nowhere/*")
-    assert unrouted["operation"] is None
+    assert (unrouted["operation"], unrouted["clientId"]) == (None, client_id)
+
+
+def test_a_request_that_no_route_or_method_takes_is_journaled_under_the_paths_client(
+    control, client_id, base_url
+):
+    assert send("DELETE", f"{base_url}/{client_id}/Profile").status_code == 405
+    assert send("GET", f"{base_url}/{client_id}/Profil").status_code == 404
+    assert send("GET", f"{base_url}/Profiles/{client_id}/Profil").status_code == 404
+    strayed = ("/Profiles", "/Profiles//Profil", "/oauth/nowhere")
+    for path in (*strayed, "/_sandbox/nowhere"):
+        send("GET", f"{base_url}{path}")
+
+    assert [(e["method"], e["path"], e["status"]) for e in control.requests(client_id=client_id)] == [
+        ("DELETE", f"/{client_id}/Profile", 405),
+        ("GET", f"/{client_id}/Profil", 404),
+        ("GET", f"/Profiles/{client_id}/Profil", 404),
+    ]
+    assert control.count(client_id=client_id) == 3
+    # No clientId where the segment is empty or the path is the token issuer's.
+    strays = [(e["path"], e["clientId"]) for e in control.requests(limit=20) if e["path"] in strayed]
+    assert strays == [(path, None) for path in strayed]
 
 
 def test_a_json_body_is_kept_as_text_and_parsed(control, client_id, profile_url):
@@ -582,3 +604,26 @@ def test_the_body_filter_and_the_new_entry_fields_are_documented(served):
     entry = document["components"]["schemas"]["JournalEntry"]["properties"]
     assert {"operation", "bodyJson", "bodyNotParsed", "nearMiss"} <= set(entry)
     assert entry["bodyNotParsed"]["enum"] == ["truncated", "malformed", "not JSON or XML", "withheld"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["operation=create_profile&operation=get_profile", "status=200&status=404", "clientId=a&clientId=b",
+     "path=/a&path=/b", "limit=1&limit=2"],
+)  # fmt: skip
+@pytest.mark.parametrize("endpoint", ["/_sandbox/requests", "/_sandbox/requests/count"])
+def test_a_filter_given_twice_is_400_naming_it(control, endpoint, query):
+    name = query.partition("=")[0]
+    response = send("GET", f"{control.base_url}{endpoint}?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["ModelState"] == {name: [f"The filter '{name}' is given twice; give it once."]}
+
+
+def test_body_given_twice_means_both_hold(control, client_id, profile_url):
+    post_json(profile_url, minimal_profile())
+    url = f"{control.base_url}/_sandbox/requests/count?clientId={client_id}&body=/CustomerName/FirstName=Ann"
+
+    assert send("GET", url).json() == {"count": 1}
+    assert send("GET", f"{url}&body=/CustomerName/LastName=Example").json() == {"count": 1}
+    assert send("GET", f"{url}&body=/CustomerName/FirstName=Bob").json() == {"count": 0}
