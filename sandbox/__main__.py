@@ -120,20 +120,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--port",
         type=port,
-        default=env("SANDBOX_PORT", "8080"),
         help="port; 0 picks a free one (SANDBOX_PORT, default 8080)",
     )
     parser.add_argument(
         "--max-connections",
         type=positive,
-        default=env("SANDBOX_MAX_CONNECTIONS", str(defaults.max_connections)),
         help="connections served at once, idle ones, delays and hangs included; more wait to be "
         f"accepted (SANDBOX_MAX_CONNECTIONS, default {defaults.max_connections})",
     )
     parser.add_argument(
         "--header-timeout",
         type=positive,
-        default=env("SANDBOX_HEADER_TIMEOUT", str(defaults.header_timeout)),
         help="seconds a connection has to send a whole request head, from its opening or its "
         "previous answer; then it is closed unanswered, so this is also how long an idle "
         f"connection is kept (SANDBOX_HEADER_TIMEOUT, default {defaults.header_timeout})",
@@ -141,14 +138,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--body-timeout",
         type=positive,
-        default=env("SANDBOX_BODY_TIMEOUT", str(defaults.body_timeout)),
         help="seconds a request has to send its whole body, after its head; then it is answered "
         f"408 and closed (SANDBOX_BODY_TIMEOUT, default {defaults.body_timeout})",
     )
     parser.add_argument(
         "--threads",
         type=positive,
-        default=env("SANDBOX_THREADS"),
         help="ignored, kept so that older command lines still start: the server has no thread "
         "pool any more (see --max-connections) (SANDBOX_THREADS)",
     )
@@ -161,7 +156,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=positive,
-        default=env("SANDBOX_WORKERS", "1"),
         help="worker processes; more than one needs a Redis store (SANDBOX_WORKERS, default 1)",
     )
     parser.add_argument(
@@ -198,7 +192,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["text", "json"],
         help="one line per request, as text or JSON (SANDBOX_LOG_FORMAT, default text)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Read here rather than as argparse defaults, which it would refuse naming the option, when the
+    # unreadable value is the variable's.
+    fallbacks: dict[str, tuple[str, Callable[[str], int], str | None]] = {
+        "port": ("SANDBOX_PORT", port, "8080"),
+        "max_connections": ("SANDBOX_MAX_CONNECTIONS", positive, str(defaults.max_connections)),
+        "header_timeout": ("SANDBOX_HEADER_TIMEOUT", positive, str(defaults.header_timeout)),
+        "body_timeout": ("SANDBOX_BODY_TIMEOUT", positive, str(defaults.body_timeout)),
+        "threads": ("SANDBOX_THREADS", positive, None),
+        "workers": ("SANDBOX_WORKERS", positive, "1"),
+    }
+    for dest, (name, read, fallback) in fallbacks.items():
+        text = env(name, fallback)
+        if getattr(args, dest) is None and text is not None:
+            try:
+                setattr(args, dest, read(text))
+            except ValueError:
+                parser.error(f"{name}: invalid {read.__name__} value: {text!r}")
+    return args
 
 
 def cooperative() -> None:
@@ -581,6 +593,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # (a few milliseconds): the worker makes the one that serves, and loads the seed into it.
         checked = create_app({**overrides, "SEED_FILE": None})
         refusals += store_errors(checked.config)
+        if args.control_token is not None and not checked.config["CONTROL"]:
+            # Dropped, it would leave whoever gave it believing the control plane locked.
+            off = "--no-control" if args.control is False else "SANDBOX_CONTROL=false"
+            raise ValueError(f"--control-token has no use with {off}")
         shared = checked.config["STORE"] != "memory"
         if args.workers > 1 and not shared:
             raise ValueError("--workers above 1 needs a shared store: --store redis://HOST:PORT/DB")

@@ -25,15 +25,19 @@ The in-process sandbox logs nothing into a test's captured log but warnings and 
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import os
 import threading
 import time
 import urllib.error
+import urllib.request
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Unpack
+from urllib.parse import urlsplit
 
 import pytest
 from flask import current_app, has_app_context
@@ -44,7 +48,6 @@ from .auth import pnauthinfo3_header
 from .control_client import (
     Clock,
     ControlClient,
-    ControlError,
     EntryFilters,
     FaultReport,
     FaultRule,
@@ -52,6 +55,7 @@ from .control_client import (
     JournalEntry,
 )
 from .pipeline import log as request_log
+from .settings import unknown_variables
 
 # The handle's PNAUTHINFO3 UserId. Its secret: the in-process sandbox's SANDBOX_AUTH_SECRET (unless
 # sandbox_config gives one), so that lenient mode verifies the handle's signatures for any clientId;
@@ -76,6 +80,10 @@ POLL_INTERVAL = 0.1
 LEAST_TRY = 1.0
 # Marks the app of an in-process server whose request lines are dropped (its app.extensions key).
 QUIET = "sandbox.pytest_quiet"
+
+
+class SandboxConfigWarning(UserWarning):
+    """A setting of the in-process sandbox that is likely a mistake (a misspelt SANDBOX_* variable)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -127,6 +135,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if flag not in FAIL_FLAGS:
         raise pytest.UsageError(f"SANDBOX_FAIL_ON_WARNING must be 1, 0, true or false, not {flag!r}")
     config.stash[FAIL_ALL] = config.getoption("sandbox_fail_on_warning") or FAIL_FLAGS[flag]
+    url = config.getoption("sandbox_url")
+    # Refused now: waited for, such a URL would fail every try, and only after the whole wait.
+    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+        raise pytest.UsageError(f"--sandbox-url {url}: not an http:// or https:// URL")
     wait = config.getoption("sandbox_wait")
     if wait is None:
         text = os.environ.get("SANDBOX_WAIT", "30")
@@ -304,6 +316,10 @@ def sandbox_server(request: pytest.FixtureRequest, sandbox_config: dict[str, Any
         _wait_until_healthy(request.session, server, config.stash[WAIT])
         yield server
         return
+    # The app reads every SANDBOX_* variable, so a misspelt one would leave its setting at its
+    # default without a word; the command line says so on stderr, the plugin in the warnings summary.
+    for line in unknown_variables(os.environ):
+        warnings.warn(SandboxConfigWarning(line), stacklevel=1)
     # A copy without the plugin's own key: the `sandbox` fixture still reads it from the original.
     # The handle signs with a secret the in-process sandbox shares, so its signatures are verified.
     settings = {"AUTH_SECRET": SHARED_SECRET}
@@ -328,17 +344,21 @@ def _wait_until_healthy(session: pytest.Session, server: SandboxServer, seconds:
     deadline = time.monotonic() + seconds
     while True:
         # A try waits at most until the deadline, yet long enough to connect at all.
-        probe = ControlClient(server.url, timeout=max(deadline - time.monotonic(), LEAST_TRY))
+        timeout = max(deadline - time.monotonic(), LEAST_TRY)
         try:
-            probe.health()
+            # Asked by hand, not through ControlClient: an error's status must survive a body that is
+            # no JSON (another server's 404 page), which the client would only fail to decode.
+            with urllib.request.urlopen(f"{server.url}/_sandbox/health", timeout=timeout) as answer:
+                json.loads(answer.read())
             return
-        except ControlError as error:
-            cause = f"it answered {error.status}"
+        except urllib.error.HTTPError as error:
+            error.close()
+            cause = f"it answered {error.code}"
         except urllib.error.URLError as error:
             cause = str(error.reason)
         except (OSError, http.client.HTTPException) as error:
             cause = str(error) or type(error).__name__
-        except ValueError:  # a body that is no JSON, such as another server's 404 page
+        except ValueError:  # a 200 whose body is no JSON
             cause = "what answers is no sandbox: its answer is not JSON"
         if time.monotonic() >= deadline:
             message = (

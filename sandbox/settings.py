@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,6 +142,14 @@ def check_config(config: Mapping[str, Any]) -> None:
     store = config["STORE"]
     if store != "memory" and not (isinstance(store, str) and urlsplit(store).scheme in REDIS_SCHEMES):
         raise ValueError(f"SANDBOX_STORE must be memory or a Redis URL (redis://HOST:PORT/DB), not {store!r}")
+    # redis-py reads the path of a redis:// URL as the database number, and ignores one it cannot
+    # read as a number: the sandbox would share database 0 with whatever else uses it.
+    if urlsplit(store).scheme in ("redis", "rediss") and not re.fullmatch(r"(/\d*)?", urlsplit(store).path):
+        # Not the whole URL, which may hold a password.
+        database = urlsplit(store).path[1:]
+        raise ValueError(
+            f"SANDBOX_STORE's database must be a whole number (redis://HOST:PORT/0), not {database!r}"
+        )
     namespace = config["STORE_NAMESPACE"]
     if (
         not isinstance(namespace, str)
@@ -149,6 +158,14 @@ def check_config(config: Mapping[str, Any]) -> None:
         or not namespace.isprintable()
     ):
         raise ValueError(f"SANDBOX_STORE_NAMESPACE must be printable text without braces, not {namespace!r}")
+    token = config["CONTROL_TOKEN"]
+    # Sent as `Authorization: Bearer <token>`, a token must be one run of visible characters. The
+    # message does not repeat it: it is a secret.
+    if token is not None and (not str(token) or any(c.isspace() or not c.isprintable() for c in str(token))):
+        raise ValueError(
+            "SANDBOX_CONTROL_TOKEN must be visible characters without spaces: it is sent as "
+            "'Authorization: Bearer <token>'"
+        )
     if not isinstance(config["CONTROL"], bool):
         raise ValueError(f"SANDBOX_CONTROL must be true or false, not {config['CONTROL']!r}")
 

@@ -285,12 +285,14 @@ def test_one_log_line_per_request(log_format):
 
 @pytest.mark.parametrize(
     ("args", "env", "message"),
-    [((), {"SANDBOX_PORT": "abc"}, "argument --port: invalid port value: 'abc'"),
+    [((), {"SANDBOX_PORT": "abc"}, "SANDBOX_PORT: invalid port value: 'abc'"),
      (("--port", "70000"), {}, "argument --port: invalid port value: '70000'"),
      (("--threads", "0"), {}, "argument --threads: invalid positive value: '0'"),
      (("--max-connections", "0"), {}, "argument --max-connections: invalid positive value: '0'"),
      (("--header-timeout", "1.5"), {}, "argument --header-timeout: invalid positive value: '1.5'"),
-     ((), {"SANDBOX_BODY_TIMEOUT": "-1"}, "argument --body-timeout: invalid positive value: '-1'")],
+     ((), {"SANDBOX_BODY_TIMEOUT": "-1"}, "SANDBOX_BODY_TIMEOUT: invalid positive value: '-1'"),
+     ((), {"SANDBOX_WORKERS": "two"}, "SANDBOX_WORKERS: invalid positive value: 'two'"),
+     (("--header-timeout", "0"), {"SANDBOX_HEADER_TIMEOUT": "5"}, "argument --header-timeout: invalid positive value: '0'")],
 )  # fmt: skip
 def test_bad_options_are_an_error_without_a_traceback(args, env, message):
     with start(*args, env=env) as process:
@@ -472,3 +474,21 @@ def test_an_unknown_variable_is_named_with_the_closest_setting():
         "mypreferences-sandbox: SANDBOX_NOTHING_LIKE_IT is not a setting; no known name is close",
         "mypreferences-sandbox: SANDBOX_WORKER is not a setting; did you mean SANDBOX_WORKERS?",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [(("--no-control", "--control-token", "t"), {}, "--control-token has no use with --no-control"),
+     (("--control-token", "t"), {"SANDBOX_CONTROL": "false"}, "--control-token has no use with SANDBOX_CONTROL=false"),
+     (("--control-token", "let me in"), {}, "SANDBOX_CONTROL_TOKEN must be visible characters without spaces: "
+      "it is sent as 'Authorization: Bearer <token>'"),
+     ((), {"SANDBOX_CONTROL_TOKEN": "let\tme"}, "SANDBOX_CONTROL_TOKEN must be visible characters without spaces: "
+      "it is sent as 'Authorization: Bearer <token>'"),
+     (("--store", "redis://127.0.0.1:6379/abc"), {}, "SANDBOX_STORE's database must be a whole number "
+      "(redis://HOST:PORT/0), not 'abc'")],
+)  # fmt: skip
+def test_a_setting_that_cannot_work_is_a_one_line_error(args, env, message):
+    with start("--port", "0", *args, env=env) as process:
+        stdout, stderr = process.communicate(timeout=30)
+
+    assert (process.returncode, stdout, stderr) == (2, "", f"mypreferences-sandbox: {message}\n")

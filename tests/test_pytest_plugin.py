@@ -518,7 +518,7 @@ def sandbox_without_its_redis() -> Iterator[str]:
 @pytest.mark.parametrize(
     ("server", "cause"),
     [(lambda: serving(HangUp), "(Remote end closed connection without response)"),
-     (lambda: serving(NotFoundPage), "(what answers is no sandbox: its answer is not JSON)"),
+     (lambda: serving(NotFoundPage), "(it answered 404)"),
      (sandbox_without_its_redis, "(it answered 503)")],
     ids=["hang-up", "not-a-sandbox", "no-redis"],
 )  # fmt: skip
@@ -531,6 +531,17 @@ def test_the_one_line_names_the_cause(pytester, server, cause):
     [line] = [line for line in result.stdout.lines if url in line]
     assert f"no sandbox answered GET /_sandbox/health with 200 within 0.5 s {cause} !" in line
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://127.0.0.1/", "http://"])
+def test_a_url_that_is_not_http_is_a_usage_error_at_once(pytester, url):
+    pytester.makepyfile("def test_never_run(): pass")
+
+    result = pytester.runpytest(f"--sandbox-url={url}", "--sandbox-wait=30")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--sandbox-url {url}: not an http:// or https:// URL*"])
+    assert "JSON" not in result.stdout.str() + result.stderr.str()
 
 
 def test_an_unreachable_sandbox_ends_a_session_under_xdist_in_one_line(pytester):
@@ -706,3 +717,19 @@ def test_the_ci_example_builds_and_starts_the_sandbox_before_its_tests_run_again
     assert built <= started < tested
     assert "-e SANDBOX_CONTROL_TOKEN" in runs[started]
     assert "--sandbox-wait" in runs[tested]
+
+
+def test_an_unknown_variable_is_a_warning_of_the_in_process_sandbox(pytester, monkeypatch):
+    monkeypatch.setenv("SANDBOX_CONTROLTOKEN", "t")
+    pytester.makepyfile(CREATE_SAME_ALTERNATE_ID)
+
+    # Shown, not raised: an inner session in this process inherits this suite's filterwarnings=error.
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "default::UserWarning")
+
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*warnings summary*",
+            "*SandboxConfigWarning: SANDBOX_CONTROLTOKEN is not a setting; did you mean SANDBOX_CONTROL_TOKEN?",
+        ]
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.app import create_app
-from sandbox.settings import KNOWN_VARIABLES, SETTINGS, unknown_variables
+from sandbox.settings import DEFAULTS, KNOWN_VARIABLES, SETTINGS, check_config, unknown_variables
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -69,3 +69,29 @@ def test_a_misspelt_key_of_a_config_is_refused_naming_the_setting():
 
 def test_flasks_own_keys_are_taken():
     assert create_app({"TESTING": True}).testing
+
+
+@pytest.mark.parametrize("store", ["redis://127.0.0.1:6379", "redis://127.0.0.1:6379/", "rediss://h:1/15"])
+def test_a_redis_url_with_a_database_number_or_none_is_taken(store):
+    check_config({**DEFAULTS, "STORE": store})
+
+
+@pytest.mark.parametrize(
+    "store", ["redis://127.0.0.1:6379/abc", "redis://:secret@h:1/0/1", "rediss://h:1/-1"]
+)
+def test_a_redis_database_that_is_not_a_number_is_refused_without_the_password(store):
+    with pytest.raises(ValueError, match=r"^SANDBOX_STORE's database must be a whole number") as refused:
+        check_config({**DEFAULTS, "STORE": store})
+
+    assert "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("token", ["a b", "tab\there", "new\nline", "", "nbsp\xa0", "bell\x07"])
+def test_a_control_token_that_is_not_one_run_of_visible_characters_is_refused(token):
+    with pytest.raises(ValueError, match=r"^SANDBOX_CONTROL_TOKEN must be visible characters without spaces"):
+        check_config({**DEFAULTS, "CONTROL_TOKEN": token})
+
+
+@pytest.mark.parametrize("token", [None, "let-me-in", 12345, "Ünïcode"])
+def test_a_control_token_of_visible_characters_is_taken(token):
+    check_config({**DEFAULTS, "CONTROL_TOKEN": token})
