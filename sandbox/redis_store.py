@@ -43,7 +43,18 @@ from redis.typing import EncodableT, FieldT
 from .errors import Conflict, NotFound
 from .schemas import INT64_MAX, alternate_id_pair
 from .shared import UNAVAILABLE, Shared
-from .store import SEARCH_INDEXES, Change, Matches, alternate_id_key, alternate_id_keys, pack, unpack
+from .store import (
+    SEARCH_INDEXES,
+    Change,
+    Matches,
+    alternate_id_key,
+    alternate_id_keys,
+    exhausted,
+    kept,
+    pack,
+    taken,
+    unpack,
+)
 from .turns import pace
 
 PART = "profiles"  # the name this store registers its clientIds under
@@ -117,7 +128,7 @@ return 'ok'
 # then for each profile: its ProfileId field ('' when it has none yet: it waits in the list, its
 # AlternateIds held by '0'), its bytes, and lists each led by its length: its AlternateId keys and,
 # for each search index, its members. Answers {profile's position, key's position, holder} for the
-# first AlternateId staged already, else 0.
+# first AlternateId staged already, else 0. Marks the clientId staged (its ``written``), profiles or none.
 STAGE = """
 local at, position = 3, 0
 while at <= #ARGV do
@@ -144,6 +155,7 @@ while at <= #ARGV do
     redis.call('ZADD', KEYS[2], 0, field)
   end
 end
+redis.call('SET', KEYS[#KEYS - 1], '1')
 for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
 return 0
 """
@@ -323,24 +335,27 @@ class RedisStore:
     def create(self, client_id: str, profile: dict) -> dict:
         """Store a new profile under a fresh ProfileId; 409 if another holds one of its AlternateIds."""
         keys, entries = self._keys(client_id), _Entries.of(profile)
-        # Checked first, so that a create refused without a race uses up no ProfileId.
-        checks = self.shared.redis.pipeline(transaction=False)
-        checks.get(self._sequence)
-        for key in entries.alternate_ids:
-            checks.hget(keys[ALTERNATE_IDS], key)
-        last, *holders = checks.execute()
-        if int(last or 0) >= INT64_MAX:
-            raise _exhausted()
-        for entry, holder in zip(entries.alternate_ids.values(), holders, strict=True):
-            if holder is not None:
-                raise _taken(entry, int(holder))
+        # Checked first, so that a create refused without a race uses up no ProfileId; the
+        # sequence too, as MemoryStore checks it before the AlternateIds. Without AlternateIds,
+        # ISSUE's own refusal is the same answer, and the round trip is spared.
+        if entries.alternate_ids:
+            checks = self.shared.redis.pipeline(transaction=False)
+            checks.get(self._sequence)
+            for key in entries.alternate_ids:
+                checks.hget(keys[ALTERNATE_IDS], key)
+            last, *holders = checks.execute()
+            if int(last or 0) >= INT64_MAX:
+                raise exhausted()
+            for entry, holder in zip(entries.alternate_ids.values(), holders, strict=True):
+                if holder is not None:
+                    raise taken(entry, int(holder))
         while True:
             # The ProfileId is claimed before the clientId's script runs: if that script refuses the
             # profile (an AlternateId taken meanwhile), the ProfileId stays used up, as a SQL Server
             # IDENTITY value does when its insert fails.
             issued = self._issue_script(keys=[self._sequence, self._owners], args=[1, f"?{client_id}"])
             if not issued:
-                raise _exhausted()
+                raise exhausted()
             number = issued[0].decode()
             try:
                 stored = self._put(client_id, number, None, {**profile, "ProfileId": int(number)})
@@ -479,7 +494,7 @@ class RedisStore:
             raise _Changed
         if isinstance(answer, list):
             position, holder = answer
-            raise _taken(after.alternate_ids[added[position - 1]], int(holder))
+            raise taken(after.alternate_ids[added[position - 1]], int(holder))
 
     def search(
         self,
@@ -500,15 +515,13 @@ class RedisStore:
             keys[NAMES.index(index)], keys[BY_ID], b"[" + prefix, b"(" + prefix[:-1] + b"\1"
         )
         holders = (stored for member, stored in members if len(member) == len(prefix) + FIELD_DIGITS)
-        return _kept(
-            holders, lambda p: (inactive or p["IsActive"]) and (matches is None or matches(p)), limit
-        )
+        return kept(holders, lambda p: (inactive or p["IsActive"]) and (matches is None or matches(p)), limit)
 
     def scan(self, client_id: str, matches: Matches, *, limit: int | None = None) -> list[dict]:
         """The active profiles for which ``matches`` is true, by ProfileId; at most ``limit`` + 1."""
         keys = self._keys(client_id)
         every = (stored for _, stored in self._range(keys[IDS], keys[BY_ID], b"-", b"+"))
-        return _kept(every, lambda p: p["IsActive"] and matches(p), limit)
+        return kept(every, lambda p: p["IsActive"] and matches(p), limit)
 
     def _range(
         self, index: str, profiles: str, low: bytes, high: bytes, idle_ms: int = 0
@@ -599,7 +612,6 @@ class RedisStore:
             self.shared.redis.unlink(*staged)
         else:
             importing.clients[client_id] = len(importing.clients)
-        self.shared.redis.set(staged[WRITTEN], 1, px=IDLE_MS)
         batch: list[dict] = []
         for profile in profiles:
             batch.append(profile)
@@ -611,8 +623,7 @@ class RedisStore:
                 self._stage_batch(staged, batch, twice)
                 batch = []
             pace()
-        if batch:
-            self._stage_batch(staged, batch)
+        self._stage_batch(staged, batch)  # even empty: it marks the clientId staged
 
     def _stage_batch(
         self, staged: list[str], profiles: list[dict], twice: int | None = None, *, check: bool = True
@@ -633,7 +644,7 @@ class RedisStore:
         if answer:
             position, key, holder = answer
             alternate_ids = every[position - 1].alternate_ids
-            raise _taken(list(alternate_ids.values())[key - 1], int(holder))
+            raise taken(list(alternate_ids.values())[key - 1], int(holder))
         if twice is not None:
             raise Conflict(f"ProfileId {twice} is used twice.")
 
@@ -689,10 +700,16 @@ class RedisStore:
                 held.append(int(number))
             elif (other := owner[1:].decode()) not in importing.clients:
                 others.setdefault(other, []).append(number.decode())
-        # The map is not told of deletes and resets: ask each clientId whether it still holds them.
-        for other, named in others.items():
-            scores = self.shared.redis.zmscore(self._keys(other)[IDS], named)
-            held += [int(number) for number, score in zip(named, scores, strict=True) if score is not None]
+        # The map is not told of deletes and resets: ask each clientId whether it still holds them
+        # (all in one round trip).
+        if others:
+            asks = self.shared.redis.pipeline(transaction=False)
+            for other, named in others.items():
+                asks.zmscore(self._keys(other)[IDS], named)
+            for named, scores in zip(others.values(), asks.execute(), strict=True):
+                held += [
+                    int(number) for number, score in zip(named, scores, strict=True) if score is not None
+                ]
         return held
 
     def _number(self, importing: _Import) -> None:
@@ -711,7 +728,7 @@ class RedisStore:
                     keys=[self._sequence, self._owners, claims], args=[len(waiting), f"?{client_id}", IDLE_MS]
                 )
                 if len(issued) < len(waiting):
-                    raise _exhausted()
+                    raise exhausted()
                 numbered = [
                     {**unpack(stored), "ProfileId": int(number)}
                     for stored, number in zip(waiting, issued, strict=True)
@@ -768,20 +785,6 @@ def _back_off(attempt: int) -> None:
     time.sleep(random.uniform(0, min(MAX_BACK_OFF_SECONDS, 0.001 * 2**attempt)))
 
 
-def _kept(profiles: Iterable[bytes], keep: Matches, limit: int | None) -> list[dict]:
-    """The ``profiles`` (packed, by ProfileId) that ``keep`` keeps; the reading stops at ``limit``
-    + 1 of them."""
-    found = []
-    for stored in profiles:
-        profile = unpack(stored)
-        if keep(profile):
-            found.append(profile)
-            if limit is not None and len(found) > limit:
-                break
-        pace()
-    return found
-
-
 def _counted(items: Iterable[T]) -> list[int | T]:
     """``items`` led by their number: a list as the scripts read it."""
     listed = list(items)
@@ -793,21 +796,3 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
-
-
-def _taken(entry: dict, holder: int) -> Conflict:
-    """The 409 for an AlternateId ``entry`` another profile (``holder``; 0: one of an import still
-    without a ProfileId) holds, in MemoryStore's words."""
-    return Conflict(
-        f"A profile with AlternateIdType '{entry['AlternateIdType']}' and "
-        f"AlternateId '{entry['AlternateId']}' already exists.",
-        conflict={**entry, "heldBy": holder},
-    )
-
-
-def _exhausted() -> Conflict:
-    """The 409 once the sequence has given INT64_MAX, in MemoryStore's words."""
-    return Conflict(
-        f"No ProfileId is left: the sequence has reached {INT64_MAX} (an imported "
-        "ProfileId took it there); a reset starts it again at 1."
-    )

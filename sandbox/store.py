@@ -139,6 +139,38 @@ def unpack(stored: bytes) -> dict:
     return orjson.loads(stored)  # type: ignore[no-any-return]
 
 
+def taken(entry: dict, holder: int) -> Conflict:
+    """The 409 for an AlternateId ``entry`` another profile (``holder``; 0: one of an import still
+    without a ProfileId) holds."""
+    return Conflict(
+        f"A profile with AlternateIdType '{entry['AlternateIdType']}' and "
+        f"AlternateId '{entry['AlternateId']}' already exists.",
+        conflict={**entry, "heldBy": holder},
+    )
+
+
+def exhausted() -> Conflict:
+    """The 409 once the sequence has given INT64_MAX."""
+    return Conflict(
+        f"No ProfileId is left: the sequence has reached {INT64_MAX} (an imported "
+        "ProfileId took it there); a reset starts it again at 1."
+    )
+
+
+def kept(profiles: Iterable[bytes], keep: Matches, limit: int | None) -> list[dict]:
+    """The ``profiles`` (packed) that ``keep`` keeps, in their order; the reading stops at
+    ``limit`` + 1 of them, giving other requests turns as it goes."""
+    found = []
+    for stored in profiles:
+        profile = unpack(stored)
+        if keep(profile):
+            found.append(profile)
+            if limit is not None and len(found) > limit:
+                break
+        pace()
+    return found
+
+
 def _empty_indexes() -> Map:
     return Map({name: Map() for name in SEARCH_INDEXES})
 
@@ -161,11 +193,7 @@ class Tenant:
             pair = alternate_id_pair(entry)
             holder = self.alternate_ids.get(alternate_id_key(*pair)) if pair is not None else None
             if holder is not None and holder != profile_id:
-                raise Conflict(
-                    f"A profile with AlternateIdType '{entry['AlternateIdType']}' and "
-                    f"AlternateId '{entry['AlternateId']}' already exists.",
-                    conflict={**entry, "heldBy": holder},
-                )
+                raise taken(entry, holder)
 
     def put(self, profile: dict, earlier: dict | None = None) -> Tenant:
         """This tenant with ``profile`` stored under its ProfileId, replacing ``earlier`` (the
@@ -254,10 +282,7 @@ class MemoryStore:
 
     def _create(self, tenant: Tenant, profile: dict) -> dict:
         if self._next_id > INT64_MAX:
-            raise Conflict(
-                f"No ProfileId is left: the sequence has reached {INT64_MAX} (an imported "
-                "ProfileId took it there); a reset starts it again at 1."
-            )
+            raise exhausted()
         tenant.check_alternate_ids(profile)
         stored = {**profile, "ProfileId": self._next_id}
         self._tenants = self._tenants.set(tenant.client_id, tenant.put(stored))
@@ -368,7 +393,7 @@ class MemoryStore:
             if held:
                 raise Conflict(f"ProfileId {min(held)} is used twice.")
             next_id = max([self._next_id, *(profile_id + 1 for profile_id in numbered)])
-            replaced = [self._tenants[c] for c in built if c in self._tenants]
+            replaced = Map({c: self._tenants[c] for c in built if c in self._tenants})
             with self._tenants.mutate() as tenants:
                 for client_id, (tenant, unnumbered) in built.items():
                     # Profiles without a ProfileId are numbered now, under the lock, from the sequence.
@@ -378,7 +403,7 @@ class MemoryStore:
                     tenants[client_id] = tenant
                 self._tenants = tenants.finish()
             self._next_id = next_id
-        _free_later(Map({tenant.client_id: tenant for tenant in replaced}))
+        _free_later(replaced)
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Forget every profile and restart ProfileIds at 1, or forget one clientId's profiles.
@@ -388,24 +413,17 @@ class MemoryStore:
         with self._lock:
             if client_id is None:
                 dropped, self._tenants, self._next_id = self._tenants, Map(), 1
+            elif (gone := self._tenants.get(client_id)) is not None:
+                dropped, self._tenants = Map({client_id: gone}), self._tenants.delete(client_id)
             else:
-                gone = self._tenants.get(client_id)
-                dropped = Map({client_id: gone}) if gone is not None else Map()
-                self._tenants = self._tenants.delete(client_id) if gone is not None else self._tenants
+                dropped = Map()
         _free_later(dropped)
 
 
 def _found(tenant: Tenant, ids: Iterable[int], keep: Matches, limit: int | None) -> list[dict]:
     """The profiles of ``tenant`` among ``ids`` that ``keep`` keeps, by ProfileId; the scan stops
     at ``limit`` + 1 of them."""
-    found = []
-    for profile_id in ids:
-        profile = unpack(tenant.profiles[profile_id])
-        if keep(profile):
-            found.append(profile)
-            if limit is not None and len(found) > limit:
-                break
-        pace()
+    found = kept((tenant.profiles[profile_id] for profile_id in ids), keep, limit)
     return sorted(found, key=lambda p: p["ProfileId"])
 
 
