@@ -370,9 +370,10 @@ class FaultRegistry(FaultRegistryBase):
             self._next_id += 1
             rule = Rule.of(f"f{number}", number, spec, criteria, self.seed, expiry(spec, now))
             # Reported before it is stored: a rule that cannot be reported is not kept.
-            report = rule.report(Tally(), now)
+            tally = Tally()
+            report = rule.report(tally, now)
             self._rules[rule.id] = rule
-            self._tallies[rule.id] = Tally()
+            self._tallies[rule.id] = tally
             self._active.setdefault(rule.client_id, OrderedDict())[rule.id] = rule
             if rule.expires is not None:
                 heapq.heappush(self._expiring, (rule.expires, number, rule))

@@ -159,37 +159,26 @@ return {1, id, number, born, registry_seed}
 )
 
 # A matching request's turn at a rule. ARGV: now, max_finished, id, born, and the odds: 'fires'
-# (no probability, or drawn and passed), 'misses' (drawn and missed) or 'undrawn' (drawn only past
-# the skip). The rule's hits when it fires; 0 when it does not (skipped, missed, gone); -1 when
-# the odds are to be drawn, then HIT.
-TAKE = (
+# (no probability, or drawn and passed), 'misses' (drawn and missed), 'undrawn' (drawn only past
+# the skip) or 'drawn' (the second turn of an 'undrawn' one, whose draw passed: not counted again
+# as matched). The rule's hits when it fires; 0 when it does not (skipped, missed, gone); -1 when
+# the odds are to be drawn, then the turn taken again as 'drawn'.
+TURN = (
     PRELUDE
     + """
-local max_finished, id = tonumber(ARGV[2]), ARGV[3]
+local max_finished, id, odds = tonumber(ARGV[2]), ARGV[3], ARGV[5]
 settle(ARGV[1], max_finished)
 if not live(id, ARGV[4]) then
   return 0
 end
-local matched = redis.call('HINCRBY', rules, id .. ':matched', 1)
-if matched <= tonumber(get(id, 'skip')) or ARGV[5] == 'misses' then
-  return 0
-end
-if ARGV[5] == 'undrawn' then
-  return -1
-end
-return hit(id, max_finished)
-"""
-)
-
-# The firing of a rule whose odds TAKE left to draw, and which passed them. ARGV: now,
-# max_finished, id, born. Its hits; 0 if it is no longer active.
-HIT = (
-    PRELUDE
-    + """
-local max_finished, id = tonumber(ARGV[2]), ARGV[3]
-settle(ARGV[1], max_finished)
-if not live(id, ARGV[4]) then
-  return 0
+if odds ~= 'drawn' then
+  local matched = redis.call('HINCRBY', rules, id .. ':matched', 1)
+  if matched <= tonumber(get(id, 'skip')) or odds == 'misses' then
+    return 0
+  end
+  if odds == 'undrawn' then
+    return -1
+  end
 end
 return hit(id, max_finished)
 """
@@ -312,9 +301,8 @@ class RedisFaultRegistry(FaultRegistryBase):
         self._seed = seed
         self.max_finished = max_finished
         self.max_active = max_active
-        self._add, self._take, self._hit, self._snapshot, self._report, self._delete, self._reset = (
-            self._redis.register_script(script)
-            for script in (ADD, TAKE, HIT, SNAPSHOT, REPORT, DELETE, RESET)
+        self._add, self._take, self._snapshot, self._report, self._delete, self._reset = (
+            self._redis.register_script(script) for script in (ADD, TURN, SNAPSHOT, REPORT, DELETE, RESET)
         )
         # The rules this process has read, parsed and compiled, by id and born: held while Redis
         # keeps them, so that each rule's generator goes on drawing where it was (a finished rule
@@ -391,7 +379,7 @@ class RedisFaultRegistry(FaultRegistryBase):
         turn = (_instant(now), self.max_finished, rule.id, born)
         hits = int(self._call(self._take, *turn, odds))
         if hits < 0:
-            hits = int(self._call(self._hit, *turn)) if rule.passes_odds() else 0
+            hits = int(self._call(self._take, *turn, "drawn")) if rule.passes_odds() else 0
         return hits
 
     def _current(self, now: datetime) -> _View:

@@ -119,8 +119,7 @@ class RedisClock(ClockBase):
         self._key = shared.server_key("clock")
 
     def _frozen_at(self) -> datetime | None:
-        frozen = self._redis.get(self._key)
-        return None if frozen is None else datetime.fromisoformat(_text(frozen))
+        return _frozen(self._redis.get(self._key))
 
     def _freeze(self, moment: datetime | None) -> None:
         if moment is None:
@@ -130,8 +129,7 @@ class RedisClock(ClockBase):
 
     def _move(self, move: Callable[[datetime | None], datetime]) -> None:
         def attempt(pipe: Pipeline) -> None:
-            frozen = pipe.get(self._key)
-            moved = move(None if frozen is None else datetime.fromisoformat(_text(frozen)))
+            moved = move(_frozen(pipe.get(self._key)))
             pipe.multi()
             pipe.set(self._key, moved.isoformat())
 
@@ -266,18 +264,17 @@ class RedisAccounts(AccountsBase):
             result = change(kinds)
             pipe.multi()
             pipe.hset(key, mapping={name: _stored(kind) for name, kind in kinds.items()})
+            self._shared.register("accounts", client_id, pipe)  # in the same transaction as the write
             return result
 
-        result = _watched(self._shared.redis, key, attempt)
-        self._shared.register("accounts", client_id)
-        return result
+        return _watched(self._shared.redis, key, attempt)
 
     def _replace(self, client_id: str, kinds: Mapping[str, Kind]) -> None:
         if kinds:
-            self._shared.redis.hset(
-                self._key(client_id), mapping={name: _stored(kind) for name, kind in kinds.items()}
-            )
-            self._shared.register("accounts", client_id)
+            with self._shared.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(self._key(client_id), mapping={name: _stored(kind) for name, kind in kinds.items()})
+                self._shared.register("accounts", client_id, pipe)  # after the write: see Shared.register
+                pipe.execute()
 
     def _clients(self) -> list[str]:
         return [*self._baseline, *sorted(set(self._shared.clients("accounts")) - set(self._baseline))]
@@ -357,6 +354,11 @@ def _forget_every_client(shared: Shared, part: str) -> None:
 def _text(raw: bytes | str) -> str:
     # The client answers bytes (decode_responses=False), as shared.connect makes it.
     return cast(bytes, raw).decode()
+
+
+def _frozen(raw: bytes | str | None) -> datetime | None:
+    """The time a clock key holds (None: no key, the clock runs)."""
+    return None if raw is None else datetime.fromisoformat(_text(raw))
 
 
 def _kind(raw: bytes | str) -> Kind:

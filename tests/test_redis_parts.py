@@ -727,6 +727,13 @@ def in_processes(*calls: tuple[Callable[..., Any], tuple]) -> list[Any]:
     return [found[index] for index in range(len(calls))]
 
 
+def race(function: Callable[..., Any], url: str, namespace: str) -> list[Any]:
+    """What ``function`` returned in processes "p1" and "p2", each called with the url, the
+    namespace, its name and a barrier both pass before they start."""
+    start = multiprocessing.get_context("spawn").Barrier(2)
+    return in_processes(*((function, (url, namespace, name, start)) for name in ("p1", "p2")))
+
+
 def _answer(index: int, function: Callable[..., Any], args: tuple, answers: Any) -> None:
     try:
         answers.put((index, function(*args)))
@@ -748,12 +755,7 @@ def record_many(url: str, namespace: str, name: str, start: Any) -> int:
 
 @pytest.mark.redis
 def test_journal_entries_of_two_processes_are_one_sequence_within_the_bounds(redis_url, place):
-    namespace = place.namespace
-    start = multiprocessing.get_context("spawn").Barrier(2)
-
-    recorded = in_processes(
-        (record_many, (redis_url, namespace, "p1", start)), (record_many, (redis_url, namespace, "p2", start))
-    )
+    recorded = race(record_many, redis_url, place.namespace)
     journal = RedisJournal(place, 50, 20_000)
     entries = journal.entries()
 
@@ -808,13 +810,7 @@ def configure_and_register(url: str, namespace: str, name: str, start: Any) -> l
 
 @pytest.mark.redis
 def test_account_types_configured_in_one_process_are_checked_in_the_other(redis_url, place):
-    namespace = place.namespace
-    start = multiprocessing.get_context("spawn").Barrier(2)
-
-    told = in_processes(
-        (configure_and_register, (redis_url, namespace, "p1", start)),
-        (configure_and_register, (redis_url, namespace, "p2", start)),
-    )
+    told = race(configure_and_register, redis_url, place.namespace)
     accounts = RedisAccounts(place, {})
     phones = accounts.types("acme", "PhoneTypes")
 
