@@ -130,12 +130,7 @@ def add_fault() -> Response:
     ``SANDBOX_MAX_FAULT_RULES`` rules are active already."""
     spec = _payload(payloads.RULE)
     payloads.check_caps(spec, current_app.config["MAX_DELAY_MS"])
-    operation = spec["match"].get("operation")
-    known = operation_names(current_app.view_functions, "vendor")
-    if operation is not None and operation not in known:
-        raise invalid(
-            "match.operation", f"Unknown operation '{operation}'; use one of {', '.join(sorted(known))}."
-        )
+    _check_operation("match.operation", spec["match"].get("operation"), ("vendor",))
     sandbox = parts.current()
     report = sandbox.faults.add(spec, sandbox.clock.now())
     return json_response(
@@ -186,6 +181,15 @@ def clear_faults() -> Response:
 # --- the journal ----------------------------------------------------------------------------
 
 
+def _check_operation(path: str, operation: str | None, planes: tuple[str, ...]) -> None:
+    """400 under ``path`` for an ``operation`` that is none of ``planes``' operations."""
+    if operation is None:
+        return
+    known = set().union(*(operation_names(current_app.view_functions, plane) for plane in planes))
+    if operation not in known:
+        raise invalid(path, f"Unknown operation '{operation}'; use one of {', '.join(sorted(known))}.")
+
+
 def _filters() -> tuple[Callable[[dict], bool], int | None]:
     """The journal filters of the query; 400 for a filter given twice."""
     schema = payloads.RequestFilterSchema()
@@ -198,12 +202,7 @@ def _filters() -> tuple[Callable[[dict], bool], int | None]:
     if "body" in query:
         query["body"] = request.args.getlist("body")
     options = _payload(schema, query)
-    operation = options.get("operation")
-    known = set().union(
-        *(operation_names(current_app.view_functions, plane) for plane in ("vendor", "oauth"))
-    )
-    if operation is not None and operation not in known:
-        raise invalid("operation", f"Unknown operation '{operation}'; use one of {', '.join(sorted(known))}.")
+    _check_operation("operation", options.get("operation"), ("vendor", "oauth"))
     limit = options.pop("limit", None)
     options["client_id"] = options.pop("clientId", None)
     return matcher(**options), limit

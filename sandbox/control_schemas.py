@@ -21,6 +21,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from .clock import within_range
 from .errors import invalid
+from .formats import reject_constant
 from .schemas import Items
 
 WHEN = ("before", "after")
@@ -172,16 +173,12 @@ class BodyCondition(fields.Field[tuple[str, Any]]):
             )
         _usable_pointer(pointer)
         try:
-            return pointer, json.loads(expected, parse_constant=_not_json)
+            # NaN and Infinity, which json reads and JSON has not, are refused: the value is text.
+            return pointer, json.loads(expected, parse_constant=reject_constant)
         except RecursionError:
             raise ValidationError("The value is nested too deeply to read as JSON.") from None
         except ValueError:  # not JSON (JSONDecodeError is a ValueError): compared as text
             return pointer, expected
-
-
-def _not_json(name: str) -> None:
-    """NaN and Infinity, which json reads and JSON has not: the value is text."""
-    raise ValueError(name)
 
 
 # --- fault rules ----------------------------------------------------------------------------

@@ -41,13 +41,14 @@ def dump(schema: Schema, data: Any, *, many: bool | None = None) -> Any:
     return [one(item) for item in data] if many else one(data)
 
 
-def _dump_of(schema: Schema) -> Dump | None:
+def _dump_of(schema: Schema, compiling: tuple[type, ...] = ()) -> Dump | None:
+    """``schema``'s compiled dump of one object (None: it has none), compiled on first need."""
     try:
         return _compiled[schema]
     except KeyError:
         pass
     try:
-        one: Dump | None = _compile(schema, ())
+        one: Dump | None = _compile(schema, compiling)
     except Uncompilable:
         one = None
     _compiled[schema] = one
@@ -205,14 +206,7 @@ class _Compiler:
         fallback = partial(schema.dump, many=False)
         if type(schema) in self.compiling:
             return self.name(fallback)
-        try:
-            one = _compiled[schema]
-        except KeyError:
-            try:
-                one = _compile(schema, self.compiling)
-            except Uncompilable:
-                one = None
-            _compiled[schema] = one
+        one = _dump_of(schema, self.compiling)
         return self.name(fallback if one is None else one)
 
 

@@ -45,8 +45,6 @@ MESSAGES = {
 
 SECRET_PATHS = "sandbox.secret_paths"
 BODY_LIMITS = "sandbox.body_limits"
-# Where a request's facts, as its fault rules were held against them, wait for its journal entry.
-FACTS_KEY = "sandbox.facts"
 
 
 def install(app: Flask) -> None:
@@ -192,7 +190,7 @@ def _fire_before(record: RequestRecord) -> Response | None:
     facts = RequestFacts(
         request.method, request.path, record.operation, record.client_id, request.headers, _parsed_body
     )
-    request.environ[FACTS_KEY] = facts  # the journal entry tells its near miss
+    record.facts = facts  # the journal entry tells its near miss
     firing = sandbox.faults.fire(facts, sandbox.clock.now(), current_app.config["MAX_DELAY_MS"])
     record.firing = firing
     if firing is None or firing.when != "before":
@@ -385,7 +383,7 @@ def _journal_entry(record: RequestRecord, response: Response, told: list[str]) -
     if error is not None and "ModelState" in error:
         model_state, errors_cut = kept(error["ModelState"].items(), items)
         error = error | {"ModelState": model_state}
-    facts: RequestFacts | None = request.environ.get(FACTS_KEY)
+    facts = record.facts
     decided = {
         "profileId": record.profile_id,
         "error": error,
@@ -407,7 +405,7 @@ def _kept_body() -> tuple[str, bool]:
     """The request body as the journal keeps it, and whether that is a note in its place: read only
     now, after authentication and the view (which read it through the same cache), and never one
     that carries secrets."""
-    if request.path.rstrip("/") in current_app.extensions[SECRET_PATHS]:
+    if _secret_body():
         return REDACTED, True
     try:
         return request.get_data(cache=True).decode("utf-8", "replace"), False
@@ -415,6 +413,11 @@ def _kept_body() -> tuple[str, bool]:
         return "[larger than SANDBOX_MAX_CONTENT_LENGTH]", True
     except ClientDisconnected:
         return "[ended before its declared length]", True
+
+
+def _secret_body() -> bool:
+    """Whether this request's body carries secrets (the token path's, whatever the method)."""
+    return request.path.rstrip("/") in current_app.extensions[SECRET_PATHS]
 
 
 def _body_form(body: str, withheld: bool, limit: int) -> dict:
@@ -443,7 +446,7 @@ def _parsed_body() -> Any:
     """The whole request body parsed, for the fault rules that match on it (None: it has no parsed
     form, or cannot be read; the view meets the same error again, and answers it)."""
     # Never a body that carries secrets: a near miss would tell whether a rule guessed one.
-    if request.path.rstrip("/") in current_app.extensions[SECRET_PATHS]:
+    if _secret_body():
         return None
     try:
         raw = request.get_data(cache=True)

@@ -14,7 +14,7 @@ from typing import Any
 from flask import request
 
 from .contract import Contract
-from .faults import Firing
+from .faults import Firing, RequestFacts
 
 ENVIRON_KEY = "sandbox.record"
 
@@ -35,6 +35,8 @@ class RequestRecord:
     conflict: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     firing: Firing | None = None
+    # The request as its fault rules were held against it, for the journal entry's near miss.
+    facts: RequestFacts | None = None
     # A connection fault cut the exchange: the client saw no status at all.
     dropped: bool = False
     # The store could not be reached: the request was answered 503, and is not journaled (a

@@ -7,11 +7,13 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 import pytest
 from helpers import Served
 from mypy import api
 
+from sandbox import control_client, control_schemas
 from sandbox.control_client import ControlClient
 
 CONSUMER = Path(__file__).resolve().parent / "typed_consumer"
@@ -59,6 +61,17 @@ def test_misspelt_or_mistyped_calls_fail_mypy_strict_naming_what_is_wrong(mypy_e
     for key, message in expected.items():
         assert message in found[key], key
     assert sum('Unexpected keyword argument "tims"' in message for message in found.values()) == 2
+
+
+def test_the_clients_types_name_what_the_control_plane_takes():
+    # The client imports nothing of the package but the control prefix, so it keeps its own lists.
+    assert get_args(control_client.ConnectionFaultType) == control_schemas.CONNECTION_FAULTS
+    assert get_args(control_client.When) == control_schemas.WHEN
+    unparsed = get_type_hints(control_client.JournalEntry)["bodyNotParsed"]  # NotRequired dropped
+    assert get_args(unparsed) == control_schemas.UNPARSED
+    assert set(control_client.FILTERS.values()) == set(control_schemas.RequestFilterSchema().fields)
+    assert control_client.Match.__optional_keys__ == set(control_schemas.MatchSchema().fields)
+    assert control_client.FaultRule.__optional_keys__ == set(control_schemas.RuleSchema().fields)
 
 
 @pytest.fixture(scope="module")
