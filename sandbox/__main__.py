@@ -38,7 +38,7 @@ from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected
 
 from . import __version__
-from .app import create_app
+from .app import SEEDED, create_app
 from .connection import client_socket
 from .errors import PayloadTooLarge, VendorError
 from .parts import AFTER_IMPORT, EXTENSION, store_errors
@@ -277,8 +277,7 @@ class BodyDeadline:
     @staticmethod
     def _wanted(environ: dict, limit: int) -> int:
         """How many bytes of body to read first: the declared length (within ``limit``), or for
-        a chunked body one more than ``limit``; 0 for none. A body its view reads as it arrives (an
-        import, which may take long to upload) is not read first."""
+        a chunked body one more than ``limit``; 0 for none."""
         declared = environ.get("CONTENT_LENGTH")
         if declared:
             return int(declared)  # gunicorn has checked it is a number
@@ -404,13 +403,16 @@ def summary(app: Flask, workers: int, seed_file: str | None, everywhere: str | N
 
 def _held(app: Flask) -> str:
     """How many profiles ``app``'s store holds (with a shared store, other sandboxes' too)."""
+    if app.config["STORE"] == "memory":
+        # The app's own store holds what its seed imported: known without reading every profile.
+        held = app.extensions.get(SEEDED, 0)
+        return f"{held} profile{'s' if held != 1 else ''}"
     try:
         held = sum(1 for profiles in app.extensions[EXTENSION].store.export().values() for _ in profiles)
     except store_errors(app.config):
         # A summary never stops the server: Redis may be back by the first request.
         return "the shared store cannot be reached to count its profiles"
-    where = "" if app.config["STORE"] == "memory" else " in the shared store"
-    return f"{held} profile{'s' if held != 1 else ''}{where}"
+    return f"{held} profile{'s' if held != 1 else ''} in the shared store"
 
 
 def settle() -> None:

@@ -17,6 +17,9 @@ from .errors import VendorError
 from .jsonstream import StateDocument
 from .settings import DEFAULTS, check_config, check_keys
 
+# How many profiles the seed file put in the store (its app.extensions key; absent without one).
+SEEDED = "sandbox.seeded"
+
 
 class ClientIdConverter(BaseConverter):
     """A clientId path segment. The control plane's prefix is reserved; ``.`` and ``..`` never reach
@@ -78,20 +81,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     pipeline.install(app)
     exchange.init_app(app)
     if app.config["SEED_FILE"]:
-        _seed(sandbox, app.config, app.config["SEED_FILE"])
+        app.extensions[SEEDED] = _seed(sandbox, app.config, app.config["SEED_FILE"])
     return app
 
 
-def _seed(sandbox: parts.Parts, config: Mapping[str, Any], path: str) -> None:
+def _seed(sandbox: parts.Parts, config: Mapping[str, Any], path: str) -> int:
     """Import the state document at ``path`` through the profile service (ValueError, one line,
-    if unusable)."""
+    if unusable); how many profiles it imported."""
     try:
         with open(path, "rb") as file:
             document = StateDocument(file, config["MAX_NESTING_DEPTH"])
             editor_for = control.importer(config, sandbox.clock.now())
-            sandbox.import_state(document.clients(), lambda: document.other, editor_for)
+            report = sandbox.import_state(document.clients(), lambda: document.other, editor_for)
     except (OSError, ValueError, ValidationError) as error:
         raise ValueError(f"SANDBOX_SEED_FILE {path}: {error}") from None
     except VendorError as error:
         problems = "; ".join(f"{key}: {' '.join(messages)}" for key, messages in error.model_state.items())
         raise ValueError(f"SANDBOX_SEED_FILE {path}: {error.message} {problems}".rstrip()) from None
+    return sum(report["imported"].values())
