@@ -45,15 +45,14 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import mypreferences_sandbox
 from flask import Flask
-
-import sandbox
-from sandbox.__main__ import Limits, Server, cooperative, descriptors_for, listen
-from sandbox.app import create_app
-from sandbox.auth import pnauthinfo3_header
-from sandbox.control_client import ControlClient
-from sandbox.profiles import Account, Editor, new_profile
-from sandbox.pytest_plugin import InProcessServer
+from mypreferences_sandbox.__main__ import Limits, Server, cooperative, descriptors_for, listen
+from mypreferences_sandbox.app import create_app
+from mypreferences_sandbox.domain.auth import pnauthinfo3_header
+from mypreferences_sandbox.domain.profiles import Account, Editor, new_profile
+from mypreferences_sandbox.testing.control_client import ControlClient
+from mypreferences_sandbox.testing.pytest_plugin import InProcessServer
 
 BODY = json.dumps(
     {
@@ -416,8 +415,10 @@ def busy(profiles: int, duration: float) -> None:
 def fault_rule_cost(rules: int, requests: int) -> None:
     """In-process cost of a vendor request with no fault rules, then with ``rules`` spent rules
     and ``rules`` rules of other clients added: none can fire on it, so it should cost the same."""
-    from sandbox.control_schemas import RULE  # here, so that this figure stays in one block
-    from sandbox.faults import RequestFacts
+    from mypreferences_sandbox.contract.control_schemas import (
+        RULE,  # here, so that this figure stays in one block
+    )
+    from mypreferences_sandbox.domain.faults import RequestFacts
 
     logging.disable(logging.INFO)  # no per-request log lines in the figures
     app = create_app({"MAX_FAULT_RULES": 2 * rules, "MAX_FINISHED_FAULTS": 2 * rules})
@@ -572,15 +573,15 @@ def import_batches(profiles: list[str], prefix: str) -> Iterator[str]:
 
 
 class CommandLine:
-    """``python -m sandbox --port 0`` with ``arguments``, in a fresh interpreter: the shipped server
-    as its users start it, with nothing of this process's heap (a fork's free memory would take
+    """``python -m mypreferences_sandbox --port 0`` with ``arguments``, in a fresh interpreter: the
+    shipped server as its users start it, with nothing of this process's heap (a fork's free memory would take
     new allocations without adding to the worker's RSS)."""
 
     def __init__(self, *arguments: str) -> None:
         # The sandbox this process imported, whatever the working directory (``-m`` looks there first).
-        where = os.path.dirname(os.path.dirname(os.path.abspath(sandbox.__file__)))
+        where = os.path.dirname(os.path.dirname(os.path.abspath(mypreferences_sandbox.__file__)))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "--port", "0", *arguments],
+            [sys.executable, "-m", "mypreferences_sandbox", "--port", "0", *arguments],
             cwd=where, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
         assert self.process.stdout is not None

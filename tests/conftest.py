@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 from helpers import STORES, Launched, Served, store_config
+from mypreferences_sandbox.testing.control_client import ControlClient
 from redis_server import RedisServer
-
-from sandbox.control_client import ControlClient
 
 
 @pytest.fixture(scope="session", params=STORES)

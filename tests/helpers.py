@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from sandbox.auth import pnauthinfo3_header
-from sandbox.pytest_plugin import InProcessServer
+from mypreferences_sandbox.domain.auth import pnauthinfo3_header
+from mypreferences_sandbox.testing.pytest_plugin import InProcessServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 JSON = "application/json"
@@ -171,7 +170,7 @@ class Launched:
     """The command line, run as a real process on a free port; stopped (and its pipes closed) on exit."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0", *args]
+        command = [sys.executable, "-m", "mypreferences_sandbox", "--host", "127.0.0.1", "--port", "0", *args]
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
