@@ -69,3 +69,12 @@ def connection(redis_server: RedisServer) -> Iterator[redis.Redis]:
 def namespace() -> str:
     """A namespace of the session's Redis that no other test uses."""
     return uuid.uuid4().hex
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reaches the session's redis-server carries the ``redis`` marker, however it
+    reaches it: a store parameter of ``helpers.STORES`` marks itself; a fixture asking for the
+    server by name is marked here, so ``-m 'not redis'`` leaves out every test that needs Redis."""
+    for item in items:
+        if "redis_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)

@@ -12,18 +12,14 @@ from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter, Rule
 
 from . import parts
+from .api import accounts, history, oauth, profiles
 from .contract.errors import VendorError
 from .contract.operations import CONTROL_PREFIX
-from .control import dashboard as ui
-from .control import openapi
-from .control import views as control
+from .control import dashboard, openapi, views
+from .domain.documents import importer
 from .http import exchange, pipeline
 from .serving import connection, limits
 from .settings import DEFAULTS, check_config, check_keys
-from .vendor import accounts as account_api
-from .vendor import history as history_api
-from .vendor import oauth
-from .vendor import profiles as api
 from .wire.jsonstream import StateDocument
 
 # How many profiles the seed file put in the store (its app.extensions key; absent without one).
@@ -80,11 +76,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     check_config(app.config)
     app.url_map.converters["client"] = ClientIdConverter
     app.extensions[parts.EXTENSION] = sandbox = parts.Parts.from_config(app.config)
-    app.register_blueprint(control.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(oauth.bp)
-    app.register_blueprint(ui.bp)
-    for vendor in (api.bp, account_api.bp, history_api.bp):
+    for plane in (views.bp, openapi.bp, oauth.bp, dashboard.bp):
+        app.register_blueprint(plane)
+    for vendor in (profiles.bp, accounts.bp, history.bp):
         app.register_blueprint(vendor)
         app.register_blueprint(vendor, url_prefix="/Profiles", name=f"prefixed_{vendor.name}")
     pipeline.install(app)
@@ -102,8 +96,8 @@ def _seed(sandbox: parts.Parts, config: Mapping[str, Any], path: str) -> int:
     try:
         with open(path, "rb") as file:
             document = StateDocument(file, config["MAX_NESTING_DEPTH"])
-            editor_for = control.importer(config, sandbox.clock.now())
-            report = sandbox.import_state(document.clients(), lambda: document.other, editor_for)
+            editor_for = importer(config, sandbox.clock.now())
+            report = sandbox.documents.apply(document.clients(), lambda: document.other, editor_for)
     except (OSError, ValueError, ValidationError) as error:
         raise ValueError(f"SANDBOX_SEED_FILE {path}: {error}") from None
     except VendorError as error:

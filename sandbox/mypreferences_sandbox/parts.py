@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -12,25 +12,20 @@ from typing import Any, Protocol
 
 from flask import current_app
 
-from .contract import schemas
-from .contract.control_schemas import StateSchema
-from .contract.errors import BadRequest
-from .domain.accounts import KINDS, Accounts, AccountsBase, configured
+from .domain.accounts import Accounts, AccountsBase
 from .domain.auth import Authority, load_directory
 from .domain.clock import Clock, ClockBase
+from .domain.documents import StateDocuments
 from .domain.faults import FaultRegistry, FaultRegistryBase
 from .domain.history import History, HistoryBase
 from .domain.journal import Journal, JournalBase
-from .domain.profiles import Editor
 from .domain.service import ProfileService
 from .domain.store import MemoryStore, ProfileStore
 
 EXTENSION = "sandbox"
-STATE = StateSchema()
 # Where the command line's worker leaves what to do after an import (freeze it out of the garbage
 # collector's reach); the pytest fixture's app, which shares its test process, has nothing there.
 AFTER_IMPORT = "sandbox.after_import"
-PAYLOAD = "The control payload is invalid."
 
 
 class Resettable(Protocol):
@@ -103,62 +98,16 @@ class Parts:
         """The profile service over this sandbox's store."""
         return ProfileService(self.store, self.accounts, self.history)
 
-    def export_state(self, client_id: str | None = None) -> dict:
-        """The state document of every client (or one): its profiles and its account's configuration."""
-        return {"clients": self.service.export(client_id), "accounts": self.accounts.export(client_id)}
-
-    def import_state(
-        self,
-        clients: Iterable[tuple[str, Any]],
-        rest: Callable[[], Mapping[str, Any]],
-        editor_for: Callable[[str], Editor],
-    ) -> dict:
-        """Import a state document, read as it arrives: ``clients`` yields each client's id and its
-        profiles; ``rest`` gives the document's other members (its ``accounts``) once every client
-        is read. Each client's profiles are replaced, each account's kinds configured. 400 naming
-        every problem, 409 for a ProfileId or AlternateId used twice; nothing changes on an error."""
-        accounts: dict[str, Any] = {}
-
-        def checked() -> Iterator[tuple[str, Any]]:
-            seen: set[str] = set()
-            for client_id, profiles in clients:
-                listed = isinstance(profiles, list | Iterator)
-                schemas.load(STATE, {"clients": {client_id: [] if listed else profiles}}, message=PAYLOAD)
-                if client_id in seen:
-                    raise BadRequest(PAYLOAD, model_state={f"clients.{client_id}": ["Named twice."]})
-                seen.add(client_id)
-                yield client_id, profiles
-            accounts.update(_accounts(rest()))  # before the store puts anything in
-
-        imported = self.service.import_state(checked(), editor_for)
-        for client, account in accounts.items():
-            self.accounts.configure(client, account)
-        return {"imported": imported, "accounts": sorted(accounts)}
+    @cached_property
+    def documents(self) -> StateDocuments:
+        """State documents (export, import, the seed file) over this sandbox's profiles and accounts."""
+        return StateDocuments(self.service, self.accounts)
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """Reset every part: everything, or only ``client_id``'s data (``seed``: a full reset's)."""
         for part in dataclasses.fields(self):
             resettable: Resettable = getattr(self, part.name)
             resettable.reset(client_id, seed=seed)
-
-
-def _accounts(rest: Mapping[str, Any]) -> dict[str, Any]:
-    """The accounts of a state document's members but its clients, each a configuration of kinds
-    of types; 400 naming every problem (an unknown member, an unusable account)."""
-    document = schemas.load(STATE, dict(rest), message=PAYLOAD)
-    problems = {}
-    for client, account in document["accounts"].items():
-        others = sorted(set(account) - set(KINDS))
-        if others:  # an account's other settings belong to SANDBOX_ACCOUNTS
-            problems[f"accounts.{client}"] = [f"Not a kind of types: {', '.join(others)}."]
-            continue
-        try:
-            configured(account)
-        except ValueError as error:
-            problems[f"accounts.{client}"] = [str(error)]
-    if problems:
-        raise BadRequest("The state document is invalid.", model_state=problems)
-    return document["accounts"]  # type: ignore[no-any-return]
 
 
 def store_errors(config: Mapping[str, Any]) -> tuple[type[Exception], ...]:

@@ -12,6 +12,7 @@ import redis
 import requests
 from helpers import (
     FIXTURES,
+    STORES,
     Served,
     find,
     minimal_profile,
@@ -363,7 +364,7 @@ def test_an_unusable_accounts_setting_stops_the_sandbox(kinds, message):
 # --- many types: every look-up by name is O(1) --------------------------------------------------
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=STORES)
 def accounts_of(request: pytest.FixtureRequest) -> Iterator[Callable[[Mapping[str, Any]], AccountsBase]]:
     """Accounts of the settings given: in memory, or in Redis (each in a namespace of its own)."""
     if request.param == "memory":

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from helpers import fixture_json, minimal_profile, post_json, send
 from marshmallow import Schema, fields, post_dump, pre_dump
+from mypreferences_sandbox.api import history as history_api
 from mypreferences_sandbox.contract import schemas
 from mypreferences_sandbox.testing.control_client import ControlClient
-from mypreferences_sandbox.vendor import history as history_api
 from mypreferences_sandbox.wire import dumping, formats
 
 # Every shape of the contract's wire, the history answers' included.
@@ -333,7 +333,6 @@ FALLBACKS = {
         "Computed", (schemas.Wire,), {"Upper": fields.Method("upper"), "upper": lambda self, obj: 1}
     ),
     "many Nested": type("Tagged", (schemas.Wire,), {"Tags": fields.Nested(schemas.Tag, many=True)}),
-    "typed Dict": schemas.Error,
     "unknown Nested": type("Dangling", (schemas.Wire,), {"Other": fields.Nested("NoSuchShape")}),
 }
 
@@ -345,6 +344,23 @@ def test_a_schema_the_compiler_does_not_know_dumps_through_marshmallow(shape):
 
     assert dumping.dumper(schema) == schema.dump
     assert dumping.dump(schema, document) == schema.dump(document)
+
+
+def test_a_typed_dict_is_compiled_and_converts_each_key_and_value_as_marshmallow_does():
+    class Counted(schemas.Wire):
+        Counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+        Names = fields.Dict(values=fields.String(allow_none=True))
+        Ids = fields.Dict(keys=fields.Integer())
+
+    schema = Counted()
+
+    assert dumping.dumper(schema) != schema.dump
+    assert_dumps_alike(
+        schema,
+        {"Counts": {"a": 1, 2: "3", "b": 4.0}, "Names": {"x": None, "y": 5}, "Ids": {"1": "a", 1: "b"}},
+    )
+    assert_dumps_alike(schema, {"Counts": None, "Names": {}, "Ids": None})
+    assert_dumps_alike(schemas.Error(), {"Message": "m", "ModelState": {"Name": ["Required."]}})
 
 
 def test_a_nested_schema_it_does_not_know_dumps_through_marshmallow_inside_a_compiled_one():

@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 import redis
 import requests
-from helpers import auth, minimal_profile, post_json
+from helpers import STORES, auth, minimal_profile, post_json
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -168,7 +168,7 @@ documents = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=STORES)
 def new_store(request) -> Iterator[Callable[[], ProfileStore]]:
     """Makes empty stores of one kind: in memory, or each in its own namespace of the session's Redis."""
     if request.param == "memory":

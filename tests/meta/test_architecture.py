@@ -22,7 +22,7 @@ LAYERS = [
     {"redis"},
     {"parts"},
     {"http"},
-    {"vendor", "control", "serving"},
+    {"api", "control", "serving"},
     {"app"},
     {"__init__", "__main__", "testing"},
 ]
@@ -31,7 +31,7 @@ LAYERS = [
 NO_FLASK = {"contract", "settings", "wire", "domain", "redis"}
 NO_WERKZEUG = {"contract", "settings", "domain", "redis"}
 # The view modules share what they need through these, and never reach into each other.
-SHARED_BY_VIEWS = {f"{PACKAGE}.vendor.common"}
+SHARED_BY_VIEWS = {f"{PACKAGE}.api.common"}
 
 
 @functools.cache
@@ -147,7 +147,7 @@ def test_no_import_cycle():
         visit(module, ())
 
 
-@pytest.mark.parametrize("subpackage", ["vendor", "control"])
+@pytest.mark.parametrize("subpackage", ["api", "control"])
 def test_a_view_module_never_imports_another(subpackage):
     modules = views(subpackage)
     assert modules, f"no view module found in {subpackage}"

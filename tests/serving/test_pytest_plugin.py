@@ -63,6 +63,27 @@ def test_tests_are_isolated_by_client_id(pytester):
     result.assert_outcomes(passed=2)
 
 
+def test_a_project_with_its_own_sandbox_package_runs_with_the_plugin(pytester):
+    """The README's ``python -m pytest`` puts the project's folder first on the path: a package of
+    the project named ``sandbox`` (a common name) is the project's, and the plugin still loads."""
+    pytester.mkpydir("sandbox").joinpath("settings.py").write_text('NAME = "ours"\n')
+    pytester.makepyfile(
+        """
+        import requests
+        from sandbox.settings import NAME
+
+        def test_both_are_there(sandbox):
+            assert NAME == "ours"
+            created = requests.post(sandbox.profile_url, json={}, headers=sandbox.headers, timeout=10)
+            assert created.status_code == 201
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)
+
+
 def test_a_fault_in_one_test_does_not_leak_into_the_next(pytester):
     pytester.makepyfile(
         """

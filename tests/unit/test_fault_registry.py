@@ -10,6 +10,7 @@ from uuid import uuid4
 
 import pytest
 import redis
+from helpers import STORES
 from mypreferences_sandbox.contract.control_schemas import RULE
 from mypreferences_sandbox.contract.errors import Conflict, NotFound
 from mypreferences_sandbox.domain import faults
@@ -38,7 +39,7 @@ def facts(
 Registry = FaultRegistry | RedisFaultRegistry
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=STORES)
 def new_registry(request: pytest.FixtureRequest) -> Iterator[Callable[..., Registry]]:
     """Makes empty registries of one kind: in memory, or in Redis, each in a namespace of its own."""
     if request.param == "memory":

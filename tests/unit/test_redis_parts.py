@@ -13,10 +13,11 @@ import mypreferences_sandbox.domain.auth
 import mypreferences_sandbox.redis.parts
 import pytest
 import redis
+from helpers import STORES
 from mypreferences_sandbox.contract import schemas
 from mypreferences_sandbox.contract.errors import Conflict, NotFound, Unauthorized
 from mypreferences_sandbox.domain.accounts import Accounts, AccountsBase
-from mypreferences_sandbox.domain.auth import Authority, Token
+from mypreferences_sandbox.domain.auth import Authority, MemoryTokens, Token
 from mypreferences_sandbox.domain.clock import Clock, ClockBase
 from mypreferences_sandbox.domain.history import History, HistoryBase
 from mypreferences_sandbox.domain.journal import Journal, JournalBase, footprint, matcher
@@ -33,7 +34,6 @@ from mypreferences_sandbox.redis.parts import (
 from mypreferences_sandbox.redis.shared import Shared
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
-KINDS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def place(redis_server) -> Iterator[Shared]:
     client.close()
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=STORES)
 def shared(request: pytest.FixtureRequest) -> Shared | None:
     """None for the in-memory parts; for those in Redis, the test's place there."""
     return None if request.param == "memory" else request.getfixturevalue("place")
@@ -84,7 +84,7 @@ def authority_of(shared: Shared | None) -> Authority:
         window=timedelta(minutes=15),
         token_lifetime=timedelta(hours=1),
         default_user="sandbox",
-        tokens=None if shared is None else RedisTokens(shared),
+        tokens=MemoryTokens() if shared is None else RedisTokens(shared),
     )
 
 

@@ -1,7 +1,9 @@
 """The control plane's payloads: fault rules, reset, clock, state and journal filters, as marshmallow schemas.
 
 Unlike the vendor's shapes, these refuse unknown fields: a typo in a fault rule is a 400, never a
-rule that silently matches everything.
+rule that silently matches everything. As there, a rule enforced beyond a field's validators is
+stated beside it for the OpenAPI document (field metadata, a schema's ``json_schema``); a bound the
+configuration sets is a field's ``cap``.
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sized
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from wsgiref.util import is_hop_by_hop
 
 from jsonpointer import JsonPointer, JsonPointerException  # type: ignore[import-untyped]
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .errors import invalid
-from .moments import within_range
-from .schemas import Items, reject_constant
+from .moments import EARLIEST, LATEST, RANGE, SAFE_YEARS, within_range
+from .schemas import ImportedProfile, Items, reject_constant
 
+# What a 400 says of a control payload a schema refuses (the vendor's says what its stack says).
+PAYLOAD_INVALID = "The control payload is invalid."
 WHEN = ("before", "after")
 CONNECTION_FAULTS = (
     "CONNECTION_RESET_BY_PEER",
@@ -218,9 +223,29 @@ class MatchSchema(Strict):
         return data
 
 
+@dataclass(frozen=True)
+class Cap:
+    """A bound the configuration sets, as ``check_caps`` enforces it: at most ``setting``
+    milliseconds, for the fault types ``only`` names (for every value when it is empty)."""
+
+    setting: str
+    only: str = ""
+
+    def described(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """What OpenAPI says of a field so bounded, under ``config``."""
+        capped = f"At most SANDBOX_{self.setting} ({config[self.setting]} ms)."
+        if self.only:
+            return {"description": f"{self.only}: {capped}"}
+        return {"maximum": config[self.setting], "description": capped}
+
+
+DELAY_CAP = {"cap": Cap("MAX_DELAY_MS")}
+
+
 class UniformSchema(Strict):
-    lower = Whole(required=True, validate=validate.Range(min=0))
-    upper = Whole(required=True, validate=validate.Range(min=0))
+    # lower is capped too: it may not exceed upper.
+    lower = Whole(required=True, validate=validate.Range(min=0), metadata=DELAY_CAP)
+    upper = Whole(required=True, validate=validate.Range(min=0), metadata=DELAY_CAP)
 
     @validates_schema
     def _ordered(self, data: dict, **kwargs: Any) -> None:
@@ -237,7 +262,9 @@ class LognormalSchema(Strict):
 class DelaySchema(Strict):
     """Milliseconds: ``fixed``, ``uniform`` {lower, upper}, or ``lognormal`` {median, sigma}."""
 
-    fixed = Whole(validate=validate.Range(min=0))
+    json_schema: ClassVar[dict[str, Any]] = {"minProperties": 1, "maxProperties": 1}
+
+    fixed = Whole(validate=validate.Range(min=0), metadata=DELAY_CAP)
     uniform = fields.Nested(UniformSchema)
     lognormal = fields.Nested(LognormalSchema)
 
@@ -298,7 +325,11 @@ class RespondSchema(Strict):
 class ConnectionFaultSchema(Strict):
     type = fields.String(required=True, validate=validate.OneOf(CONNECTION_FAULTS))
     chunks = Whole(load_default=4, validate=validate.Range(min=1, max=1000))
-    duration = Whole(load_default=1000, validate=validate.Range(min=0))
+    duration = Whole(
+        load_default=1000,
+        validate=validate.Range(min=0),
+        metadata={"cap": Cap("MAX_DELAY_MS", only="DRIBBLE and HANG")},
+    )
 
 
 def _in_clock_range(moment: datetime) -> None:
@@ -308,8 +339,33 @@ def _in_clock_range(moment: datetime) -> None:
         raise ValidationError("The time is outside the clock's range, 1970 to 9000.") from None
 
 
+# What JSON Schema can say of a moment in the clock's range: it compares no dates.
+IN_CLOCK_RANGE = {
+    "pattern": SAFE_YEARS,
+    "description": f"In the clock's range, {RANGE}, else 400; the pattern admits the years 1971 to 8998.",
+}
+
+
 class RuleSchema(Strict):
     """A fault rule as the control plane takes it."""
+
+    # What ``_coherent`` refuses.
+    json_schema: ClassVar[dict[str, Any]] = {
+        "anyOf": [{"required": [action]} for action in ("delay", "respond", "fault")],
+        "not": {
+            "anyOf": [
+                {"required": ["respond", "fault"]},
+                {"required": ["expiresAt", "ttl"]},
+                {
+                    "properties": {
+                        "when": {"enum": ["before"]},
+                        "fault": {"properties": {"type": {"enum": list(AFTER_ONLY)}}, "required": ["type"]},
+                    },
+                    "required": ["when", "fault"],
+                },
+            ]
+        },
+    }
 
     match = fields.Nested(MatchSchema, load_default=dict)
     when = fields.String(validate=validate.OneOf(WHEN))
@@ -320,7 +376,7 @@ class RuleSchema(Strict):
     skip = Whole(load_default=0, validate=validate.Range(min=0))
     probability = fields.Float(validate=validate.Range(min=0, max=1))
     seed = Whole()
-    expiresAt = fields.AwareDateTime(validate=_in_clock_range)
+    expiresAt = fields.AwareDateTime(validate=_in_clock_range, metadata=IN_CLOCK_RANGE)
     # At most ten years, in milliseconds: expiry stays within the clock's range.
     ttl = Whole(validate=validate.Range(min=1, max=10 * 365 * 86_400_000))
 
@@ -358,6 +414,8 @@ def check_caps(spec: dict, cap_ms: int) -> None:
 
 
 class ResetSchema(Strict):
+    json_schema: ClassVar[dict[str, Any]] = {"not": {"required": ["clientId", "seed"]}}
+
     clientId = fields.String(validate=validate.Length(min=1))
     seed = Whole(text=True)  # reset also reads its query parameters, which are text
 
@@ -370,12 +428,16 @@ class ResetSchema(Strict):
 
 
 class ClockSchema(Strict):
-    time = fields.DateTime(required=True)
+    time = fields.DateTime(required=True, metadata=IN_CLOCK_RANGE)
 
 
 class AdvanceSchema(Strict):
     # At most the clock's whole range, 1970 to 9000: anything longer leaves it whatever the start.
-    seconds = fields.Float(required=True, validate=validate.Range(min=0, max=(9000 - 1970) * 366 * 86_400))
+    seconds = fields.Float(
+        required=True,
+        validate=validate.Range(min=0, max=(LATEST - EARLIEST).total_seconds()),
+        metadata={"description": f"The clock must stay in its range, {RANGE}, else 400."},
+    )
 
 
 # A clientId a vendor path can name: one non-empty path segment, not the control prefix.
@@ -394,8 +456,12 @@ class StateSchema(Strict):
     """A state document: each client's profiles, and each account's configuration (its kinds of
     types: ``{"AlternateIdTypes": ["CRM", {"Name": "Web", "Description": "...", "Locales": {...}}]}``)."""
 
+    # Each profile is loaded on its own, as an ImportedProfile, so that every error can be named by
+    # client and index: here it is Raw, read as one.
     clients = fields.Dict(
-        keys=fields.String(validate=CLIENT_ID), values=fields.List(fields.Raw()), load_default=dict
+        keys=fields.String(validate=CLIENT_ID),
+        values=fields.List(fields.Raw(metadata={"read_as": ImportedProfile})),
+        load_default=dict,
     )
     accounts = fields.Dict(keys=fields.String(validate=CLIENT_ID), values=fields.Dict(), load_default=dict)
 
@@ -431,33 +497,52 @@ class RequestFilterSchema(Strict):
     limit = fields.Integer(validate=validate.Range(min=1))
 
 
-# --- what the control plane answers (documented; the views build these) ---------------------
+# --- what the control plane answers (each view's answer is dumped through its schema) -------
+# Each field always sent is ``required``; the others are left out when they do not apply.
+
+# A moment as the sandbox writes it (ISO 8601 in UTC, with milliseconds): text it sends as it is.
+MOMENT = {"format": "date-time"}
 
 
 class Health(Schema):
-    status = fields.String(validate=validate.OneOf(["ok"]))
-    version = fields.String()
-    store = fields.String(validate=validate.OneOf(["memory", "redis"]))
+    status = fields.String(required=True, validate=validate.OneOf(["ok"]))
+    version = fields.String(required=True)
+    store = fields.String(required=True, validate=validate.OneOf(["memory", "redis"]))
 
 
 class ResetReport(Schema):
-    reset = fields.String(metadata={"description": "`all`, or the clientId."})
+    reset = fields.String(required=True, metadata={"description": "`all`, or the clientId."})
 
 
-# A fault rule as reported: what was asked (the rule, less its ttl), what it did, and what remains.
+# A fault rule as reported: its id, what was asked (the rule, less its ttl and expiresAt), when it
+# acts, what it did, and what remains. A rule's loaded defaults (match, skip) are always there.
 FaultReport = Schema.from_dict(
     {
+        "id": fields.String(required=True),
         **{
             name: field
             for name, field in RuleSchema._declared_fields.items()
-            if name not in ("ttl", "expiresAt")
+            if name not in ("when", "ttl", "expiresAt")
         },
-        "id": fields.String(),
-        "expiresAt": fields.String(allow_none=True),
-        "matched": fields.Integer(metadata={"description": "Matching requests seen, skipped ones included."}),
-        "hits": fields.Integer(metadata={"description": "Times the rule fired."}),
-        "remaining": fields.Integer(allow_none=True, metadata={"description": "null: no limit."}),
-        "state": fields.String(validate=validate.OneOf(["active", "spent", "expired"])),
+        "when": fields.String(
+            required=True,
+            validate=validate.OneOf(WHEN),
+            metadata={
+                "description": "As given; else `after` for a fault that shapes the response "
+                f"({', '.join(AFTER_ONLY)}), `before` for any other rule."
+            },
+        ),
+        "expiresAt": fields.String(
+            required=True, allow_none=True, metadata={**MOMENT, "description": "null: never."}
+        ),
+        "matched": fields.Integer(
+            required=True, metadata={"description": "Matching requests seen, skipped ones included."}
+        ),
+        "hits": fields.Integer(required=True, metadata={"description": "Times the rule fired."}),
+        "remaining": fields.Integer(
+            required=True, allow_none=True, metadata={"description": "null: no limit."}
+        ),
+        "state": fields.String(required=True, validate=validate.OneOf(["active", "spent", "expired"])),
     },
     name="FaultReport",
 )
@@ -470,10 +555,20 @@ UNPARSED = ("truncated", "malformed", "not JSON or XML", "withheld")
 NEAR_MISS_RULES = 50
 
 
+class Firing(Schema):
+    """The rule that fired on a request: its hits then, and what remained."""
+
+    id = fields.String(required=True)
+    when = fields.String(required=True, validate=validate.OneOf(WHEN))
+    hits = fields.Integer(required=True)
+    remaining = fields.Integer(required=True, allow_none=True, metadata={"description": "null: no limit."})
+
+
 class NearMiss(Schema):
-    rule = fields.String(metadata={"description": "The id of the closest active rule."})
+    rule = fields.String(required=True, metadata={"description": "The id of the closest active rule."})
     unmet = fields.List(
         fields.String(),
+        required=True,
         metadata={
             "description": "Its criteria the request did not meet: `method`, `path`, `operation`, "
             "`headers.<name>`, `body.<pointer>`."
@@ -484,21 +579,25 @@ class NearMiss(Schema):
 class JournalEntry(Schema):
     """One vendor request as the journal keeps it."""
 
-    id = fields.Integer()
-    time = fields.DateTime()
-    method = fields.String()
-    path = fields.String()
+    id = fields.Integer(required=True)
+    time = fields.String(required=True, metadata=MOMENT)
+    method = fields.String(required=True)
+    path = fields.String(required=True)
     operation = fields.String(
+        required=True,
         allow_none=True,
         metadata={"description": "The operation's name, as `match.operation` takes it; null: no route."},
     )
-    clientId = fields.String(allow_none=True)
-    query = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    clientId = fields.String(required=True, allow_none=True)
+    query = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True)
     headers = fields.Dict(
-        keys=fields.String(), values=fields.String(), metadata={"description": "Credentials redacted."}
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "Credentials redacted."},
     )
-    body = fields.String()
-    bodyTruncated = fields.Boolean()
+    body = fields.String(required=True)
+    bodyTruncated = fields.Boolean(required=True)
     bodyJson = fields.Raw(
         allow_none=True,
         metadata={
@@ -510,12 +609,14 @@ class JournalEntry(Schema):
         validate=validate.OneOf(UNPARSED),
         metadata={"description": "Why a non-empty body has no `bodyJson`."},
     )
-    status = fields.Integer(allow_none=True, metadata={"description": "null: a connection fault."})
-    durationMs = fields.Float()
+    status = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "null: a connection fault."}
+    )
+    durationMs = fields.Float(required=True)
     profileId = fields.Integer()
     error = fields.Dict()
     conflict = fields.Dict()
-    fault = fields.Dict()
+    fault = fields.Nested(Firing)
     nearMiss = fields.Nested(
         NearMiss,
         metadata={
@@ -524,25 +625,36 @@ class JournalEntry(Schema):
         },
     )
     warnings = fields.List(fields.String())
+    cut = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={
+            "description": "How many `headers`, `query` parameters and `modelState` keys were left "
+            "out, past SANDBOX_MAX_JOURNAL_ITEMS each; absent when none was."
+        },
+    )
 
 
 class Count(Schema):
-    count = fields.Integer()
+    count = fields.Integer(required=True)
 
 
 class ImportReport(Schema):
-    imported = fields.Dict(keys=fields.String(), values=fields.Integer())
-    accounts = fields.List(fields.String(), metadata={"description": "The accounts configured."})
+    imported = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    accounts = fields.List(
+        fields.String(), required=True, metadata={"description": "The accounts configured."}
+    )
 
 
 class AccountsReport(Schema):
     accounts = fields.Dict(
         keys=fields.String(),
         values=fields.Dict(),
+        required=True,
         metadata={"description": "Each account's configured kinds."},
     )
 
 
 class ClockReport(Schema):
-    now = fields.DateTime()
-    frozen = fields.Boolean()
+    now = fields.String(required=True, metadata=MOMENT)
+    frozen = fields.Boolean(required=True)

@@ -49,6 +49,11 @@ class VendorError(Exception):
         return body
 
 
+# The vendor's challenge, in the WWW-Authenticate header of each of its 401s.
+REALM = "https://pm.mypreferences.com"
+CHALLENGE = f'PNAUTHINFO3 realm="{REALM}"'
+
+
 class Unauthorized(VendorError):
     status = 401
     message = "Authorization has been denied for this request."

@@ -15,6 +15,12 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# The range as the documents state it; and, as a pattern on a moment's text (JSON Schema compares
+# no dates), the years of it that no time zone offset takes outside it: 1971 to 8998.
+RANGE = f"{timestamp(EARLIEST)} to {timestamp(LATEST)} (UTC)"
+SAFE_YEARS = "^(197[1-9]|19[89][0-9]|[2-7][0-9]{3}|8[0-8][0-9]{2}|89[0-8][0-9]|899[0-8])-"
+
+
 def within_range(moment: datetime) -> datetime:
     """``moment``, if between 1970 and 9000; ValueError otherwise."""
     if not EARLIEST <= moment <= LATEST:

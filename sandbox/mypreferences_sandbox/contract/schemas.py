@@ -2,8 +2,10 @@
 
 Field names are the wire names. Two pieces of XML layout ride along as plain data: a collection's
 ``xml_item`` (the element name of one entry) and a schema's ``xml_order`` (which elements the vendor's
-XML sample shows, in its order). Fields the vendor does not document a rule for are not validated
-beyond their type: the sandbox invents no limits.
+XML sample shows, in its order). A rule enforced beyond a field's validators is stated beside it for
+the OpenAPI document: in the field's metadata (``pattern``, ``description``), or, for a rule of the
+whole shape, in its schema's ``json_schema``. Fields the vendor does not document a rule for are not
+validated beyond their type: the sandbox invents no limits.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ class Text(Named, fields.String):
         "invalid": "Error converting value {value} to type 'System.String'.",
     }
 
-    def __init__(self, *, max_length: int | None = None, min_length: int = 0, required: bool = False) -> None:
-        super().__init__(required=required, allow_none=not required)
+    def __init__(
+        self, *, max_length: int | None = None, min_length: int = 0, required: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(required=required, allow_none=not required, **kwargs)
         self.max_length = max_length
         self.min_length = min_length
 
@@ -201,12 +205,12 @@ class Items(fields.List):
         return result
 
 
-def collection(entry: type[Schema], xml_item: str) -> fields.List:
+def collection(entry: type[Schema], xml_item: str, **metadata: Any) -> fields.List:
     """A collection of ``entry`` objects; ``xml_item`` names one entry's XML element."""
     return Items(
         fields.Nested(entry),
         allow_none=True,
-        metadata={"xml_item": xml_item},
+        metadata={"xml_item": xml_item, **metadata},
         error_messages={"invalid": COLLECTION_MESSAGE},
     )
 
@@ -337,6 +341,13 @@ class CustomerName(Contract):
     Suffix = Text()
 
 
+# What JSON Schema cannot say of a profile's AlternateIds (uniqueItems would not ignore case).
+ALTERNATE_IDS = (
+    "Each (AlternateIdType, AlternateId) pair at most once, case ignored (400); a pair another profile "
+    "of the clientId holds is a 409 (a state document: two profiles holding one)."
+)
+
+
 class CreateUserProfile(Contract):
     """The body of ``POST {clientId}/Profile``."""
 
@@ -358,7 +369,7 @@ class CreateUserProfile(Contract):
     CustomerType = Text(max_length=100)
     PreservePreferences = Flag()
     CustomerName = fields.Nested(CustomerName, allow_none=True)
-    AlternateIds = collection(AlternateIdEntry, "AlternateIdEntry")
+    AlternateIds = collection(AlternateIdEntry, "AlternateIdEntry", description=ALTERNATE_IDS)
     Emails = collection(EmailEntry, "EmailEntry")
     Groups = collection(GroupEntry, "GroupEntry")
     ProfileTags = collection(Tag, "Tag")
@@ -503,10 +514,18 @@ class CreateCustomerConsentList(Contract):
 
 
 PATCH_OPERATIONS = ("add", "replace", "remove", "test")
+# RFC 6901: a JSON Pointer to a member, never the whole document ("" is refused as missing), and
+# no member of a profile document has an empty name.
+JSON_POINTER = "^(/([^/~]|~[01])+)+$"
 
 
 class PatchOperation(Contract):
     """One JSON Patch operation; the vendor allows add, replace, remove and test only."""
+
+    # jsonpatch refuses an add, replace or test without a value.
+    json_schema: ClassVar[dict[str, Any]] = {
+        "anyOf": [{"properties": {"op": {"enum": ["remove"]}}}, {"required": ["value"]}]
+    }
 
     op = fields.String(
         required=True,
@@ -515,7 +534,9 @@ class PatchOperation(Contract):
             error="The operation '{input}' is not supported; use add, replace, remove or test.",
         ),
     )
-    path = Text(required=True)
+    path = Text(
+        required=True, metadata={"pattern": JSON_POINTER, "description": "A JSON Pointer (RFC 6901)."}
+    )
     value = fields.Raw(allow_none=True)
 
 
@@ -728,6 +749,8 @@ class Error(Schema):
     """ASP.NET Web API's HttpError. In XML, ``<Error>``, ModelState keys encoded as
     XmlConvert.EncodeLocalName does, several messages of a key joined by a space."""
 
+    json_schema: ClassVar[dict[str, Any]] = {"xml": {"name": "Error"}}  # ASP.NET's: in no namespace
+
     Message = fields.String(required=True)
     MessageDetail = fields.String()
     ModelState = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
@@ -808,9 +831,9 @@ class ConsentStatusList(Wire):
 
 
 def openapi_attributes(field: fields.Field) -> dict:
-    """What OpenAPI should say of a field beyond its type: the sandbox's own fields' rules, and the
-    XML layout its metadata carries."""
-    extra: dict[str, Any] = {}
+    """What OpenAPI should say of a field beyond what apispec reads of it: the sandbox's own
+    fields' types and rules, and the XML layout its metadata carries."""
+    extra: dict[str, Any] = {"type": "integer"} if isinstance(field, Choice) else {}
     if isinstance(field, Text):
         # Text keeps its limits as attributes, not validators; required also refuses "" and blanks.
         minimum = max(field.min_length, 1 if field.required else 0)
@@ -820,7 +843,7 @@ def openapi_attributes(field: fields.Field) -> dict:
         if field.max_length is not None:
             extra["maxLength"] = field.max_length
     if isinstance(field, Moment):
-        extra["description"] = "ISO 8601; without a zone it is UTC."
+        extra |= {"format": "date-time", "description": "ISO 8601; without a zone it is UTC."}
     if "xml_names" in field.metadata:
         names = field.metadata["xml_names"]
         named = ", ".join(f"{number} {name}" for number, name in names.items())

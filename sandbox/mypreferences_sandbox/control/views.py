@@ -18,6 +18,7 @@ from marshmallow import Schema, ValidationError
 from .. import parts
 from ..contract import control_schemas as payloads
 from ..contract import schemas
+from ..contract.control_schemas import PAYLOAD_INVALID
 from ..contract.errors import BadRequest, NotFound, Unauthorized, invalid
 from ..contract.moments import timestamp
 from ..contract.operations import (
@@ -29,10 +30,9 @@ from ..contract.operations import (
     operation_names,
 )
 from ..domain.accounts import KINDS, configured
+from ..domain.documents import importer
 from ..domain.journal import matcher
-from ..domain.profiles import Account, Editor
-from ..http.exchange import Documented, body_stream, documented, json_response, streamed_json
-from ..wire import formats
+from ..http.exchange import Documented, body_stream, documented, json_payload, streamed_json
 from ..wire.jsonstream import StateDocument
 
 bp = Blueprint("control", __name__, url_prefix=CONTROL_PREFIX)
@@ -46,15 +46,12 @@ def control(summary: str, answers: dict[int, Answer], **details: Any) -> Documen
     return documented("control", summary, answers, **{"errors": dict.fromkeys((401, 404)), **details})
 
 
-def _body() -> Any:
-    """The JSON body of a control call ({} when empty); 400 if it is not JSON."""
-    raw = request.get_data(cache=True)
-    return formats.parse_json(raw, current_app.config["MAX_NESTING_DEPTH"]) if raw.strip() else {}
-
-
-def _payload(schema: Schema, data: Any = None) -> dict:
-    """A control payload (the JSON body, or ``data``) validated by ``schema``; 400 naming each problem."""
-    return schemas.load(schema, _body() if data is None else data, message="The control payload is invalid.")
+def _with_query(schema: Schema) -> dict:
+    """A control payload whose members may also be given as query parameters, validated by ``schema``."""
+    body = json_payload()
+    if not isinstance(body, Mapping):
+        raise invalid("body", "Expected a JSON object.")
+    return schemas.load(schema, {**request.args.to_dict(), **body}, message=PAYLOAD_INVALID)
 
 
 @bp.before_request
@@ -86,14 +83,12 @@ def guard() -> None:
     errors={503: "A Redis store cannot be reached."},
     guarded=False,
 )
-def health() -> Response:
+def health() -> dict[str, str]:
     """200 while the server runs and its state can be reached: ``{"status": "ok", "version": ...,
     "store": "memory" or "redis"}``; 503 when its Redis cannot be reached."""
     parts.current().clock.now()  # in Redis, with a Redis store: reading it proves Redis is there
     store = "memory" if current_app.config["STORE"] == "memory" else "redis"
-    return json_response(
-        {"status": "ok", "version": metadata.version("mypreferences-sandbox"), "store": store}
-    )
+    return {"status": "ok", "version": metadata.version("mypreferences-sandbox"), "store": store}
 
 
 @bp.post("/reset")
@@ -101,18 +96,14 @@ def health() -> Response:
     "Reset everything, or one client",
     {200: Answer("What was reset: `all` or the clientId.", payloads.ResetReport)},
     errors=CHANGES,
-    body=Body(payloads.ResetSchema, JSON_ONLY, required=False),
+    body=Body(payloads.ResetSchema, JSON_ONLY, required=False, reader=_with_query),
     query=CLIENT,
 )
-def reset() -> Response:
+def reset(body: dict) -> dict[str, str]:
     """Reset everything (profiles, ProfileIds, fault rules, journal, clock, tokens; ``seed``
     reseeds), or, with ``clientId``, only that client's profiles, fault rules and journal entries."""
-    body = _body()
-    if not isinstance(body, Mapping):
-        raise invalid("body", "Expected a JSON object.")
-    options = _payload(payloads.ResetSchema(), {**request.args.to_dict(), **body})
-    parts.current().reset(options.get("clientId"), seed=options.get("seed"))
-    return json_response({"reset": options.get("clientId") or "all"})
+    parts.current().reset(body.get("clientId"), seed=body.get("seed"))
+    return {"reset": body.get("clientId") or "all"}
 
 
 # --- fault rules ----------------------------------------------------------------------------
@@ -131,19 +122,18 @@ UNKNOWN_RULE = {404: "Unknown rule, or the control plane is off."}
     },
     errors={**CHANGES, 409: "As many rules are active as SANDBOX_MAX_FAULT_RULES allows."},
     body=Body(payloads.RuleSchema, JSON_ONLY),
+    produces={"ruleId": "$response.body#/id"},
 )
-def add_fault() -> Response:
+def add_fault(body: dict) -> tuple[dict, int, dict[str, str]]:
     """Add a fault rule: 201 with the rule as reported (its id, hits, remaining). Its
     ``match.operation`` is a vendor view's name (``create_profile``); 409 when
     ``SANDBOX_MAX_FAULT_RULES`` rules are active already."""
-    spec = _payload(payloads.RULE)
+    spec = body
     payloads.check_caps(spec, current_app.config["MAX_DELAY_MS"])
     _check_operation("match.operation", spec["match"].get("operation"), ("vendor",))
     sandbox = parts.current()
     report = sandbox.faults.add(spec, sandbox.clock.now())
-    return json_response(
-        report, 201, {"Location": url_for(".get_fault", rule_id=report["id"], _external=True)}
-    )
+    return report, 201, {"Location": url_for(".get_fault", rule_id=report["id"], _external=True)}
 
 
 @bp.get("/faults")
@@ -156,34 +146,32 @@ def add_fault() -> Response:
     },
     query=CLIENT,
 )
-def list_faults() -> Response:
+def list_faults() -> list[dict]:
     """Every rule (``?clientId=``: those scoped to it), in the order they are tried."""
     sandbox = parts.current()
-    return json_response(sandbox.faults.reports(sandbox.clock.now(), request.args.get("clientId")))
+    return sandbox.faults.reports(sandbox.clock.now(), request.args.get("clientId"))
 
 
 @bp.get("/faults/<rule_id>")
 @control("Get a fault rule", {200: REPORT}, errors={401: None, **UNKNOWN_RULE})
-def get_fault(rule_id: str) -> Response:
+def get_fault(rule_id: str) -> dict:
     """One rule; 404 if unknown."""
     sandbox = parts.current()
-    return json_response(sandbox.faults.report(rule_id, sandbox.clock.now()))
+    return sandbox.faults.report(rule_id, sandbox.clock.now())
 
 
 @bp.delete("/faults/<rule_id>")
 @control("Remove a fault rule", {204: Answer("Removed.")}, errors={401: None, **UNKNOWN_RULE})
-def delete_fault(rule_id: str) -> Response:
+def delete_fault(rule_id: str) -> None:
     """Remove one rule: 204; 404 if unknown."""
     parts.current().faults.delete(rule_id)
-    return Response(status=204)
 
 
 @bp.delete("/faults")
 @control("Remove every fault rule, or a client's", {204: Answer("Removed.")}, query=CLIENT)
-def clear_faults() -> Response:
+def clear_faults() -> None:
     """Remove every rule (``?clientId=``: those scoped to it): 204."""
     parts.current().faults.reset(request.args.get("clientId"))
-    return Response(status=204)
 
 
 # --- the journal ----------------------------------------------------------------------------
@@ -209,7 +197,7 @@ def _filters() -> tuple[Callable[[dict], bool], int | None]:
     query: dict[str, Any] = request.args.to_dict()
     if "body" in query:
         query["body"] = request.args.getlist("body")
-    options = _payload(schema, query)
+    options = schemas.load(schema, query, message=PAYLOAD_INVALID)
     _check_operation("operation", options.get("operation"), ("vendor", "oauth"))
     limit = options.pop("limit", None)
     options["client_id"] = options.pop("clientId", None)
@@ -223,17 +211,15 @@ def _filters() -> tuple[Callable[[dict], bool], int | None]:
     errors=CHANGES,
     query=payloads.RequestFilterSchema,
 )
-def list_requests() -> Response:
+def list_requests() -> list[dict]:
     """Journal entries, oldest first, filtered by ``clientId``, ``method``, ``operation``, ``path``
     (a glob), ``status``, ``since``, ``until``, ``warning`` (a glob any of an entry's warnings must
     match: ``*`` keeps the requests that drew a warning), ``body`` (``<JSON Pointer>=<value>``, its
     parsed body holds the value there; repeatable, all must hold); ``limit`` keeps the newest ones.
     Any filter but ``body`` given twice is a 400."""
     matches, limit = _filters()
-    entries = parts.current().journal.entries(matches)[-limit if limit else None :]
-    return json_response(
-        [{key: value for key, value in entry.items() if key != "moment"} for entry in entries]
-    )
+    # Each entry's moment, which the filters compare, is no field of the entry sent.
+    return parts.current().journal.entries(matches)[-limit if limit else None :]
 
 
 @bp.get("/requests/count")
@@ -243,19 +229,18 @@ def list_requests() -> Response:
     errors=CHANGES,
     query=payloads.RequestFilterSchema,
 )
-def count_requests() -> Response:
+def count_requests() -> dict[str, int]:
     """How many journal entries match the same filters (``warning=*``: how many drew a warning):
     ``{"count": N}``."""
     matches, _ = _filters()
-    return json_response({"count": parts.current().journal.count(matches)})
+    return {"count": parts.current().journal.count(matches)}
 
 
 @bp.delete("/requests")
 @control("Forget the journal, or a client's entries", {204: Answer("Forgotten.")}, query=CLIENT)
-def clear_requests() -> Response:
+def clear_requests() -> None:
     """Forget the journal (``?clientId=``: that client's entries): 204."""
     parts.current().journal.reset(request.args.get("clientId"))
-    return Response(status=204)
 
 
 # --- state ----------------------------------------------------------------------------------
@@ -274,7 +259,7 @@ def clear_requests() -> Response:
 def export_state() -> Response:
     """Every client's profiles (``?clientId=``: one's) and account configuration, as
     ``{"clients": {clientId: [...]}, "accounts": {clientId: {...}}}``: a document import takes back."""
-    return streamed_json(parts.current().export_state(request.args.get("clientId")))
+    return streamed_json(parts.current().documents.export(request.args.get("clientId")))
 
 
 @bp.post("/state")
@@ -289,16 +274,16 @@ def export_state() -> Response:
     body=Body(payloads.StateSchema, JSON_ONLY),
     body_limit="MAX_IMPORT_BYTES",
 )
-def import_state() -> Response:
+def import_state() -> dict:
     """Replace the profiles of each client in a state document, and configure each account it
     names; 400 naming every invalid field, 409 for a ProfileId or AlternateId used twice. Nothing
     changes on an error."""
     document = StateDocument(body_stream(), current_app.config["MAX_NESTING_DEPTH"])
     sandbox = parts.current()
     editor_for = importer(current_app.config, sandbox.clock.now())
-    report = sandbox.import_state(document.clients(), lambda: document.other, editor_for)
+    report = sandbox.documents.apply(document.clients(), lambda: document.other, editor_for)
     current_app.extensions.get(parts.AFTER_IMPORT, lambda: None)()
-    return json_response(report)
+    return report
 
 
 @bp.get("/accounts")
@@ -307,9 +292,9 @@ def import_state() -> Response:
     {200: Answer("Each account's configured kinds.", payloads.AccountsReport)},
     query=CLIENT,
 )
-def list_accounts() -> Response:
+def list_accounts() -> dict[str, dict]:
     """Each account's configured kinds of types (``?clientId=``: one's); kinds left open are not shown."""
-    return json_response({"accounts": parts.current().accounts.export(request.args.get("clientId"))})
+    return {"accounts": parts.current().accounts.export(request.args.get("clientId"))}
 
 
 @bp.put("/accounts/<client_id>")
@@ -321,11 +306,11 @@ def list_accounts() -> Response:
         {"type": "object", "description": "Kinds of types, as in a state document's accounts."}, JSON_ONLY
     ),
 )
-def configure_account(client_id: str) -> Response:
+def configure_account(client_id: str) -> dict[str, dict]:
     """Configure the kinds a document names (``{"AlternateIdTypes": ["CRM"], "ConsentTypes": [...]}``):
     each replaces that kind, which is then closed (a body naming another type is a 404). 400 naming
     each key that is no kind, an unusable entry, and a clientId no vendor path can name."""
-    body = _body()
+    body = json_payload()
     if not isinstance(body, Mapping):
         raise invalid("body", "Expected a JSON object.")
     # The account's other settings (DefaultLocale, ...) come from SANDBOX_ACCOUNTS only: this call
@@ -347,12 +332,7 @@ def configure_account(client_id: str) -> Response:
         raise BadRequest(model_state=problems)
     accounts = parts.current().accounts
     accounts.configure(client_id, body)
-    return json_response({"accounts": accounts.export(client_id)})
-
-
-def importer(config: Mapping[str, Any], now: datetime) -> Callable[[str], Editor]:
-    """Who writes an imported client's profiles: the default user, at one moment for the whole document."""
-    return lambda client_id: Editor(Account.from_config(config, client_id), config["DEFAULT_USER"], now)
+    return {"accounts": accounts.export(client_id)}
 
 
 # --- clock ----------------------------------------------------------------------------------
@@ -360,23 +340,23 @@ def importer(config: Mapping[str, Any], now: datetime) -> Callable[[str], Editor
 CLOCK = {200: Answer("The sandbox's time.", payloads.ClockReport)}
 
 
-def _clock_report() -> Response:
+def _clock_report() -> dict[str, Any]:
     clock = parts.current().clock
-    return json_response({"now": timestamp(clock.now()), "frozen": clock.frozen})
+    return {"now": timestamp(clock.now()), "frozen": clock.frozen}
 
 
 @bp.get("/clock")
 @control("Read the clock", CLOCK)
-def get_clock() -> Response:
+def get_clock() -> dict[str, Any]:
     """The sandbox's time, and whether it is frozen."""
     return _clock_report()
 
 
 @bp.put("/clock")
 @control("Set and freeze the clock", CLOCK, errors=CHANGES, body=Body(payloads.ClockSchema, JSON_ONLY))
-def set_clock() -> Response:
+def set_clock(body: dict) -> dict[str, Any]:
     """Freeze the clock at ``{"time": ISO 8601}`` (no zone: UTC)."""
-    moment: datetime = _payload(payloads.ClockSchema())["time"]
+    moment: datetime = body["time"]
     try:
         parts.current().clock.set(moment)
     except ValueError as error:
@@ -386,9 +366,9 @@ def set_clock() -> Response:
 
 @bp.post("/clock/advance")
 @control("Advance the clock", CLOCK, errors=CHANGES, body=Body(payloads.AdvanceSchema, JSON_ONLY))
-def advance_clock() -> Response:
+def advance_clock(body: dict) -> dict[str, Any]:
     """Move the clock by ``{"seconds": N}`` (a running clock is frozen first)."""
-    seconds = _payload(payloads.AdvanceSchema())["seconds"]
+    seconds = body["seconds"]
     try:
         parts.current().clock.advance(timedelta(seconds=seconds))
     except (ValueError, OverflowError):
@@ -398,7 +378,7 @@ def advance_clock() -> Response:
 
 @bp.delete("/clock")
 @control("Release the clock", CLOCK)
-def release_clock() -> Response:
+def release_clock() -> dict[str, Any]:
     """Let the clock follow real time again."""
     parts.current().clock.release()
     return _clock_report()

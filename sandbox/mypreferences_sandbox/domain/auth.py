@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from ..contract.errors import Forbidden, NotFound, Unauthorized
+from ..contract.errors import CHALLENGE, Forbidden, NotFound, Unauthorized
 
 MODES = ("off", "lenient", "strict")
 HASHES = {"SHA256": hashlib.sha256, "SHA384": hashlib.sha384, "SHA512": hashlib.sha512}
 SCHEME = re.compile(r"PNAUTHINFO3-(?P<keyed>HMAC-)?(?P<hash>SHA256|SHA384|SHA512)", re.IGNORECASE)
 PARAMETERS = re.compile(r"Credential=(?P<user>[^/\s]+)/(?P<issued>\S+)\s+Signature=(?P<signature>\S+)")
-REALM = "https://pm.mypreferences.com"
 # Live bearer tokens kept at most; issuing beyond it drops the oldest.
 MAX_TOKENS = 10_000
 
@@ -169,7 +168,7 @@ class Authority:
         self.default_user = default_user
         # Lenient mode's secret of every user the directory does not name.
         self.shared_secret = None if mode == "strict" or shared_secret is None else str(shared_secret)
-        self._tokens: TokenKeeper = MemoryTokens() if tokens is None else tokens
+        self.tokens: TokenKeeper = MemoryTokens() if tokens is None else tokens
 
     @property
     def strict(self) -> bool:
@@ -272,17 +271,17 @@ class Authority:
     def _issue(self, client_id: str, user_id: str, now: datetime) -> str:
         """A new opaque bearer token, kept by the token keeper (which keeps the table bounded)."""
         token = secrets.token_urlsafe(32)
-        self._tokens.keep(token, Token(client_id, user_id, now + self.token_lifetime), now)
+        self.tokens.keep(token, Token(client_id, user_id, now + self.token_lifetime), now)
         return token
 
     def reset(self, client_id: str | None = None, *, seed: int | None = None) -> None:
         """A full reset revokes every bearer token; a client's reset keeps them."""
         if client_id is None:
-            self._tokens.clear()
+            self.tokens.clear()
 
     def token(self, value: str, now: datetime) -> Token | None:
         """The live token ``value`` names, or None (an expired one is forgotten)."""
-        return self._tokens.find(value, now)
+        return self.tokens.find(value, now)
 
     def _oauth_client(self, client_id: str, oauth_id: str, oauth_secret: str) -> bool:
         configured = self.clients.get(client_id, {}).get("oauth", [])
@@ -297,7 +296,7 @@ def _refuse(cause: str) -> Unauthorized:
     return Unauthorized(
         cause,
         headers={
-            "WWW-Authenticate": f'PNAUTHINFO3 realm="{REALM}"',
+            "WWW-Authenticate": CHALLENGE,
             "Cache-Control": "no-cache",
             "Pragma": "no-cache",
             "Expires": "-1",

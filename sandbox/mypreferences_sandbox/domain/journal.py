@@ -1,9 +1,9 @@
 """The bounded request journal: what each vendor request was, and what the sandbox decided.
 
-The pipeline builds one entry per vendor request from its request record; this module keeps the
-newest of them, filters them, says what of a request must never be kept (credentials), and how a
-body is parsed for the journal and for fault rules (JSON, or XML in a simple form).
-Control-plane requests are not journaled.
+The pipeline builds one entry per vendor request from its request record, the body's parsed form
+included (``wire.formats.parsed_form``: JSON, or XML in a simple form); this module keeps the newest
+entries within their bounds, filters them (``matcher``), and says what of a request must never be
+kept (credentials) and how much of the rest is (``kept``). Control-plane requests are not journaled.
 """
 
 from __future__ import annotations

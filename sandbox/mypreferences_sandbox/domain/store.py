@@ -157,6 +157,21 @@ def exhausted() -> Conflict:
     )
 
 
+def unknown(client_id: str, profile_id: int) -> NotFound:
+    """The 404 for a ProfileId the clientId has no profile of."""
+    return NotFound(f"No profile with ProfileId {profile_id} exists for '{client_id}'.")
+
+
+def not_held(kind: str, ident: str) -> NotFound:
+    """The 404 for an AlternateId no active profile holds."""
+    return NotFound(f"No active profile has AlternateIdType '{kind}' and AlternateId '{ident}'.")
+
+
+def used_twice(profile_id: int) -> Conflict:
+    """The 409 for an import that gives one ProfileId to two profiles."""
+    return Conflict(f"ProfileId {profile_id} is used twice.")
+
+
 def kept(profiles: Iterable[bytes], keep: Matches, limit: int | None) -> list[dict]:
     """The ``profiles`` (packed) that ``keep`` keeps, in their order; the reading stops at
     ``limit`` + 1 of them, giving other requests turns as it goes."""
@@ -244,7 +259,7 @@ class Tenant:
         """A stored profile; 404 if unknown."""
         stored = self.profiles.get(profile_id)
         if stored is None:
-            raise NotFound(f"No profile with ProfileId {profile_id} exists for '{self.client_id}'.")
+            raise unknown(self.client_id, profile_id)
         return unpack(stored)
 
     def holder(self, kind: str, ident: str) -> dict:
@@ -253,7 +268,7 @@ class Tenant:
         stored = self.profiles.get(profile_id) if profile_id is not None else None
         profile = unpack(stored) if stored is not None else None
         if profile is None or not profile["IsActive"]:
-            raise NotFound(f"No active profile has AlternateIdType '{kind}' and AlternateId '{ident}'.")
+            raise not_held(kind, ident)
         return profile
 
 
@@ -391,7 +406,7 @@ class MemoryStore:
                 for profile_id in _held_among(tenant, issued)
             }
             if held:
-                raise Conflict(f"ProfileId {min(held)} is used twice.")
+                raise used_twice(min(held))
             next_id = max([self._next_id, *(profile_id + 1 for profile_id in numbered)])
             replaced = Map({c: self._tenants[c] for c in built if c in self._tenants})
             with self._tenants.mutate() as tenants:
@@ -456,7 +471,7 @@ def _built(client_id: str, profiles: Iterable[dict], numbered: set[int]) -> tupl
         profile_id = profile["ProfileId"]
         if profile_id:
             if profile_id in numbered:
-                raise Conflict(f"ProfileId {profile_id} is used twice.")
+                raise used_twice(profile_id)
             numbered.add(profile_id)
             tenant = tenant.put(profile)
         else:

@@ -20,7 +20,8 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from .. import parts
 from ..contract import errors, schemas
-from ..contract.operations import Answer, Body, Contract, contract, record, route_path
+from ..contract.control_schemas import PAYLOAD_INVALID
+from ..contract.operations import FORM, Answer, Contract, contract, record, route_path
 from ..wire import dumping, formats
 from .record import current_record
 
@@ -43,8 +44,8 @@ def documented(plane: str, summary: str, answers: Mapping[int, Answer], **detail
     def carry_out(view: Callable[..., Returned]) -> Callable[..., Response]:
         @functools.wraps(view)
         def carried_out(**arguments: Any) -> Response:
-            if declared.body is not None and _loads(declared):
-                arguments["body"] = _loaded(declared.body)
+            if _loads(declared):
+                arguments["body"] = _loaded(declared)
             returned = view(**arguments)
             return returned if isinstance(returned, Response) else _answer(declared, returned)
 
@@ -54,17 +55,25 @@ def documented(plane: str, summary: str, answers: Mapping[int, Answer], **detail
 
 
 def _loads(declared: Contract) -> bool:
-    """Whether the contract's body is read before its view runs: a vendor body, or one with a reader."""
+    """Whether the contract's body is read before its view runs: one of a schema, or with a reader;
+    not one with a limit of its own, which its view reads as it arrives (a state import), nor a
+    form, which its view reads to answer in the form's own terms (OAuth's token request)."""
     body = declared.body
-    return body is not None and (
-        body.reader is not None or (declared.plane == "vendor" and _is_schema(body.shape))
-    )
+    if body is None or declared.body_limit != "MAX_CONTENT_LENGTH" or body.media_types == FORM:
+        return False
+    return body.reader is not None or _is_schema(body.shape)
 
 
-def _loaded(body: Body) -> Any:
-    """This request's body, read and loaded as ``body`` says; None for an optional body left out."""
+def _loaded(declared: Contract) -> Any:
+    """This request's body, read and loaded as its contract says; None for an optional body left out."""
+    body = declared.body
+    assert body is not None  # _loads said so
+    schema = _instance(body.shape) if _is_schema(body.shape) else None
     if body.reader is not None:
-        return body.reader()
+        return body.reader(schema)
+    assert schema is not None  # _loads said so
+    if declared.plane != "vendor":
+        return schemas.load(schema, json_payload(), message=PAYLOAD_INVALID)
     if not body.required and not request.get_data(cache=True).strip():  # whatever its framing
         return None
     if formats.is_xml(request.mimetype) and not any(formats.is_xml(kind) for kind in body.media_types):
@@ -72,8 +81,13 @@ def _loaded(body: Body) -> Any:
         raise errors.UnsupportedMediaType(
             f"The request entity's media type '{request.mimetype}' is not supported for this resource."
         )
-    schema = _instance(body.shape)
     return schemas.load(schema, read(schema, body.root or type(schema).__name__).data)
+
+
+def json_payload() -> Any:
+    """The JSON body of a control call ({} when empty), whatever its Content-Type; 400 if not JSON."""
+    raw = request.get_data(cache=True)
+    return formats.parse_json(raw, current_app.config["MAX_NESTING_DEPTH"]) if raw.strip() else {}
 
 
 def _answer(declared: Contract, returned: Returned) -> Response:
@@ -87,9 +101,19 @@ def _answer(declared: Contract, returned: Returned) -> Response:
     if data is None:
         return Response(status=status, headers=dict(headers or {}))
     if declared.plane != "vendor":
-        return json_response(_instance(shape).dump(data) if _is_schema(shape) else data, status, headers)
+        return json_response(_dumped(shape, data), status, headers)
     schema, root, item = _dumped_as(shape, isinstance(data, list))
     return respond(data, schema, root, status, headers, item)
+
+
+def _dumped(shape: Any, data: Any) -> Any:
+    """``data`` dumped through its answer's schema, or a list through its items' schema; as it is
+    for a shape of no schema (an OpenAPI object, or none)."""
+    if _is_schema(shape):
+        return dumping.dump(_instance(shape), data)
+    if isinstance(shape, Mapping) and _is_schema(shape.get("items")):
+        return dumping.dump(_instance(shape["items"]), data, many=True)
+    return data
 
 
 def _paired(declared: Contract, returned: Returned) -> tuple[Any, int]:

@@ -40,7 +40,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 from redis.typing import EncodableT, FieldT
 
-from ..contract.errors import Conflict, NotFound
+from ..contract.errors import Conflict
 from ..contract.schemas import INT64_MAX, alternate_id_pair
 from ..domain.store import (
     SEARCH_INDEXES,
@@ -50,9 +50,12 @@ from ..domain.store import (
     alternate_id_keys,
     exhausted,
     kept,
+    not_held,
     pack,
     taken,
+    unknown,
     unpack,
+    used_twice,
 )
 from ..turns import pace
 from .shared import UNAVAILABLE, Shared
@@ -444,14 +447,14 @@ class RedisStore:
         number = f"{profile_id:0{FIELD_DIGITS}d}"
         stored = cast(bytes | None, self.shared.redis.hget(self._keys(client_id)[BY_ID], number))
         if stored is None:
-            raise NotFound(f"No profile with ProfileId {profile_id} exists for '{client_id}'.")
+            raise unknown(client_id, profile_id)
         return _Found(number, stored, unpack(stored))
 
     def _holding(self, client_id: str, kind: str, ident: str) -> _Found:
         """The active profile holding an AlternateId; 404 if none."""
         found = self._active_holder(client_id, kind, ident)
         if found is None:
-            raise NotFound(f"No active profile has AlternateIdType '{kind}' and AlternateId '{ident}'.")
+            raise not_held(kind, ident)
         return found
 
     def _active_holder(self, client_id: str, kind: str, ident: str) -> _Found | None:
@@ -646,7 +649,7 @@ class RedisStore:
             alternate_ids = every[position - 1].alternate_ids
             raise taken(list(alternate_ids.values())[key - 1], int(holder))
         if twice is not None:
-            raise Conflict(f"ProfileId {twice} is used twice.")
+            raise used_twice(twice)
 
     def _claim(self, importing: _Import) -> None:
         """Claim (pending) every ProfileId the import names; 409 for the lowest held elsewhere, and
@@ -665,7 +668,7 @@ class RedisStore:
         for numbers in _batched(importing.dropped, BATCH):
             held += self._held(importing, numbers, self._owned(numbers))
         if held:
-            raise Conflict(f"ProfileId {min(held)} is used twice.")
+            raise used_twice(min(held))
 
     def _claim_batch(
         self, importing: _Import, client_id: str, numbers: list[bytes], *, claim: bool

@@ -177,7 +177,7 @@ class EntryFilters(TypedDict, total=False):
 class Health(TypedDict):
     """``GET /_sandbox/health``."""
 
-    status: str
+    status: Literal["ok"]
     version: str
     store: Literal["memory", "redis"]
 
@@ -189,11 +189,12 @@ class Clock(TypedDict):
     frozen: bool
 
 
-class StateDocument(TypedDict):
-    """Profiles per clientId, and the accounts' configured kinds of types."""
+class StateDocument(TypedDict, total=False):
+    """Profiles per clientId, and the accounts' configured kinds of types (an export has both; an
+    import may leave either out)."""
 
     clients: dict[str, list[dict[str, Any]]]
-    accounts: NotRequired[dict[str, dict[str, list[Any]]]]
+    accounts: dict[str, dict[str, list[Any]]]
 
 
 class ImportReport(TypedDict):

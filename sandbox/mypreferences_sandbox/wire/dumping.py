@@ -172,10 +172,7 @@ class _Compiler:
         if serialize is fields.Number._serialize:
             return self._number(field, var)
         if serialize is fields.Mapping._serialize:
-            if field.key_field is not None or field.value_field is not None:  # type: ignore[attr-defined]
-                raise Uncompilable(field)
-            mapping = self.name(field.mapping_type)  # type: ignore[attr-defined]
-            return f"(None if {var} is None else {mapping}({var}))"
+            return self._mapping(field, var, depth)
         if serialize is fields.Nested._serialize:
             return f"(None if {var} is None else {self._nested(field)}({var}))"  # type: ignore[arg-type]
         if serialize is fields.List._serialize:
@@ -183,6 +180,19 @@ class _Compiler:
             inner = self.value(field.inner, each, depth + 1)  # type: ignore[attr-defined]
             return f"(None if {var} is None else [{inner} for {each} in {var}])"
         raise Uncompilable(field)
+
+    def _mapping(self, field: fields.Field, var: str, depth: int) -> str:
+        """Mapping._serialize: the mapping copied, or each key and each value converted by its field."""
+        mapping = self.name(field.mapping_type)  # type: ignore[attr-defined]
+        keys, values = field.key_field, field.value_field  # type: ignore[attr-defined]
+        if keys is None and values is None:
+            return f"(None if {var} is None else {mapping}({var}))"
+        key, value = f"k{depth}", f"e{depth}"
+        # A later key that converts to an earlier one's overwrites it, as the loop of Mapping does.
+        converted_key = key if keys is None else self.value(keys, key, depth + 1)
+        converted_value = value if values is None else self.value(values, value, depth + 1)
+        pairs = f"{{{converted_key}: {converted_value} for {key}, {value} in {var}.items()}}"
+        return f"(None if {var} is None else {mapping}({pairs}))"
 
     def _number(self, field: fields.Field, var: str) -> str:
         own = _own(field, fields.Number, ("_format_num", "_to_string"))

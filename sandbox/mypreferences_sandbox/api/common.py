@@ -9,7 +9,7 @@ from flask import current_app, request
 from .. import parts
 from ..contract import schemas
 from ..contract.errors import invalid
-from ..contract.operations import Answer, Query
+from ..contract.operations import Answer, Pair, Query
 from ..domain.profiles import Account, Editor
 from ..domain.service import AlternateId, ProfileService
 from ..http.exchange import Documented, documented
@@ -19,17 +19,24 @@ from ..wire.formats import NAMESPACE
 PROFILES = "/<client:client_id>/Profile"
 BY_ID = f"{PROFILES}/<int:profile_id>"
 BY_ALTERNATE_ID = f"{PROFILES}/AlternateIdType/<alternate_id_type>/AlternateId/<alternate_id>"
-ALTERNATE_ID_QUERY = ("alternateIdType", "alternateId")
 
 WARNINGS = {"X-Sandbox-Warning": "One per thing the vendor might treat differently (a field ignored, ...)."}
 WRITE_ERRORS = dict.fromkeys((400, 401, 403, 404, 406, 409, 413, 415))
 READ_ERRORS = dict.fromkeys((400, 401, 403, 404, 406))
 NOT_HELD = {404: "No active profile holds the AlternateId."}
-ADDRESSED = (
-    Query("alternateIdType", description="With alternateId: the active profile holding it (case ignored)."),
-    Query("alternateId", description="With alternateIdType."),
+ADDRESSED = Pair(
+    "alternateIdPair",
+    (
+        Query(
+            "alternateIdType",
+            description="With alternateId: the active profile holding it (case ignored).",
+            required=True,
+        ),
+        Query("alternateId", description="With alternateIdType.", required=True),
+    ),
 )
-REQUIRED_ADDRESS = tuple(Query(q.name, q.schema, q.description, required=True) for q in ADDRESSED)
+REQUIRED_ADDRESS = ADDRESSED.members
+ALTERNATE_ID_QUERY = tuple(member.name for member in ADDRESSED.members)
 
 
 def vendor(summary: str, answers: dict[int, Answer], **details: Any) -> Documented:

@@ -52,7 +52,7 @@ NO_XML_OPERATIONS = (
 )
 
 
-def _read_patch() -> list[dict]:
+def _read_patch(schema: None) -> list[dict]:
     """This request's JSON Patch operations: a bare array, or ``{"Operations": [...]}``. An XML
     body, in the documented form, is read as the vendor's stack reads it: as no operation."""
     if formats.is_xml(request.mimetype):
@@ -119,7 +119,12 @@ def _shows() -> Callable[[dict], dict]:
     },
     errors={**WRITE_ERRORS, 404: "Strict mode: an unknown clientId."},
     body=PROFILE_BODY,
-    query=ADDRESSED,
+    query=(ADDRESSED,),
+    produces={
+        "profileId": "$response.body#/ProfileId",
+        "alternateIdType": "$response.body#/AlternateIds/0/AlternateIdType",
+        "alternateId": "$response.body#/AlternateIds/0/AlternateId",
+    },
 )
 def create_profile(client_id: str, body: dict) -> tuple[dict, int] | tuple[dict, int, dict]:
     """Create a profile: 201 with Location and the UserProfile; 400 if invalid, 409 if an
@@ -153,7 +158,7 @@ def create_profile(client_id: str, body: dict) -> tuple[dict, int] | tuple[dict,
         403: TOO_MANY,
         404: "No active profile holds the AlternateId; strict mode: an unknown clientId.",
     },
-    query=(*ADDRESSED, *SEARCHES, *FLAGS),
+    query=(ADDRESSED, *SEARCHES, *FLAGS),
 )
 def find_profiles(client_id: str) -> dict | list[dict]:
     """By AlternateId (``alternateIdType`` and ``alternateId``: one UserProfile, 404 if no active

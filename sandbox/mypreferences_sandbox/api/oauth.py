@@ -19,7 +19,11 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 class TokenRequest(Schema):
     grant_type = fields.String(required=True, validate=validate.OneOf(["client_credentials"]))
-    scope = fields.String(required=True, metadata={"description": "ClientId/UserId"})
+    # The view splits it at its first "/", and refuses it (invalid_scope) if either part is empty.
+    scope = fields.String(
+        required=True,
+        metadata={"pattern": r"^[^/]+/[\s\S]+$", "description": "`ClientId/UserId`, both non-empty."},
+    )
     client_id = fields.String(metadata={"description": "Unless given in a Basic header."})
     client_secret = fields.String()
 
