@@ -1,7 +1,7 @@
 """The OpenAPI 3 document of the whole sandbox, and its route: ``GET /_sandbox/openapi.json``.
 
 The document repeats nothing: it walks ``app.url_map`` and the contracts, each route's on its view
-(``contract.documented``), and what its plane shares, in ``contract.operations``; shapes and their
+(``http.exchange.documented``), and what its plane shares, in ``contract.operations``; shapes and their
 rules come from the marshmallow schemas that enforce them (validators, field metadata, a schema's
 ``json_schema``, a field's ``cap`` on the configuration). A route whose view has no contract fails
 the build. Every vendor path is here twice, at the root and under ``/Profiles``, as the vendor
@@ -129,7 +129,7 @@ def _add_paths(spec: APISpec, app: Flask) -> None:
         view = app.view_functions[rule.endpoint]
         contract = ops.contract_of(view)
         if contract is None:
-            raise LookupError(f"the view {rule.endpoint} has no contract (sandbox.contract.documented)")
+            raise LookupError(f"the view {rule.endpoint} has no contract (http.exchange.documented)")
         item = paths.setdefault(
             ops.route_path(rule.rule), {"parameters": _path_parameters(rule), "operations": {}}
         )
