@@ -416,7 +416,7 @@ def fault_rule_cost(rules: int, requests: int) -> None:
     """In-process cost of a vendor request with no fault rules, then with ``rules`` spent rules
     and ``rules`` rules of other clients added: none can fire on it, so it should cost the same."""
     from mypreferences_sandbox.contract.control_schemas import (
-        RULE,  # here, so that this figure stays in one block
+        RuleSchema,  # here, so that this figure stays in one block
     )
     from mypreferences_sandbox.domain.faults import RequestFacts
 
@@ -432,14 +432,14 @@ def fault_rule_cost(rules: int, requests: int) -> None:
                                  for _ in range(requests)) * 1000  # fmt: skip
 
     empty = median_ms()
-    faults, now = app.extensions["sandbox"].faults, datetime.now(UTC)
+    faults, now, rule = app.extensions["sandbox"].faults, datetime.now(UTC), RuleSchema()
     once = {"match": {"headers": {"X-Spend": "1"}}, "respond": {"status": 503}, "times": 1}
     spend = RequestFacts("GET", "/acme/Profile/1", "get_profile", "acme", {"X-Spend": "1"})
     for _ in range(rules):
-        faults.add(RULE.load(once), now)
+        faults.add(rule.load(once), now)
         faults.fire(spend, now, 0)
     for index in range(rules):
-        faults.add(RULE.load({"match": {"clientId": f"other-{index}"}, "respond": {"status": 503}}), now)
+        faults.add(rule.load({"match": {"clientId": f"other-{index}"}, "respond": {"status": 503}}), now)
     crowded = median_ms()
     logging.disable(logging.NOTSET)
     print(f"GET /acme/Profile/1 in-process, median of {requests}: {empty:.2f} ms with no fault rule, "

@@ -104,6 +104,17 @@ def test_delay_is_capped_by_configuration():
     }
 
 
+def test_a_lognormal_delay_of_any_median_is_cut_at_the_cap_never_a_500():
+    with Served({"MAX_DELAY_MS": 50}) as served:
+        ControlClient(served.url).add_fault(delay={"lognormal": {"median": 1e308, "sigma": 10}})
+        started = time.monotonic()
+        statuses = [post_json(f"{served.url}/acme/Profile", minimal_profile()).status_code for _ in range(6)]
+        elapsed = time.monotonic() - started
+
+    assert statuses == [201] * 6
+    assert 6 * 0.05 <= elapsed < 3  # each at the 50 ms cap
+
+
 def test_uniform_delay_with_an_error(control, client_id, profile_url):
     control.add_fault(
         match={"clientId": client_id},
@@ -653,16 +664,17 @@ def test_a_body_that_carries_secrets_is_never_matched(control, base_url):
     assert entry["nearMiss"] == {"rule": rule["id"], "unmet": ["body./client_secret"]}
 
 
-def test_a_body_matcher_value_beyond_a_double_is_a_400(control, client_id, base_url):
+@pytest.mark.parametrize("where", ["respond.body", "match.body"])
+def test_a_number_beyond_a_double_in_a_rule_is_a_400(control, client_id, base_url, where):
     # Written by hand: json.dumps would write the infinity 1e999 reads as Infinity, which is no JSON.
-    rule = (
-        f'{{"match": {{"clientId": "{client_id}", "body": {{"/x": [1e999]}}}}, "respond": {{"status": 500}}}}'
-    )
+    respond = '{"status": 500, "body": {"x": 1e999}}' if where == "respond.body" else '{"status": 500}'
+    body = '{"/x": [1e999]}' if where == "match.body" else "{}"
+    rule = f'{{"match": {{"clientId": "{client_id}", "body": {body}}}, "respond": {respond}}}'
 
     refused = requests.post(
         f"{base_url}/_sandbox/faults", data=rule, headers={"Content-Type": "application/json"}, timeout=10
     )
 
     assert refused.status_code == 400
-    assert any(key.startswith("match.body") for key in refused.json()["ModelState"])
+    assert any(key.startswith(where) for key in refused.json()["ModelState"])
     assert control.faults(client_id) == []

@@ -664,3 +664,15 @@ def test_a_document_that_breaks_the_documented_limits_is_refused_by_both(spec, p
     # StateProvince's minimum is 2 UTF-16 units, which one astral character meets: the document can
     # only say 1 character, so there the server is the stricter of the two.
     assert {line.split(":")[0] for line in broken} == {"['Addresses', 0, 'City']"}
+
+
+def test_a_fault_report_marks_required_every_key_it_always_sends(spec, control, client_id):
+    rule = {"match": {"clientId": client_id}, "fault": {"type": "DRIBBLE"}, "when": "after"}
+    report = control.add_fault(**rule)
+    schemas = spec["components"]["schemas"]
+    required = set(schemas["FaultReport"]["required"])
+    fault_schema = resolve(spec, schemas["FaultReport"]["properties"]["fault"])
+
+    # What a rule did not ask for (delay, respond, times, probability, seed) is all it may lack.
+    assert required == set(report) - {"fault"}
+    assert set(fault_schema["required"]) == set(report["fault"]) == {"type", "chunks", "duration"}

@@ -28,8 +28,8 @@ LAYERS = [
 ]
 # Below the HTTP layer nothing imports Flask, and the domain not even werkzeug (the wire may:
 # formats negotiates with werkzeug's Accept parser).
-NO_FLASK = {"contract", "settings", "wire", "domain", "redis"}
-NO_WERKZEUG = {"contract", "settings", "domain", "redis"}
+NO_FLASK = {"contract", "settings", "turns", "wire", "domain", "redis"}
+NO_WERKZEUG = {"contract", "settings", "turns", "domain", "redis"}
 # The view modules share what they need through these, and never reach into each other.
 SHARED_BY_VIEWS = {f"{PACKAGE}.api.common"}
 

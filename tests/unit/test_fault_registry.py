@@ -11,13 +11,15 @@ from uuid import uuid4
 import pytest
 import redis
 from helpers import STORES
-from mypreferences_sandbox.contract.control_schemas import RULE
+from mypreferences_sandbox.contract.control_schemas import RuleSchema
 from mypreferences_sandbox.contract.errors import Conflict, NotFound
 from mypreferences_sandbox.domain import faults
 from mypreferences_sandbox.domain.faults import FaultRegistry, Firing, RequestFacts, Rule
 from mypreferences_sandbox.redis.faults import RedisFaultRegistry
 from mypreferences_sandbox.redis.shared import Shared
 from werkzeug.datastructures import Headers
+
+RULE = RuleSchema()  # how the control plane loads a rule
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CAP_MS = 10_000

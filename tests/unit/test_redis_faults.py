@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 import redis
-from mypreferences_sandbox.contract.control_schemas import RULE
+from mypreferences_sandbox.contract.control_schemas import RuleSchema
 from mypreferences_sandbox.contract.errors import Conflict
 from mypreferences_sandbox.domain.faults import FaultRegistry, RequestFacts
 from mypreferences_sandbox.redis.faults import RedisFaultRegistry
 from mypreferences_sandbox.redis.shared import Shared
+
+RULE = RuleSchema()  # how the control plane loads a rule
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CAP_MS = 10_000

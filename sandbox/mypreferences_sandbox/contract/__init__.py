@@ -1,5 +1,5 @@
 """The single description of both contracts: the vendor's errors and schemas, the control
 plane's payloads, each operation's contract, and the moments they speak of.
 
-Imports nothing of the package but ``settings``: every other layer stands on it.
+Imports nothing of the package: every other layer stands on it.
 """

@@ -314,7 +314,8 @@ def _injectable(headers: dict[str, str]) -> None:
 class RespondSchema(Strict):
     # 1xx answers are interim: a server cannot end an exchange with one.
     status = Whole(required=True, validate=validate.Range(min=200, max=599))
-    body = fields.Raw(allow_none=True)
+    # Answered as JSON to the client, and listed as JSON by the control plane: finite numbers only.
+    body = fields.Raw(allow_none=True, validate=_finite)
     headers = fields.Dict(
         keys=fields.String(validate=HEADER_NAME),
         values=fields.String(validate=_header_value),
@@ -394,9 +395,6 @@ class RuleSchema(Strict):
             )
 
 
-RULE = RuleSchema()
-
-
 def check_caps(spec: dict, cap_ms: int) -> None:
     """400 if a delay, dribble or hang the rule asks for exceeds the configured cap."""
     delay, fault = spec.get("delay", {}), spec.get("fault", {})
@@ -435,7 +433,7 @@ class AdvanceSchema(Strict):
     # At most the clock's whole range, 1970 to 9000: anything longer leaves it whatever the start.
     seconds = fields.Float(
         required=True,
-        validate=validate.Range(min=0, max=(LATEST - EARLIEST).total_seconds()),
+        validate=validate.Range(min=0, max=int((LATEST - EARLIEST).total_seconds())),
         metadata={"description": f"The clock must stay in its range, {RANGE}, else 400."},
     )
 
@@ -514,8 +512,16 @@ class ResetReport(Schema):
     reset = fields.String(required=True, metadata={"description": "`all`, or the clientId."})
 
 
+class ConnectionFaultReport(ConnectionFaultSchema):
+    """A connection fault as a rule's report shows it: its loaded defaults always there."""
+
+    chunks = Whole(required=True)
+    duration = Whole(required=True)
+
+
 # A fault rule as reported: its id, what was asked (the rule, less its ttl and expiresAt), when it
-# acts, what it did, and what remains. A rule's loaded defaults (match, skip) are always there.
+# acts, what it did, and what remains. A rule's loaded defaults (match, skip, a fault's chunks and
+# duration) are always there.
 FaultReport = Schema.from_dict(
     {
         "id": fields.String(required=True),
@@ -524,6 +530,9 @@ FaultReport = Schema.from_dict(
             for name, field in RuleSchema._declared_fields.items()
             if name not in ("when", "ttl", "expiresAt")
         },
+        "match": fields.Nested(MatchSchema, required=True),
+        "skip": Whole(required=True),
+        "fault": fields.Nested(ConnectionFaultReport),
         "when": fields.String(
             required=True,
             validate=validate.OneOf(WHEN),

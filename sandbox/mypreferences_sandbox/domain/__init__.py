@@ -1,5 +1,5 @@
 """What the sandbox knows and does: the profile service, profiles, accounts, preference history,
 fault rules, the journal, the clock, authentication, the store's protocol and its memory store.
 
-Imports ``contract``, ``wire`` and ``settings``; never Flask or werkzeug.
+Imports ``contract``, ``wire``, ``settings`` and ``turns``; never Flask or werkzeug.
 """

@@ -235,7 +235,7 @@ class AccountsBase(ABC):
 
     def export(self, client_id: str | None = None) -> dict[str, dict]:
         """The configured kinds of every account (or one), as ``configure`` takes them."""
-        chosen = [client_id] if client_id is not None else self._clients()
+        chosen = [client_id] if client_id is not None else sorted(self._clients())
         exported = {client: self._look(client, None, _exported) for client in chosen}
         return {client: kinds for client, kinds in exported.items() if kinds}
 

@@ -5,7 +5,7 @@ A rule fires on a matching request (after skipping its first ``skip`` matches, w
 the first in creation order that fires. A request no rule fired on tells its near miss: the
 active rule it came closest to matching, and the criteria that rule missed. The rules' own logic
 (criteria, skip, odds, draws, reports) is shared with the registry kept in Redis
-(``redis_faults``). In this one, matching and consumption happen under one lock, so concurrent
+(``redis.faults``). In this one, matching and consumption happen under one lock, so concurrent
 requests consume a rule exactly. How a firing is carried out on a response or a socket is the
 pipeline's business; this module knows nothing of HTTP.
 """
@@ -248,6 +248,10 @@ class Firing:
         return {"id": self.rule_id, "when": self.when, "hits": self.hits, "remaining": self.remaining}
 
 
+# The largest power of e a float holds (math.exp(710) overflows).
+MAX_EXPONENT = 709.0
+
+
 def _delay_ms(delay: dict | None, rng: Random, cap_ms: int) -> float:
     """A delay drawn from the rule's distribution, in milliseconds, cut at the cap."""
     if not delay:
@@ -257,7 +261,10 @@ def _delay_ms(delay: dict | None, rng: Random, cap_ms: int) -> float:
     elif "uniform" in delay:
         millis = rng.uniform(delay["uniform"]["lower"], delay["uniform"]["upper"])
     else:
-        millis = rng.lognormvariate(math.log(delay["lognormal"]["median"]), delay["lognormal"]["sigma"])
+        # lognormvariate is exp(normalvariate(...)): drawn the same, but cut before exp, whose float
+        # overflows past 709 (a median near 1e308 with a wide sigma), so the cap always applies.
+        exponent = rng.normalvariate(math.log(delay["lognormal"]["median"]), delay["lognormal"]["sigma"])
+        millis = math.exp(min(exponent, MAX_EXPONENT))
     return min(millis, cap_ms)
 
 

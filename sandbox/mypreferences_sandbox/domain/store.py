@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import orjson
 from immutables import Map
@@ -383,7 +383,8 @@ class MemoryStore:
             tenants = self._tenants
         if client_id is not None:
             return {client_id: _every(tenants[client_id])} if client_id in tenants else {}
-        return {name: _every(tenant) for name, tenant in _paced(tenants.items())}
+        # By clientId, as the Redis store lists them: the same on every process, whatever its hash seed.
+        return {name: _every(tenants[name]) for name in _paced(sorted(tenants.keys()))}
 
     def replace_clients(self, clients: Iterable[tuple[str, Iterable[dict]]]) -> None:
         """Replace the profiles of each clientId named, atomically, reading them as they come. A
@@ -442,7 +443,10 @@ def _found(tenant: Tenant, ids: Iterable[int], keep: Matches, limit: int | None)
     return sorted(found, key=lambda p: p["ProfileId"])
 
 
-def _paced(items: Iterable[tuple[str, Tenant]]) -> Iterator[tuple[str, Tenant]]:
+T = TypeVar("T")
+
+
+def _paced(items: Iterable[T]) -> Iterator[T]:
     for item in items:
         yield item
         pace()

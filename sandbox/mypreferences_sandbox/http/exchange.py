@@ -264,7 +264,8 @@ def _vendor_error(error: HTTPException) -> errors.VendorError:
             message_detail=f"The sandbox serves: {'; '.join(served_routes())}.",
         )
     if error.code == 405:
-        allow = {"Allow": ", ".join(error.valid_methods or ())}  # type: ignore[attr-defined]
+        # Sorted: werkzeug gives a set, whose order differs between processes (and replicas).
+        allow = {"Allow": ", ".join(sorted(error.valid_methods or ()))}  # type: ignore[attr-defined]
         return errors.MethodNotAllowed(
             f"The requested resource does not support http method '{request.method}'.",
             headers=allow,

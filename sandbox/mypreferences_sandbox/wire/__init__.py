@@ -1,4 +1,4 @@
 """JSON and XML on the wire: parsing, negotiation, compiled dumps, streamed state documents.
 
-Imports ``contract`` only.
+Imports ``contract`` and ``turns``.
 """
