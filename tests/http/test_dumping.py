@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from helpers import fixture_json, minimal_profile, post_json, send
 from marshmallow import Schema, fields, post_dump, pre_dump
-from mypreferences_sandbox.api import history as history_api
 from mypreferences_sandbox.contract import schemas
 from mypreferences_sandbox.testing.control_client import ControlClient
 from mypreferences_sandbox.wire import dumping, formats
@@ -22,8 +21,7 @@ from mypreferences_sandbox.wire import dumping, formats
 SHAPES = sorted(
     {
         shape
-        for module in (schemas, history_api)
-        for shape in vars(module).values()
+        for shape in vars(schemas).values()
         if isinstance(shape, type) and issubclass(shape, schemas.Wire)
     },
     key=lambda shape: f"{shape.__module__}.{shape.__name__}",
@@ -35,9 +33,9 @@ ANSWERS = (
     schemas.AlternateIdTypeEntryList,
     schemas.AddressTypeEntryList,
     schemas.ConsentTypeEntryList,
-    history_api.ConsentHistory,
-    history_api.HistoricalPreference,
-    history_api.ConsentFilter,
+    schemas.ConsentHistory,
+    schemas.HistoricalPreference,
+    schemas.ConsentFilter,
 )
 PAIR = {"AlternateIdType": "crm", "AlternateId": "C-7"}
 NEWS = {"FilterId": "news", "PreferenceType": 1, "PreferenceAttributes": [{"Key": "source", "Value": "web"}]}
@@ -160,7 +158,7 @@ def documents(stored) -> dict[type, list]:
     found: dict[type, list] = defaultdict(list)
     for profile in stored:
         collect(schemas.UserProfile(), profile, found)
-        collect(history_api.ConsentHistory(), profile, found)
+        collect(schemas.ConsentHistory(), profile, found)
     collect(schemas.CreateUserProfile(), fixture_json("create-profile.json"), found)
     for shape in SHAPES:
         found[shape].append(sample(shape()))

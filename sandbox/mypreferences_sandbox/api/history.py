@@ -1,6 +1,5 @@
 """The vendor's history endpoints: a profile's consent history and preference history, by ProfileId
-or AlternateId, and its consent filters; with the shapes only they answer. Registered at both roots,
-like the Profile endpoints."""
+or AlternateId, and its consent filters. Registered at both roots, like the Profile endpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, request
-from marshmallow import fields
 
 from .. import parts
 from ..contract import schemas
@@ -30,78 +28,6 @@ from .common import (
 
 bp = Blueprint("history_api", __name__)
 
-# --- the shapes only these endpoints answer -------------------------------------------------
-# Where the vendor shows no XML sample, elements are written in DataContract's default order,
-# alphabetical (a base type's members first), as the sandbox reads them (docs/fidelity.md).
-
-
-class HistoricalConsent(schemas.CustomerConsent):
-    """A consent as the consent history shows it, with the vendor's read-only Status: always
-    `Complete`, as the sandbox records a consent completely when it is posted."""
-
-    # schemas.CustomerConsent leaves its xml_order unannotated, so mypy fixes it at eight names.
-    xml_order = (*schemas.CustomerConsent.xml_order, "Status")
-
-    Status = fields.String(dump_default="Complete")
-
-
-class ConsentHistory(schemas.Wire):
-    """The answer of the consent history operations: the basic profile (no contact elements, custom
-    fields, groups, tags or preferences) and every consent it was given, ascending by ConsentType,
-    ConsentVersion (case ignored) and Edited.ModifiedDate."""
-
-    xml_order = (
-        "Consents", "CustomerName", "CustomerType", "DefaultLocale", "Edited", "IsActive",
-        "PreservePreferences", "ProfileId", "RegistrationConfirmed",
-    )  # fmt: skip
-
-    Consents = schemas.collection(HistoricalConsent, "HistoricalConsent")
-    ProfileId = fields.Integer()
-    IsActive = fields.Boolean()
-    Edited = fields.Nested(schemas.EditInfo)
-    RegistrationConfirmed = fields.Boolean()
-    CustomerType = fields.String()
-    PreservePreferences = fields.Boolean()
-    CustomerName = fields.Nested(schemas.CustomerName)
-    DefaultLocale = fields.String()
-
-
-class PreferenceContact(schemas.Wire):
-    """The contact element a preference belongs to, by what identifies it: an email's
-    EmailAddress, a phone's PhoneNumber, or an address's Address1, City and PostalCode."""
-
-    xml_order = ("Address1", "City", "EmailAddress", "PhoneNumber", "PostalCode")
-
-    EmailAddress = fields.String(allow_none=True)
-    PhoneNumber = fields.String(allow_none=True)
-    Address1 = fields.String(allow_none=True)
-    City = fields.String(allow_none=True)
-    PostalCode = fields.String(allow_none=True)
-
-
-class HistoricalPreference(schemas.ProfilePreference):
-    """A preference as it was set at its LastModifiedDate (PreferenceStatus `Archived`: gone then,
-    with the write's ReasonCode), and the contact element it belonged to (null: the profile's own)."""
-
-    xml_order = (*schemas.ProfilePreference.xml_order, "ContactElement")
-
-    ContactElement = fields.Nested(PreferenceContact, allow_none=True)
-
-
-class ConsentFilter(schemas.Wire):
-    """A Filter of the profile's preferences and the consent versions associated with it: TypeName
-    is the contact element's type for a channel's preference, the CustomerType for the profile's own."""
-
-    xml_order = ("Consents", "FilterId", "Implied", "TypeName")
-
-    FilterId = fields.String()
-    TypeName = fields.String(allow_none=True)
-    Implied = fields.Boolean()
-    Consents = fields.List(
-        fields.Dict(), metadata={"description": "ConsentFilterVersion entries (the sandbox keeps none)."}
-    )
-
-
 # --- the contracts' common parts ------------------------------------------------------------
 
 BY_ID_ERRORS = dict.fromkeys((401, 403, 404, 406))
@@ -110,10 +36,10 @@ BY_ALTERNATE_ID_ERRORS = {
     400: "alternateIdType or alternateId is missing.",
     404: f"{NOT_HELD[404]} Strict mode: an unknown clientId.",
 }
-CONSENTS_ANSWER = Answer("The basic profile and its consent history.", ConsentHistory)
+CONSENTS_ANSWER = Answer("The basic profile and its consent history.", schemas.ConsentHistory)
 PREFERENCES_ANSWER = Answer(
     "Every change of the profile's preferences, oldest first (`[]`: none).",
-    wrapped(HistoricalPreference, "ArrayOfHistoricalPreference"),
+    wrapped(schemas.HistoricalPreference, "ArrayOfHistoricalPreference"),
 )
 FILTER_ID = Query("filterId", description="Only this Filter's (case ignored).")
 # The name of a preference's type: its contact element's type, or for the profile's own, the profile's.
@@ -216,7 +142,11 @@ def _preference_history(client_id: str, target: Target) -> list[dict]:
 @bp.get("/<client:client_id>/Consents/<int:profile_id>/Filters")
 @vendor(
     "Retrieve the consent filters of a profile",
-    {200: Answer("The profile's Filters (`[]`: none).", wrapped(ConsentFilter, "ArrayOfConsentFilter"))},
+    {
+        200: Answer(
+            "The profile's Filters (`[]`: none).", wrapped(schemas.ConsentFilter, "ArrayOfConsentFilter")
+        )
+    },
     errors={
         **dict.fromkeys((401, 403, 404, 406)),
         400: "implied is not true or false.",

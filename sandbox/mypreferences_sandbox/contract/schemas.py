@@ -888,6 +888,78 @@ def model_state(messages: Any, path: str = "") -> Iterator[tuple[str, list[str]]
         yield from model_state(value, child)
 
 
+# --- the history operations' answers ---------------------------------------------------------
+# Where the vendor shows no XML sample, elements are written in DataContract's default order,
+# alphabetical (a base type's members first), as the sandbox reads them (docs/fidelity.md).
+
+
+class HistoricalConsent(CustomerConsent):
+    """A consent as the consent history shows it, with the vendor's read-only Status: always
+    `Complete`, as the sandbox records a consent completely when it is posted."""
+
+    # CustomerConsent leaves its xml_order unannotated, so mypy fixes it at eight names.
+    xml_order = (*CustomerConsent.xml_order, "Status")
+
+    Status = fields.String(dump_default="Complete")
+
+
+class ConsentHistory(Wire):
+    """The answer of the consent history operations: the basic profile (no contact elements, custom
+    fields, groups, tags or preferences) and every consent it was given, ascending by ConsentType,
+    ConsentVersion (case ignored) and Edited.ModifiedDate."""
+
+    xml_order = (
+        "Consents", "CustomerName", "CustomerType", "DefaultLocale", "Edited", "IsActive",
+        "PreservePreferences", "ProfileId", "RegistrationConfirmed",
+    )  # fmt: skip
+
+    Consents = collection(HistoricalConsent, "HistoricalConsent")
+    ProfileId = fields.Integer()
+    IsActive = fields.Boolean()
+    Edited = fields.Nested(EditInfo)
+    RegistrationConfirmed = fields.Boolean()
+    CustomerType = fields.String()
+    PreservePreferences = fields.Boolean()
+    CustomerName = fields.Nested(CustomerName)
+    DefaultLocale = fields.String()
+
+
+class PreferenceContact(Wire):
+    """The contact element a preference belongs to, by what identifies it: an email's
+    EmailAddress, a phone's PhoneNumber, or an address's Address1, City and PostalCode."""
+
+    xml_order = ("Address1", "City", "EmailAddress", "PhoneNumber", "PostalCode")
+
+    EmailAddress = fields.String(allow_none=True)
+    PhoneNumber = fields.String(allow_none=True)
+    Address1 = fields.String(allow_none=True)
+    City = fields.String(allow_none=True)
+    PostalCode = fields.String(allow_none=True)
+
+
+class HistoricalPreference(ProfilePreference):
+    """A preference as it was set at its LastModifiedDate (PreferenceStatus `Archived`: gone then,
+    with the write's ReasonCode), and the contact element it belonged to (null: the profile's own)."""
+
+    xml_order = (*ProfilePreference.xml_order, "ContactElement")
+
+    ContactElement = fields.Nested(PreferenceContact, allow_none=True)
+
+
+class ConsentFilter(Wire):
+    """A Filter of the profile's preferences and the consent versions associated with it: TypeName
+    is the contact element's type for a channel's preference, the CustomerType for the profile's own."""
+
+    xml_order = ("Consents", "FilterId", "Implied", "TypeName")
+
+    FilterId = fields.String()
+    TypeName = fields.String(allow_none=True)
+    Implied = fields.Boolean()
+    Consents = fields.List(
+        fields.Dict(), metadata={"description": "ConsentFilterVersion entries (the sandbox keeps none)."}
+    )
+
+
 def reject_constant(name: str) -> None:
     """Refuse NaN and Infinity, which json reads and JSON does not have."""
     raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
