@@ -38,6 +38,36 @@ def test_consent_date_is_kept_in_utc(consents_url):
     assert response.json()["Consents"][0]["ConsentDate"] == "2026-01-02T08:04:05.000Z"
 
 
+# Without a zone, Eastern time with its daylight saving (an inference from the vendor's default).
+EASTERN_DATES = [
+    ("2026-01-02T03:04:05", "2026-01-02T08:04:05.000Z"),  # EST, UTC-5
+    ("2026-07-02T03:04:05", "2026-07-02T07:04:05.000Z"),  # EDT, UTC-4
+    ("2026-03-08T03:30:00", "2026-03-08T07:30:00.000Z"),  # the first hour of daylight saving
+    ("2026-07-02", "2026-07-02T04:00:00.000Z"),  # a date alone: midnight
+]
+
+
+@pytest.mark.parametrize(("sent", "kept"), EASTERN_DATES)
+def test_a_consent_date_without_a_zone_is_eastern_time_in_json(consents_url, sent, kept):
+    response = send("POST", consents_url, {"Consents": [CONSENT | {"ConsentDate": sent}]})
+
+    assert response.json()["Consents"][0]["ConsentDate"] == kept
+
+
+@pytest.mark.parametrize(("sent", "kept"), EASTERN_DATES)
+def test_a_consent_date_without_a_zone_is_eastern_time_in_xml(consents_url, sent, kept):
+    inner = (
+        f"<Consents><CreateCustomerConsent><ConsentDate>{sent}</ConsentDate><ConsentStatus>Granted"
+        "</ConsentStatus><ConsentType>email</ConsentType><ConsentVersion>2</ConsentVersion>"
+        "<Locale>en_US</Locale></CreateCustomerConsent></Consents>"
+    )
+
+    response = send_xml("POST", consents_url, "CreateCustomerConsentList", inner, Accept="application/xml")
+
+    assert response.status_code == 200, response.text
+    assert find(xml_of(response), "Consents/CustomerConsent/ConsentDate").text == kept
+
+
 def test_consents_in_xml_use_status_names(consents_url):
     inner = (
         "<Consents><CreateCustomerConsent><ConsentStatus>Denied</ConsentStatus><ConsentType>email</ConsentType>"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 # How far a test may move the clock: far enough for any scenario, near enough that every date the
 # sandbox derives from it (token and rule expiry, windows) stays representable.
@@ -26,3 +27,14 @@ def within_range(moment: datetime) -> datetime:
     if not EARLIEST <= moment <= LATEST:
         raise ValueError(f"{timestamp(moment)} is outside the clock's range, 1970 to 9000.")
     return moment
+
+
+# Eastern time, as the vendor's pages say it uses when a consent's date is left out ("current
+# Eastern Time ... converted to UTC"); that a date given without a zone is Eastern time too is the
+# sandbox's inference from it (docs/fidelity.md). With its daylight saving: the IANA zone.
+EASTERN = ZoneInfo("America/New_York")
+
+
+def zone_name(zone: tzinfo) -> str:
+    """A zone as the documents name it."""
+    return "UTC" if zone is UTC else f"Eastern time ({zone})" if zone is EASTERN else str(zone)

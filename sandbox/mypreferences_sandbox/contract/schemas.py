@@ -15,13 +15,14 @@ import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from itertools import islice
 from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from .errors import BadRequest
+from .moments import EASTERN, timestamp, zone_name
 
 COLLECTION_MESSAGE = "Expected a collection: a JSON array, or XML entry elements."
 # A .NET long's largest value: the largest ProfileId (inferred) and PhoneNumberNumeric.
@@ -132,22 +133,26 @@ class Choice(Named, fields.Field):
 
 
 class Moment(Text):
-    """An optional ISO 8601 date and time; one without a zone is taken as UTC."""
+    """An optional ISO 8601 date and time, loaded as its instant in UTC (``2026-01-02T08:04:05.000Z``);
+    one without a zone is taken in ``zone``."""
+
+    def __init__(self, *, zone: tzinfo = UTC, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.zone = zone
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            moment(text)
+            return timestamp(moment(text, self.zone))
         except (ValueError, OverflowError):
             raise ValidationError(f"The value '{text}' is not a valid ISO 8601 date and time.") from None
-        return text
 
 
-def moment(text: str) -> datetime:
-    """An ISO 8601 date and time in UTC (one without a zone is taken as UTC); ValueError or
+def moment(text: str, zone: tzinfo = UTC) -> datetime:
+    """An ISO 8601 date and time in UTC (one without a zone is taken in ``zone``); ValueError or
     OverflowError when it is not one, or falls outside the years 1 to 9999 once in UTC."""
     parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
 
 
 def phone_digits(number: str | None) -> str:
@@ -498,7 +503,7 @@ class CreateCustomerConsent(Contract):
     ConsentVersion = Text(required=True, min_length=1, max_length=50)
     Locale = Text(required=True, min_length=1, max_length=15)
     ConsentStatus = Choice(CONSENT_STATUSES, "ConsentStatus")
-    ConsentDate = Moment()
+    ConsentDate = Moment(zone=EASTERN)
 
 
 class CreateCustomerConsentList(Contract):
@@ -843,7 +848,10 @@ def openapi_attributes(field: fields.Field) -> dict:
         if field.max_length is not None:
             extra["maxLength"] = field.max_length
     if isinstance(field, Moment):
-        extra |= {"format": "date-time", "description": "ISO 8601; without a zone it is UTC."}
+        extra |= {
+            "format": "date-time",
+            "description": f"ISO 8601; without a zone it is {zone_name(field.zone)}.",
+        }
     if "xml_names" in field.metadata:
         names = field.metadata["xml_names"]
         named = ", ".join(f"{number} {name}" for number, name in names.items())
