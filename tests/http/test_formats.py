@@ -269,6 +269,50 @@ def test_json_unknown_fields_are_ignored_with_a_warning_each(profile_url, served
     assert "Emial" not in served.profiles(client_id)[0]
 
 
+def test_json_property_names_are_matched_ignoring_case_as_json_net_does(profile_url, served, client_id):
+    body = {
+        "customerName": {"firstName": "Ann", "LASTNAME": "Example"},
+        "emails": [{"emailAddress": "ann@example.com", "isdefault": "true"}],
+        "CustomerType": "Business",
+        "customertype": "Individual",  # the same property again: the later one wins
+    }
+
+    response = post_json(profile_url, body)
+
+    profile = response.json()
+    assert response.status_code == 201, response.text
+    assert profile["CustomerName"]["FirstName"] == "Ann"
+    assert profile["CustomerName"]["LastName"] == "Example"
+    assert profile["Emails"][0]["EmailAddress"] == "ann@example.com"
+    assert profile["Emails"][0]["IsDefault"] is True
+    assert profile["CustomerType"] == "Individual"
+    assert served.profiles(client_id)[0]["CustomerName"]["LastName"] == "Example"
+    assert [warning for warning in warnings_of(response) if warning.startswith("read ")] == [
+        "read 'customerName' as 'CustomerName' (Json.NET matches a property's name ignoring case)",
+        "read 'CustomerName.firstName' as 'FirstName' (Json.NET matches a property's name ignoring case)",
+        "read 'CustomerName.LASTNAME' as 'LastName' (Json.NET matches a property's name ignoring case)",
+        "read 'emails' as 'Emails' (Json.NET matches a property's name ignoring case)",
+        "read 'Emails[0].emailAddress' as 'EmailAddress' (Json.NET matches a property's name ignoring case)",
+        "read 'Emails[0].isdefault' as 'IsDefault' (Json.NET matches a property's name ignoring case)",
+        "read 'customertype' as 'CustomerType' (Json.NET matches a property's name ignoring case)",
+    ]
+
+
+def test_a_rule_broken_under_a_name_of_another_case_is_a_400_under_the_propertys_name(profile_url):
+    response = post_json(profile_url, minimal_profile(customerType="x" * 101))
+
+    assert response.status_code == 400
+    assert list(model_state(response)) == ["CustomerType"]
+
+
+def test_xml_element_names_stay_case_sensitive_as_data_contract_serializer_reads_them(profile_url):
+    response = post(profile_url, xml_profile("<customerType>Business</customerType>"), XML, Accept=JSON)
+
+    assert response.status_code == 201
+    assert response.json()["CustomerType"] != "Business"
+    assert "ignored unknown field 'customerType'" in warnings_of(response)
+
+
 def test_read_only_fields_in_a_create_change_nothing(profile_url):
     body = minimal_profile(
         ProfileId=5,

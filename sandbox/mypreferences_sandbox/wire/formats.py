@@ -151,13 +151,36 @@ def _json_object(data: Any, schema: Schema, path: str, warnings: list[str]) -> A
     read: dict[str, Any] = {}
     for key, value in data.items():
         here = f"{path}.{key}" if path else key
-        known = schema.fields.get(key)
-        if known is None:
+        name = key if key in schema.fields else _names_ignoring_case(schema).get(_ordinal_upper(key))
+        if name is None:
             warnings.append(_ignored(here, key in getattr(schema, "read_only", ())))
             read[key] = value
-        else:
-            read[key] = _json_value(value, known, here, warnings)
+            continue
+        if name != key:
+            warnings.append(f"read '{here}' as '{name}' (Json.NET matches a property's name ignoring case)")
+        # A later key for the same property wins, as Json.NET sets the property again.
+        read.pop(name, None)
+        read[name] = _json_value(value, schema.fields[name], f"{path}.{name}" if path else name, warnings)
     return read
+
+
+def _ordinal_upper(text: str) -> str:
+    """``text`` as .NET's OrdinalIgnoreCase compares it: each character upper-cased alone (Python's
+    upper turns some into two, such as 'ß' into 'SS', which .NET leaves as they are)."""
+    return "".join(upper if len(upper := character.upper()) == 1 else character for character in text)
+
+
+def _names_ignoring_case(schema: Schema) -> dict[str, str]:
+    """A schema's field names by their ordinal upper case: what Json.NET binds a property name to
+    when no property has that name exactly (JsonPropertyCollection.GetClosestMatchProperty)."""
+    names = _closest.get(type(schema))
+    if names is None:
+        names = _closest[type(schema)] = {_ordinal_upper(name): name for name in schema.fields}
+    return names
+
+
+# Per schema class: its fields by their ordinal upper case (each schema's fields are fixed).
+_closest: dict[type, dict[str, str]] = {}
 
 
 def _json_value(value: Any, known: fields.Field, path: str, warnings: list[str]) -> Any:
