@@ -116,9 +116,6 @@ VENDOR_SAMPLE_ERRORS = {
     },
     "Addresses": ["Only one address can be the default; 2 have IsDefault true."],
     "Emails": ["Only one email can be the default; 2 have IsDefault true."],
-    "AlternateIds[1]": [
-        "The AlternateId 'sample string 2' of type 'sample string 1' appears more than once."
-    ],
 }
 
 

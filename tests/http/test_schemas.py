@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import minimal_profile, post_json
+from helpers import minimal_profile, post_json, send_xml, warnings_of
 
 ADDRESS = {"Address1": "1 Main St", "City": "Atlanta", "StateProvince": "GA", "PostalCode": "30301"}
 EMAIL = {"EmailAddress": "ann@example.com"}
@@ -210,7 +210,7 @@ def test_phone_numbers_may_all_be_default(profile_url):
     assert post_json(profile_url, minimal_profile(PhoneNumbers=[phone, phone])).status_code == 201
 
 
-def test_same_alternate_id_twice_in_one_request_is_400_ignoring_case(profile_url, served, client_id):
+def test_same_alternate_id_twice_in_one_request_is_kept_once_ignoring_case(profile_url, served, client_id):
     pairs = [
         {"AlternateIdType": "crm", "AlternateId": "A-1"},
         {"AlternateIdType": "crm", "AlternateId": "A-2"},
@@ -219,11 +219,21 @@ def test_same_alternate_id_twice_in_one_request_is_400_ignoring_case(profile_url
 
     response = post_json(profile_url, minimal_profile(AlternateIds=pairs))
 
-    assert response.status_code == 400
-    assert response.json()["ModelState"] == {
-        "AlternateIds[2]": ["The AlternateId 'a-1' of type 'CRM' appears more than once."]
-    }
-    assert served.profiles(client_id) == []
+    assert response.status_code == 201, response.text
+    assert response.json()["AlternateIds"] == pairs[:2]
+    assert "ignored 'AlternateIds[2]': it repeats an earlier AlternateId" in warnings_of(response)
+    assert served.profiles(client_id)[0]["AlternateIds"] == pairs[:2]
+
+
+def test_same_alternate_id_twice_in_an_xml_request_is_kept_once(profile_url, served, client_id):
+    entry = "<AlternateIdEntry><AlternateId>{}</AlternateId><AlternateIdType>crm</AlternateIdType></AlternateIdEntry>"
+    inner = f"<AlternateIds>{entry.format('A-1')}{entry.format('a-1')}</AlternateIds>"
+
+    response = send_xml("POST", profile_url, "CreateUserProfile", inner, Accept="application/json")
+
+    assert response.status_code == 201, response.text
+    assert response.json()["AlternateIds"] == [{"AlternateIdType": "crm", "AlternateId": "A-1"}]
+    assert "ignored 'AlternateIds[1]': it repeats an earlier AlternateId" in warnings_of(response)
 
 
 def test_every_error_is_reported_at_once(profile_url):

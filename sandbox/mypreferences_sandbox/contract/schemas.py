@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from itertools import islice
 from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
@@ -348,7 +347,7 @@ class CustomerName(Contract):
 
 # What JSON Schema cannot say of a profile's AlternateIds (uniqueItems would not ignore case).
 ALTERNATE_IDS = (
-    "Each (AlternateIdType, AlternateId) pair at most once, case ignored (400); a pair another profile "
+    "A pair a request repeats (case ignored) is kept once, with a warning; a pair another profile "
     "of the clientId holds is a 409 (a state document: two profiles holding one)."
 )
 
@@ -391,9 +390,6 @@ class CreateUserProfile(Contract):
             defaults = sum(1 for entry in _entries(original, name) if entry.get("IsDefault") is True)
             if defaults > 1:
                 errors[name] = [f"Only one {noun} can be the default; {defaults} have IsDefault true."]
-        duplicates = dict(islice(_repeated_alternate_ids(original), error_limit.get()))
-        if duplicates:
-            errors["AlternateIds"] = duplicates
         if errors:
             raise ValidationError(errors)
 
@@ -402,20 +398,6 @@ def _entries(original: Mapping, name: str) -> Iterator[Mapping]:
     value = original.get(name)
     if isinstance(value, list):
         yield from (entry for entry in value if isinstance(entry, Mapping))
-
-
-def _repeated_alternate_ids(original: Mapping) -> Iterator[tuple[int, list[str]]]:
-    """Each entry that repeats an earlier (type, id) pair of the same request, ignoring case."""
-    seen: set[tuple[str, str]] = set()
-    value = original.get("AlternateIds")
-    for index, entry in enumerate(value if isinstance(value, list) else []):
-        pair = alternate_id_pair(entry) if isinstance(entry, Mapping) else None
-        if pair is None:
-            continue
-        if pair in seen:
-            kind, ident = entry["AlternateIdType"], entry["AlternateId"]
-            yield index, [f"The AlternateId '{ident}' of type '{kind}' appears more than once."]
-        seen.add(pair)
 
 
 def alternate_id_pair(entry: Mapping) -> tuple[str, str] | None:

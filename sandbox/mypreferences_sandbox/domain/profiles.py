@@ -53,6 +53,22 @@ class Editor:
     warnings: list[str] = field(default_factory=list, compare=False)
 
 
+def _alternate_ids(entries: Iterable[Mapping[str, Any]], editor: Editor) -> list[dict]:
+    """A request's AlternateIds, each pair once: a later entry of a pair an earlier one holds (case
+    ignored) is dropped, with a warning. The vendor checks a pair against the profiles it stores,
+    and its own request sample repeats one; a profile holding a pair twice could not be told apart."""
+    kept: list[dict] = []
+    seen: set[tuple[str, str] | None] = set()
+    for index, entry in enumerate(entries):
+        pair = schemas.alternate_id_pair(entry)
+        if pair is not None and pair in seen:
+            editor.warnings.append(f"ignored 'AlternateIds[{index}]': it repeats an earlier AlternateId")
+            continue
+        seen.add(pair)
+        kept.append(_copy(entry, schemas.AlternateIdEntry))
+    return kept
+
+
 def edited(editor: Editor) -> dict:
     """A new ``Edited`` record: created and last modified by ``editor``, now."""
     stamp = timestamp(editor.now)
@@ -74,7 +90,7 @@ def new_profile(data: Mapping[str, Any], editor: Editor) -> dict:
         "CustomerType": _value(data, "CustomerType", account.customer_type),
         "PreservePreferences": _value(data, "PreservePreferences", default=True),
         "CustomerName": _copy(data.get("CustomerName") or {}, schemas.CustomerName),
-        "AlternateIds": [_copy(e, schemas.AlternateIdEntry) for e in data.get("AlternateIds") or ()],
+        "AlternateIds": _alternate_ids(data.get("AlternateIds") or (), editor),
         "Emails": [
             _copy(entry, schemas.EmailEntry) | {"IsDefault": _value(entry, "IsDefault"), "IsActive": True}
             for entry in data.get("Emails") or ()
