@@ -58,6 +58,59 @@ def test_deactivate_in_xml(profile_url, created):
     assert find(document, "ReasonCode").text == "moved"
 
 
+PREFERENCE = {"FilterId": "news", "PreferenceType": 1}
+
+
+def with_preferences(profile_url: str, preserve: bool) -> str:
+    """The URL of a new profile holding a preference of its own and one of its email."""
+    email = {"EmailAddress": "ann@example.com", "EmailPreferences": [PREFERENCE]}
+    body = minimal_profile(PreservePreferences=preserve, ProfilePreferences=[PREFERENCE], Emails=[email])
+    return f"{profile_url}/{post_json(profile_url, body).json()['ProfileId']}"
+
+
+def history_of(url: str) -> list[tuple[str, str, str | None]]:
+    entries = send("GET", f"{url}/PreferenceHistory").json()
+    return [(entry["FilterId"], entry["PreferenceStatus"], entry["ReasonCode"]) for entry in entries]
+
+
+def test_deactivating_a_profile_that_does_not_preserve_preferences_archives_them(profile_url):
+    url = with_preferences(profile_url, preserve=False)
+
+    deactivated = send("POST", f"{url}/Deactivate", {"Reason": "moved"}).json()
+    activated = send("POST", f"{url}/Activate").json()
+
+    assert "ProfilePreferences" not in deactivated and "EmailPreferences" not in deactivated["Emails"][0]
+    # Not restored: the profile did not preserve them.
+    assert "ProfilePreferences" not in activated and "EmailPreferences" not in activated["Emails"][0]
+    assert history_of(url)[-2:] == [("news", "Archived", "moved")] * 2
+
+
+def test_deactivating_a_profile_that_preserves_preferences_keeps_them(profile_url):
+    url = with_preferences(profile_url, preserve=True)
+
+    deactivated = send("POST", f"{url}/Deactivate").json()
+    activated = send("POST", f"{url}/Activate").json()
+
+    for answer in (deactivated, activated):
+        assert [p["FilterId"] for p in answer["ProfilePreferences"]] == ["news"]
+        assert [p["FilterId"] for p in answer["Emails"][0]["EmailPreferences"]] == ["news"]
+    assert {status for _, status, _ in history_of(url)} == {"Active"}
+
+
+@pytest.mark.parametrize("preserve", [True, False])
+def test_deactivating_in_xml_archives_the_preferences_a_profile_does_not_preserve(profile_url, preserve):
+    url = with_preferences(profile_url, preserve=preserve)
+
+    answer = send_xml(
+        "POST", f"{url}/Deactivate", "ReasonCode", "<Reason>moved</Reason>", Accept="application/xml"
+    )
+
+    kept = find(xml_of(answer), "ProfilePreferences/ProfilePreference/FilterId")
+    assert answer.status_code == 200
+    assert (kept.text if kept is not None else None) == ("news" if preserve else None)
+    assert (history_of(url)[-1][1:] == ("Archived", "moved")) is not preserve
+
+
 def test_reason_longer_than_256_is_400_and_changes_nothing(profile_url, created, served, client_id):
     response = send("POST", f"{profile_url}/{created['ProfileId']}/Deactivate", {"Reason": "r" * 257})
 

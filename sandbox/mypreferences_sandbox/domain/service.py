@@ -145,10 +145,18 @@ class ProfileService:
         )
 
     def deactivate(self, client_id: str, target: Target, reason: str | None, editor: Editor) -> dict:
-        """Deactivate a profile, keeping ``reason`` as its ReasonCode."""
-        return self._change(
-            client_id, target, lambda p: profiles.touch(profiles.set_active(p, False, reason), editor), editor
-        )
+        """Deactivate a profile, keeping ``reason`` as its ReasonCode. A profile that does not
+        preserve its preferences (``PreservePreferences`` false) loses them, archived with the
+        reason, as the vendor's Deactivate page says: an Activate does not bring them back."""
+        reasons: dict[Key, str | None] = {}
+
+        def change(current: dict) -> dict:
+            reasons.clear()  # a shared store runs a change again if another process wrote meanwhile
+            if current["PreservePreferences"] is False:
+                reasons.update(profiles.archive(current, {"GlobalDeactivate": True, "Reason_Code": reason}))
+            return profiles.touch(profiles.set_active(current, False, reason), editor)
+
+        return self._change(client_id, target, change, editor, reasons)
 
     def add_consents(
         self, client_id: str, target: Target, consents: Sequence[Mapping[str, Any]], editor: Editor
