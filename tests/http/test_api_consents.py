@@ -44,6 +44,8 @@ EASTERN_DATES = [
     ("2026-07-02T03:04:05", "2026-07-02T07:04:05.000Z"),  # EDT, UTC-4
     ("2026-03-08T03:30:00", "2026-03-08T07:30:00.000Z"),  # the first hour of daylight saving
     ("2026-07-02", "2026-07-02T04:00:00.000Z"),  # a date alone: midnight
+    ("2026-11-01T01:30:00", "2026-11-01T06:30:00.000Z"),  # the repeated hour: standard time, as .NET
+    ("2026-03-08T02:30:00", "2026-03-08T06:30:00.000Z"),  # the skipped hour: on daylight time
 ]
 
 

@@ -298,6 +298,25 @@ def test_json_property_names_are_matched_ignoring_case_as_json_net_does(profile_
     ]
 
 
+def test_an_object_or_list_named_again_in_another_case_is_filled_in_as_json_net_does(profile_url):
+    body = {
+        "CustomerName": {"FirstName": "Ann"},
+        "customerName": {"LastName": "Example"},
+        "Emails": [{"EmailAddress": "a@example.com"}],
+        "emails": [{"EmailAddress": "b@example.com"}],
+        "profileId": 5,
+    }
+
+    response = post_json(profile_url, body)
+
+    profile = response.json()
+    assert response.status_code == 201, response.text
+    assert (profile["CustomerName"]["FirstName"], profile["CustomerName"]["LastName"]) == ("Ann", "Example")
+    assert [email["EmailAddress"] for email in profile["Emails"]] == ["a@example.com", "b@example.com"]
+    assert profile["ProfileId"] != 5
+    assert "ignored read-only field 'profileId'" in warnings_of(response)
+
+
 def test_a_rule_broken_under_a_name_of_another_case_is_a_400_under_the_propertys_name(profile_url):
     response = post_json(profile_url, minimal_profile(customerType="x" * 101))
 

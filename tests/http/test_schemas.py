@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import minimal_profile, post_json, send_xml, warnings_of
+import requests
+from helpers import auth, minimal_profile, patch, post_json, send_xml, warnings_of
 
 ADDRESS = {"Address1": "1 Main St", "City": "Atlanta", "StateProvince": "GA", "PostalCode": "30301"}
 EMAIL = {"EmailAddress": "ann@example.com"}
@@ -223,6 +224,23 @@ def test_same_alternate_id_twice_in_one_request_is_kept_once_ignoring_case(profi
     assert response.json()["AlternateIds"] == pairs[:2]
     assert "ignored 'AlternateIds[2]': it repeats an earlier AlternateId" in warnings_of(response)
     assert served.profiles(client_id)[0]["AlternateIds"] == pairs[:2]
+
+
+def test_an_overwrite_and_a_patch_keep_a_repeated_alternate_id_once(profile_url, served, client_id):
+    url = f"{profile_url}/{post_json(profile_url, minimal_profile()).json()['ProfileId']}"
+    pair, again = (
+        {"AlternateIdType": "crm", "AlternateId": "A-1"},
+        {"AlternateIdType": "CRM", "AlternateId": "a-1"},
+    )
+
+    replaced = requests.put(url, json=minimal_profile(AlternateIds=[pair, again]), headers=auth(), timeout=10)
+    patched = patch(url, [{"op": "add", "path": "/AlternateIds/-", "value": again}])
+
+    assert (replaced.status_code, replaced.json()["AlternateIds"]) == (200, [pair])
+    assert (patched.status_code, patched.json()["AlternateIds"]) == (200, [pair])
+    for response in (replaced, patched):
+        assert "ignored 'AlternateIds[1]': it repeats an earlier AlternateId" in warnings_of(response)
+    assert served.profiles(client_id)[0]["AlternateIds"] == [pair]
 
 
 def test_same_alternate_id_twice_in_an_xml_request_is_kept_once(profile_url, served, client_id):

@@ -151,7 +151,8 @@ def moment(text: str, zone: tzinfo = UTC) -> datetime:
     """An ISO 8601 date and time in UTC (one without a zone is taken in ``zone``); ValueError or
     OverflowError when it is not one, or falls outside the years 1 to 9999 once in UTC."""
     parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).astimezone(UTC)
+    # fold=1: an hour a zone repeats is its later, standard-time one, as .NET's ConvertTimeToUtc reads it.
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone, fold=1)).astimezone(UTC)
 
 
 def phone_digits(number: str | None) -> str:

@@ -153,15 +153,29 @@ def _json_object(data: Any, schema: Schema, path: str, warnings: list[str]) -> A
         here = f"{path}.{key}" if path else key
         name = key if key in schema.fields else _names_ignoring_case(schema).get(_ordinal_upper(key))
         if name is None:
-            warnings.append(_ignored(here, key in getattr(schema, "read_only", ())))
+            read_only = {_ordinal_upper(field) for field in getattr(schema, "read_only", ())}
+            warnings.append(_ignored(here, _ordinal_upper(key) in read_only))
             read[key] = value
             continue
         if name != key:
             warnings.append(f"read '{here}' as '{name}' (Json.NET matches a property's name ignoring case)")
-        # A later key for the same property wins, as Json.NET sets the property again.
-        read.pop(name, None)
-        read[name] = _json_value(value, schema.fields[name], f"{path}.{name}" if path else name, warnings)
+        converted = _json_value(value, schema.fields[name], f"{path}.{name}" if path else name, warnings)
+        read[name] = _populated(read[name], converted) if name in read else converted
     return read
+
+
+def _populated(existing: Any, value: Any) -> Any:
+    """A property Json.NET meets again (under another case): a scalar is set again; an object or a
+    list it already holds is filled in, as ObjectCreationHandling.Auto reuses an existing value:
+    the object's properties set in turn, the list's entries appended."""
+    if isinstance(existing, dict) and isinstance(value, dict):
+        filled = dict(existing)
+        for key, item in value.items():
+            filled[key] = _populated(filled[key], item) if key in filled else item
+        return filled
+    if isinstance(existing, list) and isinstance(value, list):
+        return existing + value
+    return value
 
 
 def _ordinal_upper(text: str) -> str:
