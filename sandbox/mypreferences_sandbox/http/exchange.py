@@ -40,11 +40,12 @@ def documented(plane: str, summary: str, answers: Mapping[int, Answer], **detail
     and loaded (``body``), and what it returns (data, ``(data, status)`` or ``(data, status,
     headers)``) dumped through the shape its contract declares for that status."""
     declared = contract(plane, summary, answers, **details)
+    loads = _loads(declared)  # decided once, by the contract, not at every request
 
     def carry_out(view: Callable[..., Returned]) -> Callable[..., Response]:
         @functools.wraps(view)
         def carried_out(**arguments: Any) -> Response:
-            if _loads(declared):
+            if loads:
                 arguments["body"] = _loaded(declared)
             returned = view(**arguments)
             return returned if isinstance(returned, Response) else _answer(declared, returned)

@@ -151,9 +151,9 @@ def _json_object(data: Any, schema: Schema, path: str, warnings: list[str]) -> A
     read: dict[str, Any] = {}
     for key, value in data.items():
         here = f"{path}.{key}" if path else key
-        name = key if key in schema.fields else _names_ignoring_case(schema).get(_ordinal_upper(key))
+        names, read_only = _names_ignoring_case(schema)
+        name = key if key in schema.fields else names.get(_ordinal_upper(key))
         if name is None:
-            read_only = {_ordinal_upper(field) for field in getattr(schema, "read_only", ())}
             warnings.append(_ignored(here, _ordinal_upper(key) in read_only))
             read[key] = value
             continue
@@ -184,17 +184,20 @@ def _ordinal_upper(text: str) -> str:
     return "".join(upper if len(upper := character.upper()) == 1 else character for character in text)
 
 
-def _names_ignoring_case(schema: Schema) -> dict[str, str]:
-    """A schema's field names by their ordinal upper case: what Json.NET binds a property name to
-    when no property has that name exactly (JsonPropertyCollection.GetClosestMatchProperty)."""
-    names = _closest.get(type(schema))
-    if names is None:
-        names = _closest[type(schema)] = {_ordinal_upper(name): name for name in schema.fields}
-    return names
+def _names_ignoring_case(schema: Schema) -> tuple[dict[str, str], frozenset[str]]:
+    """A schema's field names by their ordinal upper case, what Json.NET binds a property name to
+    when no property has that name exactly (JsonPropertyCollection.GetClosestMatchProperty); and
+    its read-only names, upper-cased alike."""
+    found = _closest.get(type(schema))
+    if found is None:
+        names = {_ordinal_upper(name): name for name in schema.fields}
+        read_only = frozenset(_ordinal_upper(name) for name in getattr(schema, "read_only", ()))
+        found = _closest[type(schema)] = (names, read_only)
+    return found
 
 
-# Per schema class: its fields by their ordinal upper case (each schema's fields are fixed).
-_closest: dict[type, dict[str, str]] = {}
+# Per schema class, made once (each schema's fields are fixed): see _names_ignoring_case.
+_closest: dict[type, tuple[dict[str, str], frozenset[str]]] = {}
 
 
 def _json_value(value: Any, known: fields.Field, path: str, warnings: list[str]) -> Any:
