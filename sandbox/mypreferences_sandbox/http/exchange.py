@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import Flask, Response, current_app, request
 from marshmallow import Schema
@@ -98,23 +98,17 @@ def _answer(declared: Contract, returned: Returned) -> Response:
         if isinstance(returned, tuple) and len(returned) == 3
         else (*_paired(declared, returned), None)
     )
-    shape = declared.answers[status].shape
     if data is None:
         return Response(status=status, headers=dict(headers or {}))
-    if declared.plane != "vendor":
-        return json_response(_dumped(shape, data), status, headers)
-    schema, root, item = _dumped_as(shape, isinstance(data, list))
-    return respond(data, schema, root, status, headers, item)
-
-
-def _dumped(shape: Any, data: Any) -> Any:
-    """``data`` dumped through its answer's schema, or a list through its items' schema; as it is
-    for a shape of no schema (an OpenAPI object, or none)."""
-    if _is_schema(shape):
-        return dumping.dump(_instance(shape), data)
-    if isinstance(shape, Mapping) and _is_schema(shape.get("items")):
-        return dumping.dump(_instance(shape["items"]), data, many=True)
-    return data
+    many = isinstance(data, list)
+    dumped_as = _dumped_as(declared.answers[status].shape, many)
+    if declared.plane == "vendor":
+        assert dumped_as is not None  # every vendor answer with a body has its schema
+        schema, root, item = dumped_as
+        return respond(data, _instance(schema), root, status, headers, item)
+    # The sandbox's own answers: JSON, through their schema where they have one.
+    dumped = data if dumped_as is None else dumping.dump(_instance(dumped_as[0]), data, many=many)
+    return json_response(dumped, status, headers)
 
 
 def _paired(declared: Contract, returned: Returned) -> tuple[Any, int]:
@@ -123,18 +117,23 @@ def _paired(declared: Contract, returned: Returned) -> tuple[Any, int]:
     return returned, next(iter(declared.answers))
 
 
-def _dumped_as(shape: Any, many: bool) -> tuple[Schema, str, str]:
-    """The schema, XML root and XML item name of an answer's shape: a schema (its name is its root),
-    a list of one wrapped in an XML element, or one of those two, as the data is one or a list."""
+def _dumped_as(shape: Any, many: bool) -> tuple[type[Schema], str, str] | None:
+    """The schema an answer's shape dumps through, with its XML root and item names: a schema (its
+    name is its root), a list of one (wrapped in the XML element its ``xml`` names), or, of
+    ``oneOf``, the one that fits data of one or of a list; None for a shape of no schema."""
     if _is_schema(shape):
-        return _instance(shape), shape.__name__, ""
+        return shape, shape.__name__, ""
+    if not isinstance(shape, Mapping):
+        return None
     if "oneOf" in shape:
         return _dumped_as(next(one for one in shape["oneOf"] if _is_schema(one) != many), many)
-    entry = shape["items"]
-    return _instance(entry), shape["xml"]["name"], entry.__name__
+    entry = shape.get("items")
+    if not _is_schema(entry):
+        return None
+    return entry, shape.get("xml", {}).get("name", ""), entry.__name__
 
 
-def _is_schema(shape: Any) -> bool:
+def _is_schema(shape: Any) -> TypeGuard[type[Schema]]:
     return isinstance(shape, type) and issubclass(shape, Schema)
 
 
